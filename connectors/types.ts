@@ -1,0 +1,141 @@
+// The small interfaces every connector implements. A connector is one folder, connectors/<type>/,
+// whose index.ts exports `source` and/or `destination` (see registry.ts).
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type {
+  DeleteBehavior,
+  DestinationSpec,
+  Mapping,
+  ModelSpec,
+  RowOperation,
+  SourceSpec,
+  SyncMode,
+  SyncSpec,
+} from '../crds/index.ts';
+import type { SecretResolver } from '../runner/secrets.ts';
+
+export type { RowOperation };
+
+/** Structured log lines; never pass a credential. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface ConnectorContext {
+  secrets: SecretResolver;
+  log: Logger;
+  signal: AbortSignal;
+  /** A private scratch folder on local disk, removed after the run. */
+  tmpDir: string;
+}
+
+/** A column as staged in DuckDB. */
+export interface ColumnInfo {
+  name: string;
+  /** DuckDB logical type, e.g. BIGINT, DECIMAL(38,9), TIMESTAMP WITH TIME ZONE, JSON, VARCHAR[]. */
+  type: string;
+  /** The type as the source named it, for messages. */
+  sourceType?: string;
+}
+
+export interface StageRequest extends ConnectorContext {
+  /** The source's own settings (the block named by its type), with the rest of its spec. */
+  source: SourceSpec;
+  model: ModelSpec;
+  /** Open DuckDB connection; create exactly this table and fill it with the model's rows. */
+  duck: DuckDBConnection;
+  table: string;
+  /** Labels for query tags and logs. */
+  labels: { namespace: string; sync: string; runId: string };
+}
+
+export interface StageResult {
+  columns: ColumnInfo[];
+  rows: number;
+}
+
+export interface SourceConnector {
+  /** Connect and authenticate (and run a trivial query). Throws a SynclineError with a reason. */
+  check(source: SourceSpec, ctx: ConnectorContext): Promise<void>;
+  /**
+   * Stream the model's rows into DuckDB table `req.table` without holding them in memory, keeping
+   * types (COPY to a temp file and read_csv with declared types, read_parquet, or DuckDB's appender).
+   */
+  stage(req: StageRequest): Promise<StageResult>;
+}
+
+/** One change to deliver. `fields` are the mapped destination fields (nested objects for dotted targets). */
+export interface RowChange {
+  operation: RowOperation;
+  /** Primary key value as text (the key the diff store and debugger use). */
+  key: string;
+  fields: Record<string, unknown>;
+  /** Unique per row operation and stable across retries and re-runs of the same change. */
+  idempotencyKey: string;
+}
+
+export type RowResult =
+  | { ok: true }
+  | {
+      ok: false;
+      /** Why the destination rejected the row, for people. */
+      reason: string;
+      /** A transient failure (429, 5xx, timeout, connection reset): the engine retries it with backoff. */
+      retryable: boolean;
+      /** From a Retry-After header, when there was one. */
+      retryAfterMs?: number;
+    };
+
+export interface DebugRequest {
+  operation: string;
+  /** Method and URL, or table and statement kind. Credentials redacted. */
+  target: string;
+  keys: string[];
+  status?: number | string;
+  latencyMs: number;
+  requestBody?: string;
+  responseBody?: string;
+  error?: string;
+}
+
+export interface DeliveryContext extends ConnectorContext {
+  sync: { namespace: string; name: string; spec: SyncSpec };
+  destination: DestinationSpec;
+  /** Every model column as staged, and the primary key column. */
+  columns: ColumnInfo[];
+  primaryKey: string;
+  mappings: Mapping[];
+  /** Waits for the rate limiter; call once before each request a connector makes. */
+  acquire(): Promise<void>;
+  /** Record one request for the live debugger (bodies are truncated and redacted by the engine). */
+  debug(request: DebugRequest): void;
+}
+
+export interface DestinationWriter {
+  /** Deliver a batch; return exactly one result per change, in order. Throw only when nothing was applied. */
+  write(batch: RowChange[]): Promise<RowResult[]>;
+  close(): Promise<void>;
+}
+
+export interface DestinationCapabilities {
+  modes: readonly SyncMode[];
+  deleteBehaviors: readonly DeleteBehavior[];
+  /** Custom destinations compare every model column, not only the mapped ones. */
+  comparesAllColumns: boolean;
+  defaultBatchSize: number;
+  /** Whether the destination needs Sync.spec.target.table / object. */
+  needsTarget?: 'table' | 'object';
+}
+
+export interface DestinationConnector {
+  capabilities: DestinationCapabilities;
+  check(destination: DestinationSpec, ctx: ConnectorContext): Promise<void>;
+  open(ctx: DeliveryContext): Promise<DestinationWriter>;
+}
+
+export interface ConnectorModule {
+  source?: SourceConnector;
+  destination?: DestinationConnector;
+}

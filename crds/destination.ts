@@ -1,0 +1,121 @@
+import { z } from 'zod';
+import { connectionStatus, gcsCredentials, s3Credentials, secretValue, tlsSettings, valueOrSecret } from './common.ts';
+import { withRules } from './rules.ts';
+import { exactlyTheSettingsOf } from './settings-rule.ts';
+
+export const DESTINATION_TYPES = ['http', 'postgres', 'files'] as const;
+export type DestinationType = (typeof DESTINATION_TYPES)[number];
+
+export const ROW_OPERATIONS = ['insert', 'update', 'upsert', 'delete', 'clear', 'archive'] as const;
+export type RowOperation = (typeof ROW_OPERATIONS)[number];
+
+const httpMethod = z.enum(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+const httpHeader = withRules(
+  valueOrSecret.extend({
+    name: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a valid HTTP header name')
+      .describe('Header name.'),
+  }),
+  [
+    {
+      cel: 'has(self.value) != has(self.valueFrom)',
+      check: (h) => (h.value !== undefined) !== (h.valueFrom !== undefined),
+      message: 'set exactly one of value or valueFrom.secretKeyRef for each header',
+    },
+  ],
+);
+
+const httpRequest = z.object({
+  method: httpMethod.optional().describe('HTTP method for this operation.'),
+  url: z
+    .string()
+    .min(1)
+    .max(2048)
+    .optional()
+    .describe('URL for this operation; a Liquid template over the row, e.g. https://api.example.com/users/{{ row.id }}.'),
+});
+
+export const httpDestinationSettings = z
+  .object({
+    url: z
+      .string()
+      .min(1)
+      .max(2048)
+      .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
+      .describe('Request URL; a Liquid template over the row, e.g. https://api.example.com/users/{{ row.id }}.'),
+    method: httpMethod.default('POST').describe('HTTP method.'),
+    headers: z
+      .array(httpHeader)
+      .max(64)
+      .optional()
+      .describe('Headers sent with each request; values may come from Secrets.'),
+    body: z
+      .enum(['row', 'batch'])
+      .default('row')
+      .describe('row: one request per row operation; batch: one request with a JSON array of row operations.'),
+    batchSize: z.number().int().min(1).max(10000).default(100).describe('Rows per request when body is batch.'),
+    operations: z
+      .object(Object.fromEntries(ROW_OPERATIONS.map((op) => [op, httpRequest.optional()])))
+      .optional()
+      .describe('Per-operation overrides of method and URL (for example DELETE on removed rows).'),
+    idempotencyKeyHeader: z
+      .string()
+      .max(256)
+      .default('Idempotency-Key')
+      .describe('Header carrying a key unique to each row operation, so that retries are safe. Empty to omit.'),
+    timeoutSeconds: z.number().int().min(1).max(600).default(30).describe('Timeout of one request.'),
+  })
+  .describe('A custom HTTP API: one JSON request per row operation, or per batch.');
+
+export const postgresDestinationSettings = z
+  .object({
+    host: z.string().min(1).max(253).describe('Host name or IP address of the server.'),
+    port: z.number().int().min(1).max(65535).default(5432).describe('TCP port.'),
+    database: z.string().min(1).max(63).describe('Database to write to.'),
+    user: z.string().min(1).max(63).describe('User to connect as.'),
+    password: secretValue.optional().describe('Password of the user.'),
+    tls: tlsSettings.optional(),
+    schema: z.string().min(1).max(63).default('public').describe('Schema of the target tables.'),
+  })
+  .describe('A PostgreSQL table: rows are written with COPY into a temporary table and one statement per operation.');
+
+export const filesDestinationSettings = z
+  .object({
+    url: z
+      .string()
+      .min(1)
+      .max(2048)
+      .describe('Folder to write to: a local path or file:// URL, s3://bucket/prefix or gs://bucket/prefix.'),
+    format: z.enum(['csv', 'jsonl', 'parquet']).default('jsonl').describe('File format.'),
+    s3: s3Credentials.optional(),
+    gcs: gcsCredentials.optional(),
+  })
+  .describe('Files: each run writes its row operations (or, in mode all, the whole model) as one file.');
+
+export const rateLimit = z
+  .object({
+    requestsPerSecond: z.number().min(0.01).max(100000).optional().describe('Most requests started per second.'),
+    concurrency: z.number().int().min(1).max(256).default(4).describe('Most requests in flight at once.'),
+  })
+  .describe('Limits that protect the destination; a Sync may lower them, never raise them.');
+
+export const destinationSpec = exactlyTheSettingsOf(
+  z
+    .object({
+      type: z.enum(DESTINATION_TYPES).describe('Kind of tool or service the rows are sent to.'),
+      http: httpDestinationSettings.optional(),
+      postgres: postgresDestinationSettings.optional(),
+      files: filesDestinationSettings.optional(),
+      rateLimit: rateLimit.optional(),
+    })
+    .describe('A tool or service to send rows to. Set type and the settings block of the same name.'),
+  DESTINATION_TYPES,
+);
+export type DestinationSpec = z.infer<typeof destinationSpec>;
+
+export const destinationStatus = connectionStatus.describe('Observed state of the Destination.');
+export type DestinationStatus = z.infer<typeof destinationStatus>;

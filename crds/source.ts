@@ -1,0 +1,106 @@
+import { z } from 'zod';
+import { connectionStatus, gcsCredentials, s3Credentials, secretValue, tlsSettings } from './common.ts';
+import { exactlyTheSettingsOf } from './settings-rule.ts';
+
+export const SOURCE_TYPES = ['postgres', 'mysql', 'snowflake', 'bigquery', 'files'] as const;
+export type SourceType = (typeof SOURCE_TYPES)[number];
+
+const host = z.string().min(1).max(253).describe('Host name or IP address of the server.');
+
+export const postgresSourceSettings = z
+  .object({
+    host,
+    port: z.number().int().min(1).max(65535).default(5432).describe('TCP port.'),
+    database: z.string().min(1).max(63).describe('Database to connect to.'),
+    user: z.string().min(1).max(63).describe('User to connect as.'),
+    password: secretValue.optional().describe('Password of the user.'),
+    tls: tlsSettings.optional(),
+    statementTimeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('Cancel a model query that runs longer than this.'),
+  })
+  .describe('Connection settings for type postgres.');
+
+export const mysqlSourceSettings = z
+  .object({
+    host,
+    port: z.number().int().min(1).max(65535).default(3306).describe('TCP port.'),
+    database: z.string().min(1).max(64).describe('Database (schema) to connect to.'),
+    user: z.string().min(1).max(80).describe('User to connect as.'),
+    password: secretValue.optional().describe('Password of the user.'),
+    tls: tlsSettings.optional(),
+  })
+  .describe('Connection settings for type mysql.');
+
+export const snowflakeSourceSettings = z
+  .object({
+    account: z.string().min(1).max(255).describe('Account identifier, e.g. myorg-myaccount.'),
+    user: z.string().min(1).max(255).describe('User to connect as.'),
+    password: secretValue.optional().describe('Password (use privateKey for key-pair authentication instead).'),
+    privateKey: secretValue.optional().describe('PEM private key for key-pair (JWT) authentication.'),
+    privateKeyPassphrase: secretValue.optional().describe('Passphrase of an encrypted privateKey.'),
+    warehouse: z.string().min(1).max(255).describe('Warehouse that runs the model queries.'),
+    role: z.string().max(255).optional().describe('Role to use.'),
+    database: z.string().min(1).max(255).describe('Default database.'),
+    schema: z.string().max(255).optional().describe('Default schema.'),
+    statementTimeoutSeconds: z.number().int().min(1).optional().describe('Cancel a query that runs longer.'),
+    host: z.string().max(2048).optional().describe('Override the account URL host (private link, testing).'),
+  })
+  .describe('Connection settings for type snowflake.');
+
+export const bigquerySourceSettings = z
+  .object({
+    project: z.string().min(1).max(128).describe('Google Cloud project that runs the query jobs.'),
+    dataset: z.string().max(1024).optional().describe('Default dataset for unqualified table names.'),
+    location: z.string().max(64).optional().describe('Location of the datasets, e.g. EU or us-central1.'),
+    serviceAccountKey: secretValue.optional().describe('Service-account JSON key. Omit to use workload identity.'),
+    apiEndpoint: z.string().max(2048).optional().describe('API endpoint, for emulators. Omit for Google Cloud.'),
+  })
+  .describe('Connection settings for type bigquery.');
+
+export const filesSourceSettings = z
+  .object({
+    url: z
+      .string()
+      .min(1)
+      .max(2048)
+      .describe(
+        'Folder holding the files: a local path or file:// URL, s3://bucket/prefix or gs://bucket/prefix. ' +
+          "A Model's table and relative paths in its query resolve against it.",
+      ),
+    format: z
+      .enum(['csv', 'jsonl', 'parquet'])
+      .optional()
+      .describe('File format; by default inferred from the file extension.'),
+    csv: z
+      .object({
+        delimiter: z.string().min(1).max(4).default(',').describe('Field delimiter.'),
+        header: z.boolean().default(true).describe('Whether the first line holds the column names.'),
+      })
+      .optional()
+      .describe('CSV options.'),
+    s3: s3Credentials.optional(),
+    gcs: gcsCredentials.optional(),
+  })
+  .describe('Settings for type files: CSV, JSON lines or Parquet files, read through DuckDB.');
+
+export const sourceSpec = exactlyTheSettingsOf(
+  z
+    .object({
+      type: z.enum(SOURCE_TYPES).describe('Kind of system the data is stored in.'),
+      postgres: postgresSourceSettings.optional(),
+      mysql: mysqlSourceSettings.optional(),
+      snowflake: snowflakeSourceSettings.optional(),
+      bigquery: bigquerySourceSettings.optional(),
+      files: filesSourceSettings.optional(),
+    })
+    .describe('Where business data is stored. Set type and the settings block of the same name.'),
+  SOURCE_TYPES,
+);
+export type SourceSpec = z.infer<typeof sourceSpec>;
+
+export const sourceStatus = connectionStatus.describe('Observed state of the Source.');
+export type SourceStatus = z.infer<typeof sourceStatus>;

@@ -1,0 +1,265 @@
+import { z } from 'zod';
+import { conditions, localObjectReference } from './common.ts';
+import { CRON_RE, CRON_RE_SOURCE, GO_DURATION_RE, celString, parseGoDuration, withRules } from './rules.ts';
+
+export const SYNC_MODES = ['upsert', 'update', 'insert', 'all', 'archive'] as const;
+export type SyncMode = (typeof SYNC_MODES)[number];
+
+export const DELETE_BEHAVIORS = ['ignore', 'clear', 'delete'] as const;
+export type DeleteBehavior = (typeof DELETE_BEHAVIORS)[number];
+
+export const MIN_INTERVAL_MS = 10_000;
+
+export const mapping = withRules(
+  z
+    .object({
+      to: z
+        .string()
+        .min(1)
+        .max(512)
+        .describe('Destination field. Dots address nested fields of JSON destinations: address.city.'),
+      from: z.string().min(1).max(255).optional().describe('Model column whose value is sent.'),
+      value: z
+        .json()
+        .optional()
+        .describe('A static value sent for every row (any JSON value).')
+        .meta({ 'x-kubernetes-preserve-unknown-fields': true }),
+      template: z
+        .string()
+        .min(1)
+        .max(8192)
+        .optional()
+        .describe('A Liquid template over the row, for computed fields: {{ row.first_name }} {{ row.last_name }}.'),
+    })
+    .describe('One destination field and where its value comes from: a column, a static value or a template.'),
+  [
+    {
+      cel: '[has(self.from), has(self.value), has(self.template)].filter(x, x).size() == 1',
+      check: (m) => [m.from, m.value, m.template].filter((x) => x !== undefined).length === 1,
+      message: 'each mapping needs exactly one of from (a column), value (a static value) or template',
+    },
+  ],
+);
+export type Mapping = z.infer<typeof mapping>;
+
+export const schedule = withRules(
+  z
+    .object({
+      interval: z
+        .string()
+        .max(64)
+        .optional()
+        .describe('Run every this long, as a duration: 30s, 15m, 1h, 1h30m (at least 10s).'),
+      cron: z
+        .string()
+        .max(256)
+        .optional()
+        .describe('Run on a five-field cron schedule (minute hour day month weekday), or @hourly, @daily, ...'),
+      timeZone: z
+        .string()
+        .max(64)
+        .optional()
+        .describe('IANA time zone of the cron schedule, e.g. Europe/Berlin. Defaults to UTC.'),
+    })
+    .describe('When the Sync runs. Omit both interval and cron to run only when triggered.'),
+  [
+    {
+      cel: '!(has(self.interval) && has(self.cron))',
+      check: (s) => !(s.interval !== undefined && s.cron !== undefined),
+      message: 'set at most one of schedule.interval and schedule.cron',
+    },
+    {
+      cel: `!has(self.interval) || (self.interval.matches(${celString(GO_DURATION_RE.source)}) && duration(self.interval) >= duration('10s'))`,
+      check: (s) => s.interval === undefined || (parseGoDuration(s.interval) ?? 0) >= MIN_INTERVAL_MS,
+      message: 'schedule.interval must be a duration such as 30s, 15m, 1h or 1h30m, and at least 10s',
+      fieldPath: '.interval',
+    },
+    {
+      cel: `!has(self.cron) || self.cron.matches(${celString(CRON_RE_SOURCE)})`,
+      check: (s) => s.cron === undefined || CRON_RE.test(s.cron),
+      message: "schedule.cron must be a five-field cron expression such as '*/15 * * * *', or @hourly, @daily",
+      fieldPath: '.cron',
+    },
+    {
+      cel: '!has(self.timeZone) || has(self.cron)',
+      check: (s) => s.timeZone === undefined || s.cron !== undefined,
+      message: 'schedule.timeZone applies only to schedule.cron',
+      fieldPath: '.timeZone',
+    },
+  ],
+);
+export type Schedule = z.infer<typeof schedule>;
+
+export const syncSpec = withRules(
+  z
+    .object({
+      modelRef: localObjectReference.describe('The Model whose rows are synced.'),
+      destinationRef: localObjectReference.describe('The Destination the rows are sent to.'),
+      mode: z
+        .enum(SYNC_MODES)
+        .describe(
+          'upsert: create or update changed rows; update: update existing records only; insert: only rows not ' +
+            'sent before; all: every row every run, the destination ends equal to the model; archive: archive ' +
+            '(or delete) every row of the model in the destination, every run.',
+        ),
+      deleteBehavior: z
+        .enum(DELETE_BEHAVIORS)
+        .default('ignore')
+        .describe(
+          'For upsert, update and insert: what happens to records whose rows left the model: ignore, clear ' +
+            '(empty the mapped fields) or delete.',
+        ),
+      archiveBehavior: z
+        .enum(['archive', 'delete'])
+        .default('archive')
+        .describe('For mode archive: archive the records, or delete them.'),
+      target: z
+        .object({
+          table: z.string().min(1).max(255).optional().describe('Table to write (postgres destinations).'),
+          object: z.string().min(1).max(255).optional().describe('Object type or file name prefix in the destination.'),
+        })
+        .optional()
+        .describe('Where in the destination the rows go.'),
+      mappings: z
+        .array(mapping)
+        .max(500)
+        .optional()
+        .describe(
+          'Destination fields and their values. Omit to send every model column as a field of the same name.',
+        ),
+      schedule: schedule.optional(),
+      paused: z.boolean().default(false).describe('Stop starting runs; a run in progress finishes.'),
+      dependsOn: z
+        .array(localObjectReference)
+        .max(32)
+        .optional()
+        .describe('Run after each of these Syncs (same namespace) has succeeded since this one last ran.'),
+      invalidPrimaryKeys: z
+        .enum(['fail', 'skip'])
+        .default('fail')
+        .describe('Rows with a null or duplicated primary key fail the run (fail), or are left out and reported (skip).'),
+      safety: z
+        .object({
+          maxDeleteShare: z
+            .number()
+            .min(0)
+            .max(1)
+            .default(0.5)
+            .describe('Largest share of synced records one run may delete or clear (0 to 1).'),
+          allowLargeDeletes: z.boolean().default(false).describe('Let one run delete or clear more than that.'),
+        })
+        .optional()
+        .describe('A rail against accidental mass deletion, e.g. after a broken model query returned no rows.'),
+      delivery: z
+        .object({
+          batchSize: z.number().int().min(1).max(100000).optional().describe('Row operations per batch.'),
+          concurrency: z.number().int().min(1).max(256).optional().describe('Batches in flight at once.'),
+          requestsPerSecond: z.number().min(0.01).max(100000).optional().describe('Most requests per second.'),
+          maxRetries: z
+            .number()
+            .int()
+            .min(0)
+            .max(20)
+            .default(5)
+            .describe('Retries of a transient failure (429, 5xx, timeout) before a row is rejected.'),
+        })
+        .optional()
+        .describe('How changes are delivered.'),
+      diffStore: z
+        .object({
+          url: z
+            .string()
+            .min(1)
+            .max(2048)
+            .regex(/^(s3|gs|file):\/\//, 'must be an s3://, gs:// or file:// URL')
+            .describe('s3://bucket/prefix, gs://bucket/prefix or file:///path.'),
+        })
+        .optional()
+        .describe("Override the operator's diff store for this Sync."),
+      snapshotPolicy: z
+        .enum(['retain', 'delete'])
+        .default('retain')
+        .describe('What happens to the diff-store folder when the Sync is deleted.'),
+      runner: z
+        .object({
+          resources: z
+            .object({
+              requests: z.record(z.string(), z.string()).optional().describe('Requested cpu, memory, ephemeral-storage.'),
+              limits: z.record(z.string(), z.string()).optional().describe('Limits of cpu, memory, ephemeral-storage.'),
+            })
+            .optional()
+            .describe('Resources of the runner container.'),
+          activeDeadlineSeconds: z.number().int().min(30).optional().describe('Kill a run that takes longer.'),
+          memoryLimit: z.string().max(32).optional().describe("DuckDB's memory limit, e.g. 1GB."),
+        })
+        .optional()
+        .describe('Overrides of the runner Job for this Sync.'),
+      historyLimit: z.number().int().min(1).max(100).default(10).describe('Finished runs kept in status and as Jobs.'),
+    })
+    .describe('How the rows of a Model appear in a Destination, and when.'),
+  [
+    {
+      cel: '!has(self.mappings) || self.mappings.all(m, self.mappings.exists_one(n, n.to == m.to))',
+      check: (s) => new Set((s.mappings ?? []).map((m) => m.to)).size === (s.mappings ?? []).length,
+      message: 'mapping targets must be unique: each destination field may be written by only one mapping',
+      fieldPath: '.mappings',
+    },
+    {
+      cel: "self.deleteBehavior == 'ignore' || self.mode in ['upsert', 'update', 'insert']",
+      check: (s) => s.deleteBehavior === 'ignore' || ['upsert', 'update', 'insert'].includes(s.mode),
+      message: 'deleteBehavior applies only to modes upsert, update and insert',
+      fieldPath: '.deleteBehavior',
+    },
+  ],
+);
+export type SyncSpec = z.infer<typeof syncSpec>;
+
+export const runCounts = z.object({
+  queried: z.number().int().min(0).describe('Rows the model query returned.'),
+  added: z.number().int().min(0).describe('Rows new since the last snapshot.'),
+  changed: z.number().int().min(0).describe('Rows changed since the last snapshot.'),
+  removed: z.number().int().min(0).describe('Rows that left the model.'),
+  delivered: z.number().int().min(0).describe('Row operations the destination accepted.'),
+  failed: z.number().int().min(0).describe('Row operations the destination rejected.'),
+  skipped: z.number().int().min(0).default(0).describe('Rows left out for an invalid primary key.'),
+});
+export type RunCounts = z.infer<typeof runCounts>;
+
+export const RUN_RESULTS = ['Succeeded', 'PartiallySucceeded', 'Failed'] as const;
+
+export const runRecord = z.object({
+  id: z.string().max(128).describe('Run ID.'),
+  job: z.string().max(253).optional().describe('Name of the runner Job.'),
+  trigger: z.enum(['schedule', 'manual', 'dependency', 'resync']).optional().describe('What started the run.'),
+  fullResync: z.boolean().optional().describe('Whether the run ignored the previous snapshot.'),
+  startedAt: z.string().optional().describe('When the run started (RFC 3339).'),
+  finishedAt: z.string().optional().describe('When the run finished (RFC 3339).'),
+  result: z.enum(RUN_RESULTS).optional().describe('Succeeded, PartiallySucceeded (some rows rejected) or Failed.'),
+  reason: z.string().max(1024).optional().describe('CamelCase reason of a failure.'),
+  counts: runCounts.optional(),
+  message: z.string().max(4096).optional().describe('What happened, and what to do about a failure.'),
+  snapshot: z.string().max(1024).optional().describe('Snapshot the run committed.'),
+});
+export type RunRecord = z.infer<typeof runRecord>;
+
+export const syncStatus = z
+  .object({
+    observedGeneration: z.number().int().min(0).optional().describe('The .metadata.generation last reconciled.'),
+    conditions,
+    phase: z
+      .enum(['Pending', 'Querying', 'Diffing', 'Delivering', 'Succeeded', 'Failed'])
+      .optional()
+      .describe('For display only; use conditions for decisions.'),
+    schedule: z.string().max(512).optional().describe('The schedule in words, for kubectl get.'),
+    activeRun: runRecord.optional().describe('The run in progress, if any.'),
+    lastRun: runRecord.optional().describe('The last finished run.'),
+    lastSuccessfulRunAt: z.string().optional().describe('When the last successful run finished (RFC 3339).'),
+    nextRunAt: z.string().optional().describe('When the next scheduled run is due (RFC 3339).'),
+    history: z.array(runRecord).max(100).optional().describe('Recent finished runs, newest first.'),
+    skippedRuns: z.number().int().min(0).optional().describe('Scheduled runs skipped because one was still active.'),
+    handledRunRequest: z.string().max(128).optional().describe('The last run-requested-at annotation acted on.'),
+    handledResyncRequest: z.string().max(128).optional().describe('The last resync-requested-at annotation acted on.'),
+    modelFingerprint: z.string().max(128).optional().describe('Fingerprint of the model columns last synced.'),
+  })
+  .describe('Observed state of the Sync.');
+export type SyncStatus = z.infer<typeof syncStatus>;

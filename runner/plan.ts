@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import {
+  API_VERSION,
+  destinationSpec,
+  gcsCredentials,
+  modelSpec,
+  s3Credentials,
+  sourceSpec,
+  syncSpec,
+} from '../crds/index.ts';
+
+const named = <S extends z.ZodType>(spec: S) =>
+  z.object({
+    name: z.string(),
+    uid: z.string().optional(),
+    generation: z.number().int().optional(),
+    spec,
+  });
+
+export const diffStoreSettings = z.object({
+  url: z.string().describe('s3://bucket/prefix, gs://bucket/prefix or file:///path'),
+  s3: s3Credentials.optional(),
+  gcs: gcsCredentials.optional(),
+});
+export type DiffStoreSettings = z.infer<typeof diffStoreSettings>;
+
+/**
+ * Everything one run needs, resolved by the operator (or the CLI) when the run starts and fixed for the
+ * run even if the resources change meanwhile. Credentials stay `secretKeyRef`s; the runner resolves them
+ * from its environment (see secrets.ts).
+ */
+export const runPlan = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('RunPlan'),
+  runId: z.string().min(1).max(128),
+  namespace: z.string(),
+  trigger: z.enum(['schedule', 'manual', 'dependency', 'resync']).default('manual'),
+  fullResync: z.boolean().default(false),
+  /** Compute the diff and report it, deliver and commit nothing. */
+  dryRun: z.boolean().default(false),
+  sync: named(syncSpec),
+  model: named(modelSpec),
+  source: named(sourceSpec),
+  destination: named(destinationSpec),
+  diffStore: diffStoreSettings,
+  runner: z
+    .object({
+      memoryLimit: z.string().optional(),
+      tmpDir: z.string().optional(),
+      debuggerRetentionDays: z.number().int().min(0).default(7),
+    })
+    .default({ debuggerRetentionDays: 7 }),
+});
+export type RunPlan = z.infer<typeof runPlan>;
+
+/** A connection check of one Source or Destination, run by a short Job (or the CLI). */
+export const checkPlan = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('CheckPlan'),
+  namespace: z.string(),
+  target: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('Source'), name: z.string(), spec: sourceSpec }),
+    z.object({ kind: z.literal('Destination'), name: z.string(), spec: destinationSpec }),
+  ]),
+});
+export type CheckPlan = z.infer<typeof checkPlan>;
