@@ -59,7 +59,11 @@ export const httpDestinationSettings = z
       .describe('row: one request per row operation; batch: one request with a JSON array of row operations.'),
     batchSize: z.number().int().min(1).max(10000).default(100).describe('Rows per request when body is batch.'),
     operations: z
-      .object(Object.fromEntries(ROW_OPERATIONS.map((op) => [op, httpRequest.optional()])))
+      .object(
+        Object.fromEntries(
+          ROW_OPERATIONS.map((op) => [op, httpRequest.optional().describe(`Method and URL of ${op} requests.`)]),
+        ),
+      )
       .optional()
       .describe('Per-operation overrides of method and URL (for example DELETE on removed rows).'),
     idempotencyKeyHeader: z

@@ -16,14 +16,18 @@ export const mapping = withRules(
       to: z
         .string()
         .min(1)
-        .max(512)
+        .max(256)
         .describe('Destination field. Dots address nested fields of JSON destinations: address.city.'),
       from: z.string().min(1).max(255).optional().describe('Model column whose value is sent.'),
       value: z
-        .json()
+        .string()
+        .max(8192)
         .optional()
-        .describe('A static value sent for every row (any JSON value).')
-        .meta({ 'x-kubernetes-preserve-unknown-fields': true }),
+        .describe('A static value sent for every row, as text; valueType says how to send it.'),
+      valueType: z
+        .enum(['string', 'number', 'boolean', 'json'])
+        .default('string')
+        .describe('How a static value is sent: as a string, a number, a boolean, or parsed JSON.'),
       template: z
         .string()
         .min(1)
@@ -37,6 +41,24 @@ export const mapping = withRules(
       cel: '[has(self.from), has(self.value), has(self.template)].filter(x, x).size() == 1',
       check: (m) => [m.from, m.value, m.template].filter((x) => x !== undefined).length === 1,
       message: 'each mapping needs exactly one of from (a column), value (a static value) or template',
+    },
+    {
+      cel: "self.valueType == 'string' || has(self.value)",
+      check: (m) => m.valueType === 'string' || m.value !== undefined,
+      message: 'valueType applies only to a static value: add value, or remove valueType',
+      fieldPath: '.valueType',
+    },
+    {
+      cel: "!has(self.value) || self.valueType != 'number' || self.value.matches('^-?[0-9]+(\\\\.[0-9]+)?([eE][-+]?[0-9]+)?$')",
+      check: (m) => m.value === undefined || m.valueType !== 'number' || /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/.test(m.value),
+      message: 'value must be a number when valueType is number, e.g. 42 or 3.14',
+      fieldPath: '.value',
+    },
+    {
+      cel: "!has(self.value) || self.valueType != 'boolean' || self.value in ['true', 'false']",
+      check: (m) => m.value === undefined || m.valueType !== 'boolean' || m.value === 'true' || m.value === 'false',
+      message: 'value must be true or false when valueType is boolean',
+      fieldPath: '.value',
     },
   ],
 );
@@ -122,7 +144,7 @@ export const syncSpec = withRules(
         .describe('Where in the destination the rows go.'),
       mappings: z
         .array(mapping)
-        .max(500)
+        .max(200)
         .optional()
         .describe(
           'Destination fields and their values. Omit to send every model column as a field of the same name.',

@@ -1,0 +1,24 @@
+// Global setup of the vitest project "kube": one real control plane shared by the project's test files.
+import type { TestProject } from 'vitest/node';
+import { startKube, type KubeStack } from './kube.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    kubeconfigPath: string;
+    kubeServer: string;
+  }
+}
+
+let stack: KubeStack | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  const started = Date.now();
+  stack = await startKube({ controllerManager: true, log: (line) => console.log(`[stack] ${line}`) });
+  console.log(`[stack] control plane ready at ${stack.server} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  project.provide('kubeconfigPath', stack.kubeconfigPath);
+  project.provide('kubeServer', stack.server);
+}
+
+export async function teardown(): Promise<void> {
+  await stack?.stop();
+}
