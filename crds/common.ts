@@ -40,10 +40,17 @@ export const secretValue = z
   .describe('A credential, read from a Secret key. Plain values are not accepted.');
 export type SecretValue = z.infer<typeof secretValue>;
 
+/** A credential field: `description` says what it is; the rest says how to give it. */
+export function secret(description: string) {
+  return secretValue.describe(
+    `${description} Read from a Secret key ({secretKeyRef: {name, key}}); plain values are not accepted.`,
+  );
+}
+
 /** A header or parameter value that is either plain text or read from a Secret. */
 export const valueOrSecret = z.object({
   value: z.string().max(4096).optional().describe('A plain, non-secret value.'),
-  valueFrom: secretValue.optional().describe('Read the value from a Secret key instead.'),
+  valueFrom: secret('Read the value from a Secret key instead.').optional(),
 });
 
 export const tlsSettings = z
@@ -52,7 +59,7 @@ export const tlsSettings = z
       .enum(['disable', 'require', 'verify-ca', 'verify-full'])
       .default('require')
       .describe('TLS mode, as libpq names them: disable, require (encrypt, do not verify), verify-ca, verify-full.'),
-    caCert: secretValue.optional().describe('PEM CA bundle used to verify the server (verify-ca, verify-full).'),
+    caCert: secret('PEM CA bundle used to verify the server (verify-ca, verify-full).').optional(),
   })
   .describe('TLS settings for the connection.');
 
@@ -65,8 +72,8 @@ export const s3Credentials = z
       .optional()
       .describe('S3-compatible endpoint URL (MinIO, Ceph, R2). Omit for AWS.'),
     forcePathStyle: z.boolean().optional().describe('Address buckets by path instead of virtual host.'),
-    accessKeyId: secretValue.optional().describe('Access key ID. Omit to use workload identity (IRSA, Pod Identity).'),
-    secretAccessKey: secretValue.optional().describe('Secret access key, required with accessKeyId.'),
+    accessKeyId: secret('Access key ID. Omit to use workload identity (IRSA, Pod Identity).').optional(),
+    secretAccessKey: secret('Secret access key, required with accessKeyId.').optional(),
   })
   .describe('Credentials and endpoint for s3:// URLs.');
 
@@ -74,9 +81,7 @@ export const gcsCredentials = z
   .object({
     endpoint: z.string().max(2048).optional().describe('API endpoint, for emulators. Omit for Google Cloud.'),
     projectId: z.string().max(128).optional().describe('Google Cloud project.'),
-    serviceAccountKey: secretValue
-      .optional()
-      .describe('Service-account JSON key. Omit to use workload identity.'),
+    serviceAccountKey: secret('Service-account JSON key. Omit to use workload identity.').optional(),
   })
   .describe('Credentials for gs:// URLs.');
 

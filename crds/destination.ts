@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { connectionStatus, gcsCredentials, s3Credentials, secretValue, tlsSettings, valueOrSecret } from './common.ts';
+import { connectionStatus, gcsCredentials, s3Credentials, secret, tlsSettings, valueOrSecret } from './common.ts';
 import { withRules } from './rules.ts';
 import { exactlyTheSettingsOf } from './settings-rule.ts';
 
@@ -81,7 +81,7 @@ export const postgresDestinationSettings = z
     port: z.number().int().min(1).max(65535).default(5432).describe('TCP port.'),
     database: z.string().min(1).max(63).describe('Database to write to.'),
     user: z.string().min(1).max(63).describe('User to connect as.'),
-    password: secretValue.optional().describe('Password of the user.'),
+    password: secret('Password of the user.').optional(),
     tls: tlsSettings.optional(),
     schema: z.string().min(1).max(63).default('public').describe('Schema of the target tables.'),
   })

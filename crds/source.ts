@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { connectionStatus, gcsCredentials, s3Credentials, secretValue, tlsSettings } from './common.ts';
+import { connectionStatus, gcsCredentials, s3Credentials, secret, tlsSettings } from './common.ts';
 import { exactlyTheSettingsOf } from './settings-rule.ts';
 
 export const SOURCE_TYPES = ['postgres', 'mysql', 'snowflake', 'bigquery', 'files'] as const;
@@ -13,7 +13,7 @@ export const postgresSourceSettings = z
     port: z.number().int().min(1).max(65535).default(5432).describe('TCP port.'),
     database: z.string().min(1).max(63).describe('Database to connect to.'),
     user: z.string().min(1).max(63).describe('User to connect as.'),
-    password: secretValue.optional().describe('Password of the user.'),
+    password: secret('Password of the user.').optional(),
     tls: tlsSettings.optional(),
     statementTimeoutSeconds: z
       .number()
@@ -30,7 +30,7 @@ export const mysqlSourceSettings = z
     port: z.number().int().min(1).max(65535).default(3306).describe('TCP port.'),
     database: z.string().min(1).max(64).describe('Database (schema) to connect to.'),
     user: z.string().min(1).max(80).describe('User to connect as.'),
-    password: secretValue.optional().describe('Password of the user.'),
+    password: secret('Password of the user.').optional(),
     tls: tlsSettings.optional(),
   })
   .describe('Connection settings for type mysql.');
@@ -39,9 +39,9 @@ export const snowflakeSourceSettings = z
   .object({
     account: z.string().min(1).max(255).describe('Account identifier, e.g. myorg-myaccount.'),
     user: z.string().min(1).max(255).describe('User to connect as.'),
-    password: secretValue.optional().describe('Password (use privateKey for key-pair authentication instead).'),
-    privateKey: secretValue.optional().describe('PEM private key for key-pair (JWT) authentication.'),
-    privateKeyPassphrase: secretValue.optional().describe('Passphrase of an encrypted privateKey.'),
+    password: secret('Password (use privateKey for key-pair authentication instead).').optional(),
+    privateKey: secret('PEM private key for key-pair (JWT) authentication.').optional(),
+    privateKeyPassphrase: secret('Passphrase of an encrypted privateKey.').optional(),
     warehouse: z.string().min(1).max(255).describe('Warehouse that runs the model queries.'),
     role: z.string().max(255).optional().describe('Role to use.'),
     database: z.string().min(1).max(255).describe('Default database.'),
@@ -56,7 +56,7 @@ export const bigquerySourceSettings = z
     project: z.string().min(1).max(128).describe('Google Cloud project that runs the query jobs.'),
     dataset: z.string().max(1024).optional().describe('Default dataset for unqualified table names.'),
     location: z.string().max(64).optional().describe('Location of the datasets, e.g. EU or us-central1.'),
-    serviceAccountKey: secretValue.optional().describe('Service-account JSON key. Omit to use workload identity.'),
+    serviceAccountKey: secret('Service-account JSON key. Omit to use workload identity.').optional(),
     apiEndpoint: z.string().max(2048).optional().describe('API endpoint, for emulators. Omit for Google Cloud.'),
   })
   .describe('Connection settings for type bigquery.');
