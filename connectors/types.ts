@@ -116,6 +116,10 @@ export interface DeliveryContext extends ConnectorContext {
 export interface DestinationWriter {
   /** Deliver a batch; return exactly one result per change, in order. Throw only when nothing was applied. */
   write(batch: RowChange[]): Promise<RowResult[]>;
+  /**
+   * Finish the run's writes. A writer that buffers (files) publishes here; if close throws, the engine
+   * counts every change it accepted as failed, so nothing is committed that did not arrive.
+   */
   close(): Promise<void>;
 }
 

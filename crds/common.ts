@@ -58,7 +58,9 @@ export const tlsSettings = z
     mode: z
       .enum(['disable', 'require', 'verify-ca', 'verify-full'])
       .default('require')
-      .describe('TLS mode, as libpq names them: disable, require (encrypt, do not verify), verify-ca, verify-full.'),
+      .describe(
+        'TLS mode, as libpq names them: disable, require (encrypt, do not verify), verify-ca, verify-full.',
+      ),
     caCert: secret('PEM CA bundle used to verify the server (verify-ca, verify-full).').optional(),
   })
   .describe('TLS settings for the connection.');
@@ -114,7 +116,12 @@ export const conditions = z
 
 /** Status shared by Source, Model and Destination. */
 export const connectionStatus = z.object({
-  observedGeneration: z.number().int().min(0).optional().describe('The .metadata.generation last reconciled.'),
+  observedGeneration: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('The .metadata.generation last reconciled.'),
   conditions,
   lastCheckedAt: z.string().optional().describe('When the connection was last checked (RFC 3339).'),
   checkedHash: z

@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { connectionStatus, gcsCredentials, s3Credentials, secret, tlsSettings, valueOrSecret } from './common.ts';
+import {
+  connectionStatus,
+  gcsCredentials,
+  s3Credentials,
+  secret,
+  tlsSettings,
+  valueOrSecret,
+} from './common.ts';
 import { withRules } from './rules.ts';
 import { exactlyTheSettingsOf } from './settings-rule.ts';
 
@@ -36,7 +43,9 @@ const httpRequest = z.object({
     .min(1)
     .max(2048)
     .optional()
-    .describe('URL for this operation; a Liquid template over the row, e.g. https://api.example.com/users/{{ row.id }}.'),
+    .describe(
+      'URL for this operation; a Liquid template over the row, e.g. https://api.example.com/users/{{ row.id }}.',
+    ),
 });
 
 export const httpDestinationSettings = z
@@ -46,7 +55,9 @@ export const httpDestinationSettings = z
       .min(1)
       .max(2048)
       .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
-      .describe('Request URL; a Liquid template over the row, e.g. https://api.example.com/users/{{ row.id }}.'),
+      .describe(
+        'Request URL; a Liquid template over the row, e.g. https://api.example.com/users/{{ row.id }}.',
+      ),
     method: httpMethod.default('POST').describe('HTTP method.'),
     headers: z
       .array(httpHeader)
@@ -56,12 +67,23 @@ export const httpDestinationSettings = z
     body: z
       .enum(['row', 'batch'])
       .default('row')
-      .describe('row: one request per row operation; batch: one request with a JSON array of row operations.'),
-    batchSize: z.number().int().min(1).max(10000).default(100).describe('Rows per request when body is batch.'),
+      .describe(
+        'row: one request per row operation; batch: one request with a JSON array of row operations.',
+      ),
+    batchSize: z
+      .number()
+      .int()
+      .min(1)
+      .max(10000)
+      .default(100)
+      .describe('Rows per request when body is batch.'),
     operations: z
       .object(
         Object.fromEntries(
-          ROW_OPERATIONS.map((op) => [op, httpRequest.optional().describe(`Method and URL of ${op} requests.`)]),
+          ROW_OPERATIONS.map((op) => [
+            op,
+            httpRequest.optional().describe(`Method and URL of ${op} requests.`),
+          ]),
         ),
       )
       .optional()
@@ -70,7 +92,9 @@ export const httpDestinationSettings = z
       .string()
       .max(256)
       .default('Idempotency-Key')
-      .describe('Header carrying a key unique to each row operation, so that retries are safe. Empty to omit.'),
+      .describe(
+        'Header carrying a key unique to each row operation, so that retries are safe. Empty to omit.',
+      ),
     timeoutSeconds: z.number().int().min(1).max(600).default(30).describe('Timeout of one request.'),
   })
   .describe('A custom HTTP API: one JSON request per row operation, or per batch.');
@@ -85,7 +109,9 @@ export const postgresDestinationSettings = z
     tls: tlsSettings.optional(),
     schema: z.string().min(1).max(63).default('public').describe('Schema of the target tables.'),
   })
-  .describe('A PostgreSQL table: rows are written with COPY into a temporary table and one statement per operation.');
+  .describe(
+    'A PostgreSQL table: rows are written with COPY into a temporary table and one statement per operation.',
+  );
 
 export const filesDestinationSettings = z
   .object({
@@ -102,7 +128,12 @@ export const filesDestinationSettings = z
 
 export const rateLimit = z
   .object({
-    requestsPerSecond: z.number().min(0.01).max(100000).optional().describe('Most requests started per second.'),
+    requestsPerSecond: z
+      .number()
+      .min(0.01)
+      .max(100000)
+      .optional()
+      .describe('Most requests started per second.'),
     concurrency: z.number().int().min(1).max(256).default(4).describe('Most requests in flight at once.'),
   })
   .describe('Limits that protect the destination; a Sync may lower them, never raise them.');

@@ -45,13 +45,20 @@ export const modelSpec = withRules(
   z
     .object({
       sourceRef: localObjectReference.describe('The Source to query.'),
-      query: z.string().min(1).max(262144).optional().describe("SQL in the Source's dialect returning the rows."),
+      query: z
+        .string()
+        .min(1)
+        .max(262144)
+        .optional()
+        .describe("SQL in the Source's dialect returning the rows."),
       table: z
         .string()
         .min(1)
         .max(1024)
         .optional()
-        .describe('A table or view (optionally schema-qualified) whose rows are the model; for files, a file name.'),
+        .describe(
+          'A table or view (optionally schema-qualified) whose rows are the model; for files, a file name.',
+        ),
       dbt: dbtModelRef.optional(),
       primaryKey: columnName
         .optional()

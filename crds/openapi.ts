@@ -11,7 +11,11 @@ const INT_LIMIT = Number.MAX_SAFE_INTEGER;
  * node typed, no $ref, no anyOf of unrelated types, no additionalProperties next to properties.
  */
 export function toStructuralSchema(schema: z.ZodType): JSONSchemaNode {
-  const raw = z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' }) as JSONSchemaNode;
+  const raw = z.toJSONSchema(schema, {
+    target: 'openapi-3.0',
+    io: 'input',
+    unrepresentable: 'any',
+  }) as JSONSchemaNode;
   return structural(raw);
 }
 
@@ -29,12 +33,17 @@ function structural(node: JSONSchemaNode): JSONSchemaNode {
     if ((key === 'maximum' && value === INT_LIMIT) || (key === 'minimum' && value === -INT_LIMIT)) continue;
     if (key === 'properties') {
       out[key] = Object.fromEntries(
-        Object.entries(value as Record<string, JSONSchemaNode>).map(([name, child]) => [name, structural(child)]),
+        Object.entries(value as Record<string, JSONSchemaNode>).map(([name, child]) => [
+          name,
+          structural(child),
+        ]),
       );
     } else if (key === 'items' || key === 'additionalProperties') {
       out[key] = structural(value as JSONSchemaNode);
     } else if (key === 'allOf' || key === 'anyOf' || key === 'oneOf') {
-      throw new Error(`CRD schemas must be structural; found ${key} in ${JSON.stringify(node).slice(0, 200)}`);
+      throw new Error(
+        `CRD schemas must be structural; found ${key} in ${JSON.stringify(node).slice(0, 200)}`,
+      );
     } else {
       out[key] = value;
     }

@@ -36,7 +36,10 @@ export function customResourceDefinition(def: ResourceDefinition): Record<string
               description: def.description,
               required: ['spec'],
               properties: {
-                apiVersion: { type: 'string', description: 'APIVersion of the object: syncline.io/v1alpha1.' },
+                apiVersion: {
+                  type: 'string',
+                  description: 'APIVersion of the object: syncline.io/v1alpha1.',
+                },
                 kind: { type: 'string', description: `Kind of the object: ${def.kind}.` },
                 metadata: { type: 'object' },
                 spec: toStructuralSchema(def.spec),

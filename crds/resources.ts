@@ -13,7 +13,10 @@ export interface PrinterColumn {
   priority?: number;
 }
 
-export interface ResourceDefinition<Spec extends z.ZodType = z.ZodType, Status extends z.ZodType = z.ZodType> {
+export interface ResourceDefinition<
+  Spec extends z.ZodType = z.ZodType,
+  Status extends z.ZodType = z.ZodType,
+> {
   kind: string;
   plural: string;
   singular: string;
@@ -37,7 +40,12 @@ const REASON: PrinterColumn = {
   description: 'Why it is (not) ready.',
   priority: 1,
 };
-const AGE: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Age.' };
+const AGE: PrinterColumn = {
+  name: 'Age',
+  type: 'date',
+  jsonPath: '.metadata.creationTimestamp',
+  description: 'Age.',
+};
 
 export const SOURCE = {
   kind: 'Source',
@@ -60,7 +68,8 @@ export const MODEL = {
   plural: 'models',
   singular: 'model',
   shortNames: ['mdl'],
-  description: 'A Model says which rows to pull from a Source: a SQL query, a table or a dbt model, with a primary key.',
+  description:
+    'A Model says which rows to pull from a Source: a SQL query, a table or a dbt model, with a primary key.',
   spec: modelSpec,
   status: modelStatus,
   printerColumns: [
@@ -93,15 +102,26 @@ export const SYNC = {
   plural: 'syncs',
   singular: 'sync',
   shortNames: ['syn'],
-  description: "A Sync keeps a Destination in step with a Model's rows: which mode, which fields, on what schedule.",
+  description:
+    "A Sync keeps a Destination in step with a Model's rows: which mode, which fields, on what schedule.",
   spec: syncSpec,
   status: syncStatus,
   printerColumns: [
     { name: 'Model', type: 'string', jsonPath: '.spec.modelRef.name', description: 'The Model synced.' },
-    { name: 'Destination', type: 'string', jsonPath: '.spec.destinationRef.name', description: 'The Destination.' },
+    {
+      name: 'Destination',
+      type: 'string',
+      jsonPath: '.spec.destinationRef.name',
+      description: 'The Destination.',
+    },
     { name: 'Mode', type: 'string', jsonPath: '.spec.mode', description: 'Sync mode.' },
     { name: 'Schedule', type: 'string', jsonPath: '.status.schedule', description: 'When the Sync runs.' },
-    { name: 'Last Result', type: 'string', jsonPath: '.status.lastRun.result', description: 'Result of the last run.' },
+    {
+      name: 'Last Result',
+      type: 'string',
+      jsonPath: '.status.lastRun.result',
+      description: 'Result of the last run.',
+    },
     {
       name: 'Rows',
       type: 'integer',
@@ -109,7 +129,13 @@ export const SYNC = {
       description: 'Row operations delivered by the last run.',
     },
     READY,
-    { name: 'Next Run', type: 'date', jsonPath: '.status.nextRunAt', description: 'Next scheduled run.', priority: 1 },
+    {
+      name: 'Next Run',
+      type: 'date',
+      jsonPath: '.status.nextRunAt',
+      description: 'Next scheduled run.',
+      priority: 1,
+    },
     AGE,
   ],
 } satisfies ResourceDefinition;

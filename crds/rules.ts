@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 
 /**
  * A validation rule said once and enforced twice: as a CEL `x-kubernetes-validations` entry that the
@@ -38,7 +38,11 @@ export function withRules<S extends z.ZodType>(schema: S, rules: Rule<z.output<S
   const existing = (schema.meta()?.['x-kubernetes-validations'] as CelValidation[] | undefined) ?? [];
   const validations: CelValidation[] = [
     ...existing,
-    ...rules.map((r) => ({ rule: r.cel, message: r.message, ...(r.fieldPath ? { fieldPath: r.fieldPath } : {}) })),
+    ...rules.map((r) => ({
+      rule: r.cel,
+      message: r.message,
+      ...(r.fieldPath ? { fieldPath: r.fieldPath } : {}),
+    })),
   ];
   return refined.meta({ ...(schema.meta() ?? {}), 'x-kubernetes-validations': validations }) as S;
 }
@@ -46,7 +50,14 @@ export function withRules<S extends z.ZodType>(schema: S, rules: Rule<z.output<S
 /** Go duration syntax, as `time.ParseDuration` and CEL's `duration()` accept it (units up to hours). */
 export const GO_DURATION_RE = /^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$/;
 
-const DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /** Milliseconds in a Go duration string such as `1h30m`; undefined when the string is not one. */
 export function parseGoDuration(text: string): number | undefined {

@@ -57,7 +57,11 @@ export const bigquerySourceSettings = z
     dataset: z.string().max(1024).optional().describe('Default dataset for unqualified table names.'),
     location: z.string().max(64).optional().describe('Location of the datasets, e.g. EU or us-central1.'),
     serviceAccountKey: secret('Service-account JSON key. Omit to use workload identity.').optional(),
-    apiEndpoint: z.string().max(2048).optional().describe('API endpoint, for emulators. Omit for Google Cloud.'),
+    apiEndpoint: z
+      .string()
+      .max(2048)
+      .optional()
+      .describe('API endpoint, for emulators. Omit for Google Cloud.'),
   })
   .describe('Connection settings for type bigquery.');
 

@@ -33,9 +33,13 @@ export const mapping = withRules(
         .min(1)
         .max(8192)
         .optional()
-        .describe('A Liquid template over the row, for computed fields: {{ row.first_name }} {{ row.last_name }}.'),
+        .describe(
+          'A Liquid template over the row, for computed fields: {{ row.first_name }} {{ row.last_name }}.',
+        ),
     })
-    .describe('One destination field and where its value comes from: a column, a static value or a template.'),
+    .describe(
+      'One destination field and where its value comes from: a column, a static value or a template.',
+    ),
   [
     {
       cel: '[has(self.from), has(self.value), has(self.template)].filter(x, x).size() == 1',
@@ -50,13 +54,17 @@ export const mapping = withRules(
     },
     {
       cel: "!has(self.value) || self.valueType != 'number' || self.value.matches('^-?[0-9]+(\\\\.[0-9]+)?([eE][-+]?[0-9]+)?$')",
-      check: (m) => m.value === undefined || m.valueType !== 'number' || /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/.test(m.value),
+      check: (m) =>
+        m.value === undefined ||
+        m.valueType !== 'number' ||
+        /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/.test(m.value),
       message: 'value must be a number when valueType is number, e.g. 42 or 3.14',
       fieldPath: '.value',
     },
     {
       cel: "!has(self.value) || self.valueType != 'boolean' || self.value in ['true', 'false']",
-      check: (m) => m.value === undefined || m.valueType !== 'boolean' || m.value === 'true' || m.value === 'false',
+      check: (m) =>
+        m.value === undefined || m.valueType !== 'boolean' || m.value === 'true' || m.value === 'false',
       message: 'value must be true or false when valueType is boolean',
       fieldPath: '.value',
     },
@@ -76,7 +84,9 @@ export const schedule = withRules(
         .string()
         .max(256)
         .optional()
-        .describe('Run on a five-field cron schedule (minute hour day month weekday), or @hourly, @daily, ...'),
+        .describe(
+          'Run on a five-field cron schedule (minute hour day month weekday), or @hourly, @daily, ...',
+        ),
       timeZone: z
         .string()
         .max(64)
@@ -99,7 +109,8 @@ export const schedule = withRules(
     {
       cel: `!has(self.cron) || self.cron.matches(${celString(CRON_RE_SOURCE)})`,
       check: (s) => s.cron === undefined || CRON_RE.test(s.cron),
-      message: "schedule.cron must be a five-field cron expression such as '*/15 * * * *', or @hourly, @daily",
+      message:
+        "schedule.cron must be a five-field cron expression such as '*/15 * * * *', or @hourly, @daily",
       fieldPath: '.cron',
     },
     {
@@ -138,7 +149,12 @@ export const syncSpec = withRules(
       target: z
         .object({
           table: z.string().min(1).max(255).optional().describe('Table to write (postgres destinations).'),
-          object: z.string().min(1).max(255).optional().describe('Object type or file name prefix in the destination.'),
+          object: z
+            .string()
+            .min(1)
+            .max(255)
+            .optional()
+            .describe('Object type or file name prefix in the destination.'),
         })
         .optional()
         .describe('Where in the destination the rows go.'),
@@ -159,7 +175,9 @@ export const syncSpec = withRules(
       invalidPrimaryKeys: z
         .enum(['fail', 'skip'])
         .default('fail')
-        .describe('Rows with a null or duplicated primary key fail the run (fail), or are left out and reported (skip).'),
+        .describe(
+          'Rows with a null or duplicated primary key fail the run (fail), or are left out and reported (skip).',
+        ),
       safety: z
         .object({
           maxDeleteShare: z
@@ -168,15 +186,25 @@ export const syncSpec = withRules(
             .max(1)
             .default(0.5)
             .describe('Largest share of synced records one run may delete or clear (0 to 1).'),
-          allowLargeDeletes: z.boolean().default(false).describe('Let one run delete or clear more than that.'),
+          allowLargeDeletes: z
+            .boolean()
+            .default(false)
+            .describe('Let one run delete or clear more than that.'),
         })
         .optional()
-        .describe('A rail against accidental mass deletion, e.g. after a broken model query returned no rows.'),
+        .describe(
+          'A rail against accidental mass deletion, e.g. after a broken model query returned no rows.',
+        ),
       delivery: z
         .object({
           batchSize: z.number().int().min(1).max(100000).optional().describe('Row operations per batch.'),
           concurrency: z.number().int().min(1).max(256).optional().describe('Batches in flight at once.'),
-          requestsPerSecond: z.number().min(0.01).max(100000).optional().describe('Most requests per second.'),
+          requestsPerSecond: z
+            .number()
+            .min(0.01)
+            .max(100000)
+            .optional()
+            .describe('Most requests per second.'),
           maxRetries: z
             .number()
             .int()
@@ -206,17 +234,34 @@ export const syncSpec = withRules(
         .object({
           resources: z
             .object({
-              requests: z.record(z.string(), z.string()).optional().describe('Requested cpu, memory, ephemeral-storage.'),
-              limits: z.record(z.string(), z.string()).optional().describe('Limits of cpu, memory, ephemeral-storage.'),
+              requests: z
+                .record(z.string(), z.string())
+                .optional()
+                .describe('Requested cpu, memory, ephemeral-storage.'),
+              limits: z
+                .record(z.string(), z.string())
+                .optional()
+                .describe('Limits of cpu, memory, ephemeral-storage.'),
             })
             .optional()
             .describe('Resources of the runner container.'),
-          activeDeadlineSeconds: z.number().int().min(30).optional().describe('Kill a run that takes longer.'),
+          activeDeadlineSeconds: z
+            .number()
+            .int()
+            .min(30)
+            .optional()
+            .describe('Kill a run that takes longer.'),
           memoryLimit: z.string().max(32).optional().describe("DuckDB's memory limit, e.g. 1GB."),
         })
         .optional()
         .describe('Overrides of the runner Job for this Sync.'),
-      historyLimit: z.number().int().min(1).max(100).default(10).describe('Finished runs kept in status and as Jobs.'),
+      historyLimit: z
+        .number()
+        .int()
+        .min(1)
+        .max(100)
+        .default(10)
+        .describe('Finished runs kept in status and as Jobs.'),
     })
     .describe('How the rows of a Model appear in a Destination, and when.'),
   [
@@ -252,11 +297,17 @@ export const RUN_RESULTS = ['Succeeded', 'PartiallySucceeded', 'Failed'] as cons
 export const runRecord = z.object({
   id: z.string().max(128).describe('Run ID.'),
   job: z.string().max(253).optional().describe('Name of the runner Job.'),
-  trigger: z.enum(['schedule', 'manual', 'dependency', 'resync']).optional().describe('What started the run.'),
+  trigger: z
+    .enum(['schedule', 'manual', 'dependency', 'resync'])
+    .optional()
+    .describe('What started the run.'),
   fullResync: z.boolean().optional().describe('Whether the run ignored the previous snapshot.'),
   startedAt: z.string().optional().describe('When the run started (RFC 3339).'),
   finishedAt: z.string().optional().describe('When the run finished (RFC 3339).'),
-  result: z.enum(RUN_RESULTS).optional().describe('Succeeded, PartiallySucceeded (some rows rejected) or Failed.'),
+  result: z
+    .enum(RUN_RESULTS)
+    .optional()
+    .describe('Succeeded, PartiallySucceeded (some rows rejected) or Failed.'),
   reason: z.string().max(1024).optional().describe('CamelCase reason of a failure.'),
   counts: runCounts.optional(),
   message: z.string().max(4096).optional().describe('What happened, and what to do about a failure.'),
@@ -266,7 +317,12 @@ export type RunRecord = z.infer<typeof runRecord>;
 
 export const syncStatus = z
   .object({
-    observedGeneration: z.number().int().min(0).optional().describe('The .metadata.generation last reconciled.'),
+    observedGeneration: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('The .metadata.generation last reconciled.'),
     conditions,
     phase: z
       .enum(['Pending', 'Querying', 'Diffing', 'Delivering', 'Succeeded', 'Failed'])
@@ -278,10 +334,27 @@ export const syncStatus = z
     lastSuccessfulRunAt: z.string().optional().describe('When the last successful run finished (RFC 3339).'),
     nextRunAt: z.string().optional().describe('When the next scheduled run is due (RFC 3339).'),
     history: z.array(runRecord).max(100).optional().describe('Recent finished runs, newest first.'),
-    skippedRuns: z.number().int().min(0).optional().describe('Scheduled runs skipped because one was still active.'),
-    handledRunRequest: z.string().max(128).optional().describe('The last run-requested-at annotation acted on.'),
-    handledResyncRequest: z.string().max(128).optional().describe('The last resync-requested-at annotation acted on.'),
-    modelFingerprint: z.string().max(128).optional().describe('Fingerprint of the model columns last synced.'),
+    skippedRuns: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Scheduled runs skipped because one was still active.'),
+    handledRunRequest: z
+      .string()
+      .max(128)
+      .optional()
+      .describe('The last run-requested-at annotation acted on.'),
+    handledResyncRequest: z
+      .string()
+      .max(128)
+      .optional()
+      .describe('The last resync-requested-at annotation acted on.'),
+    modelFingerprint: z
+      .string()
+      .max(128)
+      .optional()
+      .describe('Fingerprint of the model columns last synced.'),
   })
   .describe('Observed state of the Sync.');
 export type SyncStatus = z.infer<typeof syncStatus>;

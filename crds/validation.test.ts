@@ -24,7 +24,10 @@ describe('zod schemas (the same rules the API server applies)', () => {
   it.each(INVALID_CASES)('rejects $kind: $name', (c) => {
     const result = OBJECT_SCHEMAS[c.kind].safeParse(objectFor(c.kind, 'bad', c.spec(VALID_SPECS[c.kind])));
     expect(result.success).toBe(false);
-    if (c.rule) expect(result.error?.issues.map((i) => i.message)).toEqual(expect.arrayContaining([expect.stringContaining(c.api)]));
+    if (c.rule)
+      expect(result.error?.issues.map((i) => i.message)).toEqual(
+        expect.arrayContaining([expect.stringContaining(c.api)]),
+      );
   });
 
   it('accepts every Syncline resource in examples/', () => {

@@ -19,7 +19,10 @@ export function isSynclineError(error: unknown): error is SynclineError {
 }
 
 /** The reason and message of any thrown value, for reporting. */
-export function describeError(error: unknown, fallbackReason = 'InternalError'): { reason: string; message: string } {
+export function describeError(
+  error: unknown,
+  fallbackReason = 'InternalError',
+): { reason: string; message: string } {
   if (isSynclineError(error)) return { reason: error.reason, message: error.message };
   if (error instanceof Error) return { reason: fallbackReason, message: error.message };
   return { reason: fallbackReason, message: String(error) };

@@ -80,7 +80,9 @@ describe('the CRDs on a real API server', () => {
   it('kubectl explain shows the field descriptions', async () => {
     // kubectl wraps the text; compare with whitespace folded.
     const explain = async (field: string) => (await kubectl('explain', field)).replace(/\s+/g, ' ');
-    expect(await explain('sync.spec.mode')).toContain('every row every run, the destination ends equal to the model');
+    expect(await explain('sync.spec.mode')).toContain(
+      'every row every run, the destination ends equal to the model',
+    );
     expect(await explain('source.spec.postgres.password')).toContain('plain values are not accepted');
   });
 
@@ -118,35 +120,111 @@ describe('the CRDs on a real API server', () => {
 
   it('kubectl get syncs shows the printer columns', async () => {
     await create(objectFor('Sync', 'printed', VALID_SPECS.Sync));
-    await custom.patchNamespacedCustomObjectStatus(
-      {
-        group: 'syncline.io',
-        version: 'v1alpha1',
-        namespace: NAMESPACE,
-        plural: 'syncs',
-        name: 'printed',
-        body: [
-          {
-            op: 'add',
-            path: '/status',
-            value: {
-              schedule: 'every 15m',
-              lastRun: { id: 'r1', result: 'Succeeded', counts: { queried: 10, added: 3, changed: 2, removed: 0, delivered: 5, failed: 0, skipped: 0 } },
-              conditions: [{ type: 'Ready', status: 'True', reason: 'Succeeded', message: 'ok', lastTransitionTime: new Date().toISOString() }],
+    await custom
+      .patchNamespacedCustomObjectStatus(
+        {
+          group: 'syncline.io',
+          version: 'v1alpha1',
+          namespace: NAMESPACE,
+          plural: 'syncs',
+          name: 'printed',
+          body: [
+            {
+              op: 'add',
+              path: '/status',
+              value: {
+                schedule: 'every 15m',
+                lastRun: {
+                  id: 'r1',
+                  result: 'Succeeded',
+                  counts: {
+                    queried: 10,
+                    added: 3,
+                    changed: 2,
+                    removed: 0,
+                    delivered: 5,
+                    failed: 0,
+                    skipped: 0,
+                  },
+                },
+                conditions: [
+                  {
+                    type: 'Ready',
+                    status: 'True',
+                    reason: 'Succeeded',
+                    message: 'ok',
+                    lastTransitionTime: new Date().toISOString(),
+                  },
+                ],
+              },
             },
-          },
-        ],
-      },
-      { middleware: [] },
-    ).catch(async () => {
-      // Older client-node versions pick the patch type from a header option.
-      await kubectl('patch', 'sync', 'printed', '-n', NAMESPACE, '--subresource=status', '--type=merge', '-p',
-        JSON.stringify({ status: { schedule: 'every 15m', lastRun: { id: 'r1', result: 'Succeeded', counts: { queried: 10, added: 3, changed: 2, removed: 0, delivered: 5, failed: 0, skipped: 0 } }, conditions: [{ type: 'Ready', status: 'True', reason: 'Succeeded', message: 'ok', lastTransitionTime: new Date().toISOString() }] } }));
-    });
+          ],
+        },
+        { middleware: [] },
+      )
+      .catch(async () => {
+        // Older client-node versions pick the patch type from a header option.
+        await kubectl(
+          'patch',
+          'sync',
+          'printed',
+          '-n',
+          NAMESPACE,
+          '--subresource=status',
+          '--type=merge',
+          '-p',
+          JSON.stringify({
+            status: {
+              schedule: 'every 15m',
+              lastRun: {
+                id: 'r1',
+                result: 'Succeeded',
+                counts: {
+                  queried: 10,
+                  added: 3,
+                  changed: 2,
+                  removed: 0,
+                  delivered: 5,
+                  failed: 0,
+                  skipped: 0,
+                },
+              },
+              conditions: [
+                {
+                  type: 'Ready',
+                  status: 'True',
+                  reason: 'Succeeded',
+                  message: 'ok',
+                  lastTransitionTime: new Date().toISOString(),
+                },
+              ],
+            },
+          }),
+        );
+      });
     const out = await kubectl('get', 'syncs', 'printed', '-n', NAMESPACE);
     const [header, row] = out.trim().split('\n');
-    expect(header?.split(/\s{2,}/)).toEqual(['NAME', 'MODEL', 'DESTINATION', 'MODE', 'SCHEDULE', 'LAST RESULT', 'ROWS', 'READY', 'AGE']);
-    expect(row?.split(/\s{2,}/).slice(0, 8)).toEqual(['printed', 'customers', 'crm', 'upsert', 'every 15m', 'Succeeded', '5', 'True']);
+    expect(header?.split(/\s{2,}/)).toEqual([
+      'NAME',
+      'MODEL',
+      'DESTINATION',
+      'MODE',
+      'SCHEDULE',
+      'LAST RESULT',
+      'ROWS',
+      'READY',
+      'AGE',
+    ]);
+    expect(row?.split(/\s{2,}/).slice(0, 8)).toEqual([
+      'printed',
+      'customers',
+      'crm',
+      'upsert',
+      'every 15m',
+      'Succeeded',
+      '5',
+      'True',
+    ]);
     const wide = await kubectl('get', 'sources', '-n', NAMESPACE);
     expect(wide.split('\n')[0]?.split(/\s{2,}/)).toEqual(['NAME', 'TYPE', 'READY', 'AGE']);
   });

@@ -42,7 +42,9 @@ function assertWrapperModuleMatchesVersions(goMod: string): void {
   ];
   for (const line of wanted) {
     if (!goMod.includes(line)) {
-      throw new Error(`test/stack/kube/go.mod does not match versions.json (missing "${line}"): run npm run stack -- regenerate`);
+      throw new Error(
+        `test/stack/kube/go.mod does not match versions.json (missing "${line}"): run npm run stack -- regenerate`,
+      );
     }
   }
 }
@@ -82,7 +84,9 @@ export async function ensureKubeBinaries(log: (line: string) => void = () => {})
     }
     const staging = join(dir, '.staging');
     mkdirSync(staging, { recursive: true });
-    log(`building kube-apiserver, kube-controller-manager and etcd ${VERSIONS.etcd.version} (v${version}); the first build takes a few minutes`);
+    log(
+      `building kube-apiserver, kube-controller-manager and etcd ${VERSIONS.etcd.version} (v${version}); the first build takes a few minutes`,
+    );
     const started = Date.now();
     await run(
       'go',

@@ -28,12 +28,16 @@ switch (command) {
   case 'build': {
     const started = Date.now();
     const bins = await ensureKubeBinaries(log);
-    log(`binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${Object.values(bins).join(' ')}`);
+    log(
+      `binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${Object.values(bins).join(' ')}`,
+    );
     break;
   }
   case 'up':
     await up();
     break;
   default:
-    console.log('usage: npm run stack -- build | up\n  build  build etcd, kube-apiserver and kube-controller-manager (cached)\n  up     start the control plane and PostgreSQL, print the env to use them, run until Ctrl-C');
+    console.log(
+      'usage: npm run stack -- build | up\n  build  build etcd, kube-apiserver and kube-controller-manager (cached)\n  up     start the control plane and PostgreSQL, print the env to use them, run until Ctrl-C',
+    );
 }

@@ -49,18 +49,68 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 
 /** A throwaway CA, a serving certificate for 127.0.0.1/localhost, and the service-account signing key. */
 async function makePki(dir: string): Promise<void> {
-  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '30', '-subj', '/CN=syncline-test-ca',
-    '-keyout', 'ca.key', '-out', 'ca.crt'], dir);
-  writeFileSync(join(dir, 'san.cnf'), [
-    'basicConstraints=CA:FALSE',
-    'keyUsage=digitalSignature,keyEncipherment',
-    'extendedKeyUsage=serverAuth',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1',
-  ].join('\n'));
-  await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=kube-apiserver', '-keyout', 'server.key',
-    '-out', 'server.csr'], dir);
-  await openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-days', '30', '-extfile', 'san.cnf', '-out', 'server.crt'], dir);
+  await openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '30',
+      '-subj',
+      '/CN=syncline-test-ca',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+    ],
+    dir,
+  );
+  writeFileSync(
+    join(dir, 'san.cnf'),
+    [
+      'basicConstraints=CA:FALSE',
+      'keyUsage=digitalSignature,keyEncipherment',
+      'extendedKeyUsage=serverAuth',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1',
+    ].join('\n'),
+  );
+  await openssl(
+    [
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=kube-apiserver',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.csr',
+    ],
+    dir,
+  );
+  await openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '30',
+      '-extfile',
+      'san.cnf',
+      '-out',
+      'server.crt',
+    ],
+    dir,
+  );
   await openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
   await openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
 }
@@ -111,57 +161,94 @@ export async function startKube(options: KubeStackOptions = {}): Promise<KubeSta
   mkdirSync(logDir, { recursive: true });
   await makePki(dir);
   const token = randomBytes(24).toString('hex');
-  writeFileSync(join(dir, 'tokens.csv'), `${token},syncline-admin,syncline-admin,"system:masters"\n`, { mode: 0o600 });
+  writeFileSync(join(dir, 'tokens.csv'), `${token},syncline-admin,syncline-admin,"system:masters"\n`, {
+    mode: 0o600,
+  });
   const caFile = join(dir, 'ca.crt');
   const { readFileSync } = await import('node:fs');
   const ca = readFileSync(caFile);
 
   const [etcdClientPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
-  const etcd = startProcess('etcd', binaries.etcd, [
-    '--data-dir', join(dir, 'etcd'),
-    '--listen-client-urls', etcdUrl,
-    '--advertise-client-urls', etcdUrl,
-    '--listen-peer-urls', `http://127.0.0.1:${etcdPeerPort}`,
-    '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeerPort}`,
-    '--initial-cluster', `default=http://127.0.0.1:${etcdPeerPort}`,
-    '--unsafe-no-fsync',
-    '--log-level', 'warn',
-  ], { logDir });
-  await waitFor('etcd', async () => {
-    if (etcd.exited()) throw new Error(`etcd exited; see ${etcd.logFile}`);
-    const res = await fetch(`${etcdUrl}/health`);
-    return res.ok;
-  }, { timeoutMs: 30_000 });
+  const etcd = startProcess(
+    'etcd',
+    binaries.etcd,
+    [
+      '--data-dir',
+      join(dir, 'etcd'),
+      '--listen-client-urls',
+      etcdUrl,
+      '--advertise-client-urls',
+      etcdUrl,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${etcdPeerPort}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${etcdPeerPort}`,
+      '--initial-cluster',
+      `default=http://127.0.0.1:${etcdPeerPort}`,
+      '--unsafe-no-fsync',
+      '--log-level',
+      'warn',
+    ],
+    { logDir },
+  );
+  await waitFor(
+    'etcd',
+    async () => {
+      if (etcd.exited()) throw new Error(`etcd exited; see ${etcd.logFile}`);
+      const res = await fetch(`${etcdUrl}/health`);
+      return res.ok;
+    },
+    { timeoutMs: 30_000 },
+  );
 
   const server = `https://127.0.0.1:${apiPort}`;
   const apiArgs = [
-    '--etcd-servers', etcdUrl,
-    '--bind-address', '127.0.0.1',
-    '--advertise-address', '127.0.0.1',
-    '--secure-port', String(apiPort),
-    '--tls-cert-file', join(dir, 'server.crt'),
-    '--tls-private-key-file', join(dir, 'server.key'),
-    '--client-ca-file', caFile,
-    '--token-auth-file', join(dir, 'tokens.csv'),
-    '--authorization-mode', 'RBAC',
-    '--service-account-issuer', 'https://kubernetes.default.svc.cluster.local',
-    '--service-account-key-file', join(dir, 'sa.pub'),
-    '--service-account-signing-key-file', join(dir, 'sa.key'),
-    '--service-cluster-ip-range', '10.0.0.0/24',
+    '--etcd-servers',
+    etcdUrl,
+    '--bind-address',
+    '127.0.0.1',
+    '--advertise-address',
+    '127.0.0.1',
+    '--secure-port',
+    String(apiPort),
+    '--tls-cert-file',
+    join(dir, 'server.crt'),
+    '--tls-private-key-file',
+    join(dir, 'server.key'),
+    '--client-ca-file',
+    caFile,
+    '--token-auth-file',
+    join(dir, 'tokens.csv'),
+    '--authorization-mode',
+    'RBAC',
+    '--service-account-issuer',
+    'https://kubernetes.default.svc.cluster.local',
+    '--service-account-key-file',
+    join(dir, 'sa.pub'),
+    '--service-account-signing-key-file',
+    join(dir, 'sa.key'),
+    '--service-cluster-ip-range',
+    '10.0.0.0/24',
     '--allow-privileged=false',
     '--enable-priority-and-fairness=false',
-    '--storage-media-type', 'application/json',
-    '--v', '1',
+    '--storage-media-type',
+    'application/json',
+    '--v',
+    '1',
   ];
   let apiserver: ManagedProcess | undefined;
   const startApiServer = async () => {
     apiserver = startProcess('kube-apiserver', binaries.kubeApiserver, apiArgs, { logDir });
     const current = apiserver;
-    await waitFor('kube-apiserver', async () => {
-      if (current.exited()) throw new Error(`kube-apiserver exited; see ${current.logFile}`);
-      return (await httpsGet(`${server}/readyz`, caFile, token, ca)) === 200;
-    }, { timeoutMs: 120_000, intervalMs: 250 });
+    await waitFor(
+      'kube-apiserver',
+      async () => {
+        if (current.exited()) throw new Error(`kube-apiserver exited; see ${current.logFile}`);
+        return (await httpsGet(`${server}/readyz`, caFile, token, ca)) === 200;
+      },
+      { timeoutMs: 120_000, intervalMs: 250 },
+    );
   };
   await startApiServer();
 
@@ -170,20 +257,35 @@ export async function startKube(options: KubeStackOptions = {}): Promise<KubeSta
 
   let controllerManager: ManagedProcess | undefined;
   if (options.controllerManager ?? true) {
-    controllerManager = startProcess('kube-controller-manager', binaries.kubeControllerManager, [
-      '--kubeconfig', kubeconfigPath,
-      '--authentication-kubeconfig', kubeconfigPath,
-      '--authorization-kubeconfig', kubeconfigPath,
-      '--controllers', CONTROLLERS.join(','),
-      '--service-account-private-key-file', join(dir, 'sa.key'),
-      '--root-ca-file', caFile,
-      '--use-service-account-credentials=false',
-      '--leader-elect=false',
-      '--bind-address', '127.0.0.1',
-      '--secure-port', String(await freePort()),
-      '--concurrent-job-syncs', '10',
-      '--v', '1',
-    ], { logDir });
+    controllerManager = startProcess(
+      'kube-controller-manager',
+      binaries.kubeControllerManager,
+      [
+        '--kubeconfig',
+        kubeconfigPath,
+        '--authentication-kubeconfig',
+        kubeconfigPath,
+        '--authorization-kubeconfig',
+        kubeconfigPath,
+        '--controllers',
+        CONTROLLERS.join(','),
+        '--service-account-private-key-file',
+        join(dir, 'sa.key'),
+        '--root-ca-file',
+        caFile,
+        '--use-service-account-credentials=false',
+        '--leader-elect=false',
+        '--bind-address',
+        '127.0.0.1',
+        '--secure-port',
+        String(await freePort()),
+        '--concurrent-job-syncs',
+        '10',
+        '--v',
+        '1',
+      ],
+      { logDir },
+    );
   }
 
   if (options.installCrds ?? true) {
@@ -217,8 +319,16 @@ export async function startKube(options: KubeStackOptions = {}): Promise<KubeSta
 /** Apply every CRD in crds/ server-side and wait until each is Established. */
 export async function installCrds(kubeconfigPath: string): Promise<void> {
   const crdDir = join(REPO_DIR, 'crds');
-  const files = readdirSync(crdDir).filter((f) => f.endsWith('.yaml')).map((f) => join(crdDir, f));
+  const files = readdirSync(crdDir)
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => join(crdDir, f));
   const env = { ...process.env, KUBECONFIG: kubeconfigPath };
-  await run('kubectl', ['apply', '--server-side', '--force-conflicts', ...files.flatMap((f) => ['-f', f])], { env });
-  await run('kubectl', ['wait', '--for=condition=Established', '--timeout=60s', ...files.flatMap((f) => ['-f', f])], { env });
+  await run('kubectl', ['apply', '--server-side', '--force-conflicts', ...files.flatMap((f) => ['-f', f])], {
+    env,
+  });
+  await run(
+    'kubectl',
+    ['wait', '--for=condition=Established', '--timeout=60s', ...files.flatMap((f) => ['-f', f])],
+    { env },
+  );
 }

@@ -26,7 +26,9 @@ export async function ensurePostgresInstalled(log: (line: string) => void = () =
   const dir = binDir();
   if (existsSync(join(dir, 'initdb'))) return dir;
   if (process.getuid?.() !== 0) {
-    throw new Error(`PostgreSQL ${VERSIONS.postgres.major} is not installed: sudo apt-get install ${VERSIONS.postgres.debianPackage}`);
+    throw new Error(
+      `PostgreSQL ${VERSIONS.postgres.major} is not installed: sudo apt-get install ${VERSIONS.postgres.debianPackage}`,
+    );
   }
   log(`installing ${VERSIONS.postgres.debianPackage} with apt-get`);
   await run('apt-get', ['update', '-q']);
@@ -52,17 +54,47 @@ export async function startPostgres(options: { logDir?: string } = {}): Promise<
   const dataDir = join(dir, 'data');
   const password = 'syncline-test';
   const pwFile = join(dir, 'pw');
-  await run('sh', ['-c', `printf '%s' "$PW" > "${pwFile}" && chmod 644 "${pwFile}"`], { env: { ...process.env, PW: password } });
+  await run('sh', ['-c', `printf '%s' "$PW" > "${pwFile}" && chmod 644 "${pwFile}"`], {
+    env: { ...process.env, PW: password },
+  });
   const [initCmd, initArgs] = asServerUser(join(bin, 'initdb'), [
-    '-D', dataDir, '-U', 'postgres', '--pwfile', pwFile, '-A', 'scram-sha-256', '-E', 'UTF8', '--locale', 'C.UTF-8', '--no-sync',
+    '-D',
+    dataDir,
+    '-U',
+    'postgres',
+    '--pwfile',
+    pwFile,
+    '-A',
+    'scram-sha-256',
+    '-E',
+    'UTF8',
+    '--locale',
+    'C.UTF-8',
+    '--no-sync',
   ]);
   await run(initCmd, initArgs);
   const port = await freePort();
   const [cmd, args] = asServerUser(join(bin, 'postgres'), [
-    '-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`,
-    '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200',
+    '-D',
+    dataDir,
+    '-p',
+    String(port),
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    `unix_socket_directories=${dir}`,
+    '-c',
+    'fsync=off',
+    '-c',
+    'synchronous_commit=off',
+    '-c',
+    'full_page_writes=off',
+    '-c',
+    'max_connections=200',
   ]);
-  const server: ManagedProcess = startProcess(`postgres-${port}`, cmd, args, { logDir: options.logDir ?? dir });
+  const server: ManagedProcess = startProcess(`postgres-${port}`, cmd, args, {
+    logDir: options.logDir ?? dir,
+  });
   const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
   await waitFor(
     'PostgreSQL',

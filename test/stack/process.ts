@@ -12,7 +12,9 @@ export async function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -21,7 +23,11 @@ export async function freePort(): Promise<number> {
 export async function waitFor(
   what: string,
   probe: () => Promise<boolean>,
-  { timeoutMs = 60_000, intervalMs = 200, describe }: { timeoutMs?: number; intervalMs?: number; describe?: () => string } = {},
+  {
+    timeoutMs = 60_000,
+    intervalMs = 200,
+    describe,
+  }: { timeoutMs?: number; intervalMs?: number; describe?: () => string } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -34,7 +40,9 @@ export async function waitFor(
     await sleep(intervalMs);
   }
   const detail = lastError instanceof Error ? `: ${lastError.message}` : '';
-  throw new Error(`${what} did not become ready within ${timeoutMs} ms${detail}${describe ? `\n${describe()}` : ''}`);
+  throw new Error(
+    `${what} did not become ready within ${timeoutMs} ms${detail}${describe ? `\n${describe()}` : ''}`,
+  );
 }
 
 export interface ManagedProcess {
@@ -109,7 +117,12 @@ export async function run(
     child.once('error', reject);
     child.once('exit', (code, signal) => {
       if (code === 0) resolve({ stdout, stderr });
-      else reject(new Error(`${command} ${args.join(' ')} failed (${signal ?? `exit ${code}`}):\n${stderr || stdout}`));
+      else
+        reject(
+          new Error(
+            `${command} ${args.join(' ')} failed (${signal ?? `exit ${code}`}):\n${stderr || stdout}`,
+          ),
+        );
     });
   });
 }

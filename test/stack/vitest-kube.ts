@@ -14,7 +14,9 @@ let stack: KubeStack | undefined;
 export async function setup(project: TestProject): Promise<void> {
   const started = Date.now();
   stack = await startKube({ controllerManager: true, log: (line) => console.log(`[stack] ${line}`) });
-  console.log(`[stack] control plane ready at ${stack.server} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `[stack] control plane ready at ${stack.server} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   project.provide('kubeconfigPath', stack.kubeconfigPath);
   project.provide('kubeServer', stack.server);
 }
