@@ -102,6 +102,8 @@ export interface DebugRequest {
 
 export interface DeliveryContext extends ConnectorContext {
   sync: { namespace: string; name: string; spec: SyncSpec };
+  /** The run's ID (files destinations name the file they write after it). */
+  runId?: string;
   destination: DestinationSpec;
   /** Every model column as staged, and the primary key column. */
   columns: ColumnInfo[];

@@ -1,0 +1,2 @@
+export { filesSource as source } from './source.ts';
+export { filesDestination as destination } from './destination.ts';

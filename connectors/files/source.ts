@@ -1,0 +1,200 @@
+// Files as a Source: CSV, JSON lines and Parquet read by DuckDB from a local folder, or downloaded from
+// s3:// or gs:// into the run's scratch folder first (DuckDB's httpfs extension is not available offline).
+import { stat } from 'node:fs/promises';
+import { join, matchesGlob, resolve } from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { SourceSpec } from '../../crds/index.ts';
+import { SynclineError, isSynclineError } from '../../runner/errors.ts';
+import { remoteStore } from '../shared/blobs.ts';
+import { countRows, describeTable, duckMessage } from '../shared/duck.ts';
+import { formatOfName, parseLocation, type FileFormat } from '../shared/location.ts';
+import { quoteIdent, quoteLiteral } from '../shared/sql.ts';
+import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../types.ts';
+
+type FilesSettings = NonNullable<SourceSpec['files']>;
+
+function settingsOf(spec: SourceSpec): FilesSettings {
+  if (!spec.files) throw new SynclineError('InvalidSource', 'a files Source needs the files block with url');
+  return spec.files;
+}
+
+async function assertLocalFolder(path: string, url: string): Promise<void> {
+  try {
+    const info = await stat(path);
+    if (!info.isDirectory()) {
+      throw new SynclineError(
+        'PathNotFound',
+        `${url} is a file; files.url must name the folder that holds the files`,
+      );
+    }
+  } catch (error) {
+    if (isSynclineError(error)) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new SynclineError('PathNotFound', `the folder ${url} does not exist; check files.url`);
+    }
+    throw new SynclineError('PathNotFound', `cannot read the folder ${url}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Quoted string literals of a query: the file names and globs it reads. */
+function literalsOf(query: string): string[] {
+  return [...query.matchAll(/'((?:[^']|'')+)'/g)].map((m) => (m[1] ?? '').replaceAll("''", "'"));
+}
+
+/**
+ * Download the remote files the model reads (its table glob, or the file names quoted in its query) into
+ * a local folder laid out like the bucket prefix; return that folder.
+ */
+async function downloadRemote(
+  settings: FilesSettings,
+  model: StageRequest['model'],
+  ctx: ConnectorContext,
+  table: string,
+) {
+  const store = remoteStore(settings.url, settings, ctx.secrets);
+  const folder = join(ctx.tmpDir, `files-source-${table}`);
+  const patterns = model.table !== undefined ? [model.table] : literalsOf(model.query ?? '');
+  const entries = await store.list('');
+  const wanted = entries.filter((e) => patterns.some((p) => e.path === p || matchesGlob(e.path, p)));
+  if (model.table !== undefined && wanted.length === 0) {
+    throw new SynclineError(
+      'PathNotFound',
+      `no file under ${settings.url} matches "${model.table}"; check the Model's table`,
+    );
+  }
+  for (const entry of wanted) {
+    ctx.signal.throwIfAborted();
+    await store.getToFile(entry.path, join(folder, ...entry.path.split('/')));
+  }
+  ctx.log.info(
+    { url: settings.url, files: wanted.length, bytes: wanted.reduce((n, e) => n + e.size, 0) },
+    'downloaded source files',
+  );
+  return folder;
+}
+
+async function localFiles(duck: DuckDBConnection, pattern: string): Promise<string[]> {
+  const reader = await duck.runAndReadAll(`SELECT file FROM glob(${quoteLiteral(pattern)}) ORDER BY file`);
+  return reader.getRowObjectsJS().map((r) => String(r.file));
+}
+
+function readerSql(format: FileFormat, files: string[], settings: FilesSettings): string {
+  const list = `[${files.map(quoteLiteral).join(', ')}]`;
+  switch (format) {
+    case 'csv': {
+      const header = settings.csv?.header ?? true;
+      const delimiter = settings.csv?.delimiter ?? ',';
+      // sample_size=-1: types are detected from every row, so a late value cannot break the read.
+      // allow_quoted_nulls=false: "" is an empty string, only an empty unquoted field is NULL.
+      return `read_csv(${list}, header = ${header}, delim = ${quoteLiteral(delimiter)}, sample_size = -1, allow_quoted_nulls = false, union_by_name = true)`;
+    }
+    case 'jsonl':
+      return `read_json(${list}, format = 'auto', sample_size = -1, union_by_name = true)`;
+    case 'parquet':
+      return `read_parquet(${list}, union_by_name = true)`;
+  }
+}
+
+async function withInterrupt<T>(
+  duck: DuckDBConnection,
+  signal: AbortSignal,
+  run: () => Promise<T>,
+): Promise<T> {
+  const onAbort = () => duck.interrupt();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await run();
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+async function stageTable(
+  req: StageRequest,
+  folder: string,
+  settings: FilesSettings,
+  pattern: string,
+): Promise<void> {
+  const files = await localFiles(req.duck, resolve(folder, pattern));
+  if (files.length === 0) {
+    throw new SynclineError(
+      'PathNotFound',
+      `no file in ${settings.url} matches "${pattern}"; check the Model's table`,
+    );
+  }
+  const format = settings.format ?? formatOfName(pattern) ?? formatOfName(files[0] ?? '');
+  if (format === undefined) {
+    throw new SynclineError(
+      'UnknownFileFormat',
+      `cannot tell the format of "${pattern}" from its extension: set files.format to csv, jsonl or parquet`,
+    );
+  }
+  try {
+    await req.duck.run(
+      `CREATE TABLE ${quoteIdent(req.table)} AS SELECT * FROM ${readerSql(format, files, settings)}`,
+    );
+  } catch (error) {
+    throw new SynclineError(
+      'SourceQueryFailed',
+      `cannot read ${pattern} as ${format}: ${duckMessage(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+async function stageQuery(req: StageRequest, folder: string, query: string): Promise<void> {
+  // Relative paths in the query resolve against the Source folder.
+  await req.duck.run(`SET file_search_path = ${quoteLiteral(folder)}`);
+  try {
+    const body = query.trim().replace(/;+\s*$/, '');
+    await req.duck.run(`CREATE TABLE ${quoteIdent(req.table)} AS ${body}`);
+  } catch (error) {
+    throw new SynclineError('SourceQueryFailed', `the model query failed in DuckDB: ${duckMessage(error)}`, {
+      cause: error,
+    });
+  } finally {
+    await req.duck.run('RESET file_search_path');
+  }
+}
+
+export const filesSource: SourceConnector = {
+  async check(spec: SourceSpec, ctx: ConnectorContext): Promise<void> {
+    const settings = settingsOf(spec);
+    const location = parseLocation(settings.url);
+    if (location.kind === 'local') return assertLocalFolder(location.path, settings.url);
+    const entries = await remoteStore(settings.url, settings, ctx.secrets).list('');
+    if (entries.length === 0) {
+      throw new SynclineError('PathNotFound', `there are no files under ${settings.url}; check files.url`);
+    }
+  },
+
+  async stage(req: StageRequest): Promise<StageResult> {
+    const settings = settingsOf(req.source);
+    const location = parseLocation(settings.url);
+    let folder: string;
+    if (location.kind === 'local') {
+      await assertLocalFolder(location.path, settings.url);
+      folder = location.path;
+    } else {
+      folder = await downloadRemote(settings, req.model, req, req.table);
+    }
+    await withInterrupt(req.duck, req.signal, async () => {
+      if (req.model.table !== undefined) await stageTable(req, folder, settings, req.model.table);
+      else if (req.model.query !== undefined) await stageQuery(req, folder, req.model.query);
+      else
+        throw new SynclineError(
+          'InvalidModel',
+          'a Model of a files Source needs table (a file name or glob) or query',
+        );
+    });
+    const columns = await describeTable(req.duck, req.table);
+    const rows = await countRows(req.duck, req.table);
+    req.log.info({ table: req.model.table, rows, columns: columns.length }, 'staged files');
+    return { columns, rows };
+  },
+};

@@ -1,0 +1,1 @@
+export { httpDestination as destination } from './destination.ts';

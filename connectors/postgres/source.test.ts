@@ -1,0 +1,289 @@
+import { freePort } from '../../test/stack/process.ts';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
+import { isSynclineError } from '../../runner/errors.ts';
+import { startPostgres, type PostgresServer } from '../../test/stack/postgres.ts';
+import { openDuck, rowsOf, testContext } from '../shared/test-context.ts';
+import type { StageRequest } from '../types.ts';
+import { source } from './index.ts';
+
+let server: PostgresServer;
+let db: pg.Client;
+let duck: Awaited<ReturnType<typeof openDuck>>;
+const ctx = testContext({ pg: { password: 'syncline-test', wrong: 'not-the-password' } });
+let n = 0;
+
+function spec(overrides: Record<string, unknown> = {}): SourceSpec {
+  return {
+    type: 'postgres',
+    postgres: {
+      host: server.host,
+      port: server.port,
+      database: 'src',
+      user: server.user,
+      password: { secretKeyRef: { name: 'pg', key: 'password' } },
+      ...overrides,
+    },
+  } as SourceSpec;
+}
+
+function request(model: Partial<ModelSpec>, sourceSpec = spec()): StageRequest {
+  n += 1;
+  return {
+    ...ctx,
+    source: sourceSpec,
+    model: { sourceRef: { name: 'pg' }, primaryKey: 'id', ...model } as ModelSpec,
+    duck: duck.duck,
+    table: `staged_${n}`,
+    labels: { namespace: 'default', sync: 'test', runId: `run-${n}` },
+  };
+}
+
+async function reason(promise: Promise<unknown>): Promise<{ reason: string; message: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isSynclineError(error)) return { reason: error.reason, message: error.message };
+    throw error;
+  }
+  throw new Error('expected a SynclineError');
+}
+
+beforeAll(async () => {
+  server = await startPostgres();
+  const url = await server.createDatabase('src');
+  db = new pg.Client({ connectionString: url });
+  await db.connect();
+  await db.query(`
+    CREATE TYPE mood AS ENUM ('happy', 'sad');
+    CREATE TABLE everything (
+      id bigint PRIMARY KEY,
+      small int2, medium int4,
+      exact numeric(38,9), unbounded numeric, wide numeric(50,2),
+      f4 float4, f8 float8, flag bool,
+      label text, code char(3), name varchar(20), uid uuid,
+      day date, clock time, at timestamp, at_tz timestamptz, span interval,
+      doc json, docb jsonb, raw bytea,
+      ints int4[], bigs int8[], texts text[], nums numeric(10,2)[], stamps timestamptz[],
+      feeling mood, addr inet
+    );
+    INSERT INTO everything VALUES
+      (9223372036854775807, -32768, 2147483647,
+       12345678901234567890123456789.123456789, 0.1000000000000000000000000000000000000000001, 123456789012345678901234567890123456789012345678.99,
+       1.5, 0.1, true,
+       E'Zoë 😀 中文 "quoted", comma\nnew line', 'ab', 'x', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+       '2024-02-29', '23:59:59.999999', '2024-01-01 00:00:00.000001', '2024-06-01 12:00:00.123456+02', '1 year 2 months -3 days 04:05:06.5',
+       '{"a": [1, 2.50, "x"]}', '{"big": 12345678901234567890}', '\\x00ff41',
+       '{1,NULL,3}', '{9007199254740993}', '{"a,b","c\\"d",NULL,""}', '{1.10,2.25}', '{"2024-01-01 00:00:00+00"}',
+       'happy', '10.0.0.1/32'),
+      (9007199254740993, NULL, NULL, NULL, NULL, NULL, 'NaN', '-Infinity', false,
+       '', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '\\x', '{}', NULL, NULL, NULL, NULL, NULL, NULL),
+      (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'null', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    CREATE SCHEMA sales;
+    CREATE TABLE sales."Order Lines" (id int PRIMARY KEY, amount numeric(12,2));
+    INSERT INTO sales."Order Lines" SELECT g, g * 1.25 FROM generate_series(1, 2000) g;
+    CREATE TABLE notes (id int PRIMARY KEY, body text);
+    INSERT INTO notes SELECT g, 'row ' || g || E',\n"multi"\r\nline ' || repeat('é', g % 7) FROM generate_series(1, 50000) g;
+  `);
+  duck = await openDuck();
+}, 120_000);
+
+afterAll(async () => {
+  await db?.end();
+  duck?.close();
+  await server?.stop();
+  ctx.cleanup();
+});
+
+describe('postgres source: stage', () => {
+  it('maps every column to the DuckDB type that keeps its values', async () => {
+    const req = request({ table: 'everything' });
+    const result = await source!.stage(req);
+    expect(result.rows).toBe(3);
+    expect(Object.fromEntries(result.columns.map((c) => [c.name, c.type]))).toEqual({
+      id: 'BIGINT',
+      small: 'SMALLINT',
+      medium: 'INTEGER',
+      exact: 'DECIMAL(38,9)',
+      unbounded: 'VARCHAR',
+      wide: 'VARCHAR',
+      f4: 'FLOAT',
+      f8: 'DOUBLE',
+      flag: 'BOOLEAN',
+      label: 'VARCHAR',
+      code: 'VARCHAR',
+      name: 'VARCHAR',
+      uid: 'UUID',
+      day: 'DATE',
+      clock: 'TIME',
+      at: 'TIMESTAMP',
+      at_tz: 'TIMESTAMP WITH TIME ZONE',
+      span: 'INTERVAL',
+      doc: 'JSON',
+      docb: 'JSON',
+      raw: 'BLOB',
+      ints: 'INTEGER[]',
+      bigs: 'BIGINT[]',
+      texts: 'VARCHAR[]',
+      nums: 'DECIMAL(10,2)[]',
+      stamps: 'TIMESTAMP WITH TIME ZONE[]',
+      feeling: 'VARCHAR',
+      addr: 'VARCHAR',
+    });
+    expect(result.columns.find((c) => c.name === 'wide')?.sourceType).toBe('numeric');
+  });
+
+  it('keeps every value exact', async () => {
+    const req = request({ table: 'everything' });
+    await source!.stage(req);
+    const rows = await rowsOf(
+      duck.duck,
+      `SELECT id::VARCHAR AS id, small, medium, exact::VARCHAR AS exact, unbounded, wide, f4, f8, flag, label, code, name,
+              uid::VARCHAR AS uid, day::VARCHAR AS day, clock::VARCHAR AS clock, "at"::VARCHAR AS "at", at_tz::VARCHAR AS at_tz,
+              span::VARCHAR AS span, doc::VARCHAR AS doc, docb::VARCHAR AS docb, hex(raw) AS raw, octet_length(raw) AS raw_len,
+              ints, bigs::VARCHAR[] AS bigs, texts, nums::VARCHAR[] AS nums, stamps::VARCHAR[] AS stamps, feeling, addr
+         FROM ${req.table} ORDER BY id DESC`,
+    );
+    expect(rows[0]).toEqual({
+      id: '9223372036854775807',
+      small: -32768,
+      medium: 2147483647,
+      exact: '12345678901234567890123456789.123456789',
+      unbounded: '0.1000000000000000000000000000000000000000001',
+      wide: '123456789012345678901234567890123456789012345678.99',
+      f4: 1.5,
+      f8: 0.1,
+      flag: true,
+      label: 'Zoë 😀 中文 "quoted", comma\nnew line',
+      code: 'ab ',
+      name: 'x',
+      uid: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+      day: '2024-02-29',
+      clock: '23:59:59.999999',
+      at: '2024-01-01 00:00:00.000001',
+      at_tz: '2024-06-01 10:00:00.123456+00',
+      span: '1 year 2 months -3 days 04:05:06.5',
+      doc: '{"a": [1, 2.50, "x"]}',
+      docb: '{"big": 12345678901234567890}',
+      raw: '00FF41',
+      raw_len: '3',
+      ints: [1, null, 3],
+      bigs: ['9007199254740993'],
+      texts: ['a,b', 'c"d', null, ''],
+      nums: ['1.10', '2.25'],
+      stamps: ['2024-01-01 00:00:00+00'],
+      feeling: 'happy',
+      addr: '10.0.0.1',
+    });
+    // NULL stays NULL and the empty string stays empty; NaN and infinities survive; empty bytea and arrays too.
+    expect(rows[1]).toMatchObject({
+      id: '9007199254740993',
+      label: '',
+      code: null,
+      f4: 'NaN',
+      f8: '-Infinity',
+      raw: '',
+      raw_len: '0',
+      ints: [],
+    });
+    expect(rows[2]).toMatchObject({ id: '3', label: null, doc: 'null', raw: null, ints: null, flag: null });
+  });
+
+  it('reads a schema-qualified table with a quoted name, and a query', async () => {
+    const table = await source!.stage(request({ table: 'sales."Order Lines"' }));
+    expect(table.rows).toBe(2000);
+    expect(table.columns).toEqual([
+      { name: 'id', type: 'INTEGER', sourceType: 'int4' },
+      { name: 'amount', type: 'DECIMAL(12,2)', sourceType: 'numeric' },
+    ]);
+    const req = request({
+      query: 'SELECT id, amount * 2 AS doubled FROM sales."Order Lines" WHERE id <= 10 -- trailing comment',
+    });
+    const query = await source!.stage(req);
+    expect(query.rows).toBe(10);
+    // A computed numeric has no declared precision: it stays exact text.
+    expect(query.columns[1]).toMatchObject({ name: 'doubled', type: 'VARCHAR' });
+    const sum = await rowsOf(duck.duck, `SELECT sum(doubled::DECIMAL(20,2))::VARCHAR AS s FROM ${req.table}`);
+    expect(sum[0]?.s).toBe('137.50');
+  });
+
+  it('streams many rows with embedded newlines, quotes and commas intact', async () => {
+    const req = request({ table: 'notes' });
+    const result = await source!.stage(req);
+    expect(result.rows).toBe(50000);
+    const digest = await db.query(
+      `SELECT md5(string_agg(id || ':' || body, '|' ORDER BY id)) AS h FROM notes`,
+    );
+    const staged = await rowsOf(
+      duck.duck,
+      `SELECT md5(string_agg(id || ':' || body, '|' ORDER BY id)) AS h FROM ${req.table}`,
+    );
+    expect(staged[0]?.h).toBe(digest.rows[0].h);
+  });
+
+  it('fails a broken query with PostgreSQL’s code and message', async () => {
+    const error = await reason(source!.stage(request({ query: 'SELECT nope FROM everything' })));
+    expect(error.reason).toBe('SourceQueryFailed');
+    expect(error.message).toContain('42703');
+    expect(error.message).toContain('column "nope" does not exist');
+    const duplicate = await reason(source!.stage(request({ query: 'SELECT id, id FROM everything' })));
+    expect(duplicate.reason).toBe('SourceQueryFailed');
+    expect(duplicate.message).toContain('"id" more than once');
+  });
+
+  it('fails a COPY that breaks midway and keeps no partial table', async () => {
+    const req = request({ query: 'SELECT g AS id, 1 / (g - 30000) AS x FROM generate_series(1, 50000) g' });
+    const error = await reason(source!.stage(req));
+    expect(error.reason).toBe('SourceQueryFailed');
+    expect(error.message).toContain('22012');
+    const tables = await rowsOf(
+      duck.duck,
+      `SELECT table_name FROM information_schema.tables WHERE table_name = '${req.table}'`,
+    );
+    expect(tables).toEqual([]);
+  });
+
+  it('fails with DuckDB’s message when a value cannot be loaded', async () => {
+    const error = await reason(
+      source!.stage(request({ query: "SELECT 1 AS id, TIMESTAMP '294270-01-01 00:00:00' AS far" })),
+    );
+    expect(error.reason).toBe('SourceQueryFailed');
+    expect(error.message).toContain('loading the model rows into DuckDB failed');
+  });
+
+  it('applies statementTimeoutSeconds', async () => {
+    const error = await reason(
+      source!.stage(request({ query: 'SELECT pg_sleep(3) AS id' }, spec({ statementTimeoutSeconds: 1 }))),
+    );
+    expect(error.reason).toBe('SourceQueryFailed');
+    expect(error.message).toContain('57014');
+  });
+});
+
+describe('postgres source: check', () => {
+  it('passes with the right settings', async () => {
+    await expect(source!.check(spec(), ctx)).resolves.toBeUndefined();
+  });
+
+  it('names wrong passwords, missing databases, unreachable servers and missing secrets', async () => {
+    const wrong = await reason(
+      source!.check(spec({ password: { secretKeyRef: { name: 'pg', key: 'wrong' } } }), ctx),
+    );
+    expect(wrong.reason).toBe('AuthenticationFailed');
+    expect(wrong.message).not.toContain('not-the-password');
+    expect((await reason(source!.check(spec({ database: 'missing' }), ctx))).reason).toBe('DatabaseNotFound');
+    const port = await freePort();
+    const unreachable = await reason(source!.check(spec({ port }), ctx));
+    expect(unreachable.reason).toBe('SourceUnreachable');
+    expect(unreachable.message).toContain('ECONNREFUSED');
+    const secret = await reason(
+      source!.check(spec({ password: { secretKeyRef: { name: 'absent', key: 'password' } } }), ctx),
+    );
+    expect(secret.reason).toBe('SecretNotFound');
+    const tls = await reason(source!.check(spec({ tls: { mode: 'require' } }), ctx));
+    expect(tls.reason).toBe('SourceUnreachable');
+    expect(tls.message).toContain('TLS');
+  });
+});

@@ -1,0 +1,167 @@
+// Row values reach the destinations as whatever JavaScript the engine read from DuckDB: primitives,
+// bigints, Dates, byte arrays, arrays, plain objects, or DuckDB's own value classes. These helpers turn
+// them into exact text (JSON with big integers kept as digits, PostgreSQL literals) without rounding.
+import {
+  DuckDBBlobValue,
+  DuckDBListValue,
+  DuckDBArrayValue,
+  DuckDBMapValue,
+  DuckDBStructValue,
+} from '@duckdb/node-api';
+
+/** Convert DuckDB value classes into plain JavaScript; other values are returned as they are. */
+export function plainValue(value: unknown): unknown {
+  if (value instanceof DuckDBListValue || value instanceof DuckDBArrayValue)
+    return value.items.map(plainValue);
+  if (value instanceof DuckDBStructValue) {
+    return Object.fromEntries(Object.entries(value.entries).map(([k, v]) => [k, plainValue(v)]));
+  }
+  if (value instanceof DuckDBMapValue) {
+    return Object.fromEntries(value.entries.map((e) => [String(plainValue(e.key)), plainValue(e.value)]));
+  }
+  if (value instanceof DuckDBBlobValue) return value.bytes;
+  // The other DuckDB value classes (decimals, dates, times, intervals, UUIDs...) print their exact text.
+  if (typeof value === 'object' && value !== null && value.constructor?.name.startsWith('DuckDB'))
+    return String(value);
+  return value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * JSON text of a value. Unlike JSON.stringify it keeps bigints exact (as JSON numbers), writes bytes as
+ * base64 and DuckDB values as their text; NaN and infinities become null as JSON requires.
+ */
+export function toJson(value: unknown): string {
+  const v = plainValue(value);
+  if (v === null || v === undefined) return 'null';
+  switch (typeof v) {
+    case 'string':
+      return JSON.stringify(v);
+    case 'number':
+      return Number.isFinite(v) ? JSON.stringify(v) : 'null';
+    case 'bigint':
+      return v.toString();
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'function':
+    case 'symbol':
+      return 'null';
+  }
+  if (v instanceof Date) return JSON.stringify(Number.isNaN(v.getTime()) ? null : v.toISOString());
+  if (v instanceof Uint8Array) return JSON.stringify(Buffer.from(v).toString('base64'));
+  if (Array.isArray(v)) return `[${v.map((item) => toJson(item)).join(',')}]`;
+  const withToJson = v as { toJSON?: () => unknown };
+  if (!isPlainObject(v) && typeof withToJson.toJSON === 'function') return toJson(withToJson.toJSON());
+  const entries = Object.entries(v as Record<string, unknown>).filter(([, item]) => item !== undefined);
+  return `{${entries.map(([k, item]) => `${JSON.stringify(k)}:${toJson(item)}`).join(',')}}`;
+}
+
+/** A value meant for a JSON column: text that already is JSON is kept as it is (DuckDB hands JSON columns over as text). */
+export function toJsonDocument(value: unknown): string {
+  const v = plainValue(value);
+  if (typeof v === 'string') {
+    try {
+      JSON.parse(v);
+      return v;
+    } catch {
+      return JSON.stringify(v);
+    }
+  }
+  return toJson(v);
+}
+
+/**
+ * The bytes of a BLOB in DuckDB's text form, as the engine reads it: printable ASCII as itself, every
+ * other byte as \xHH.
+ */
+export function duckBlobText(text: string): Buffer {
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '\\' && text[i + 1] === 'x' && /^[0-9a-fA-F]{2}$/.test(text.slice(i + 2, i + 4))) {
+      bytes.push(parseInt(text.slice(i + 2, i + 4), 16));
+      i += 3;
+    } else {
+      bytes.push(...Buffer.from(text[i] ?? '', 'utf8'));
+    }
+  }
+  return Buffer.from(bytes);
+}
+
+/** JSON.parse, with every number kept as its exact source text (no rounding of big integers or decimals). */
+export function parseJsonKeepingNumberText(text: string): unknown {
+  return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+    typeof value === 'number' && context?.source !== undefined ? context.source : value,
+  );
+}
+
+/** Scalar text as PostgreSQL's input functions read it. */
+export function toPgScalarText(value: unknown): string {
+  const v = plainValue(value);
+  switch (typeof v) {
+    case 'string':
+      return v;
+    case 'number':
+      if (Number.isNaN(v)) return 'NaN';
+      if (!Number.isFinite(v)) return v > 0 ? 'Infinity' : '-Infinity';
+      return String(v);
+    case 'bigint':
+      return v.toString();
+    case 'boolean':
+      return v ? 'true' : 'false';
+  }
+  if (v instanceof Date) return v.toISOString();
+  if (v instanceof Uint8Array) return `\\x${Buffer.from(v).toString('hex')}`;
+  return toJson(v);
+}
+
+/** A PostgreSQL array literal: {1,2,"a \"b\"",NULL}; nested arrays nest. */
+export function toPgArrayLiteral(items: unknown[]): string {
+  const parts = items.map((raw) => {
+    const item = plainValue(raw);
+    if (item === null || item === undefined) return 'NULL';
+    if (Array.isArray(item)) return toPgArrayLiteral(item);
+    const text = isPlainObject(item) ? toJson(item) : toPgScalarText(item);
+    return `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+  });
+  return `{${parts.join(',')}}`;
+}
+
+/** Text of a value for a PostgreSQL column of the given type (format_type spelling), or null for SQL NULL. */
+export function toPgText(value: unknown, pgType: string): string | null {
+  // Fast paths for the common scalars: this runs once per value delivered.
+  if (value === null || value === undefined) return null;
+  if (
+    typeof value === 'string' &&
+    pgType !== 'json' &&
+    pgType !== 'jsonb' &&
+    pgType !== 'bytea' &&
+    !pgType.endsWith('[]')
+  ) {
+    return value;
+  }
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'bigint') return value.toString();
+  const v = plainValue(value);
+  if (v === null || v === undefined) return null;
+  if (pgType === 'json' || pgType === 'jsonb') return toJsonDocument(v);
+  if (pgType === 'bytea' && typeof v === 'string') return `\\x${duckBlobText(v).toString('hex')}`;
+  if (pgType.endsWith('[]')) {
+    if (Array.isArray(v)) return toPgArrayLiteral(v);
+    if (typeof v === 'string' && v.startsWith('[')) {
+      try {
+        const parsed = parseJsonKeepingNumberText(v);
+        if (Array.isArray(parsed)) return toPgArrayLiteral(parsed);
+      } catch {
+        return v;
+      }
+    }
+    return toPgScalarText(v);
+  }
+  return toPgScalarText(v);
+}
