@@ -43,7 +43,7 @@ export async function startS3(opts: { logDir?: string } = {}): Promise<S3Server>
   const dir = mkdtempSync(join(tmpdir(), 'syncline-minio-'));
   const port = await freePort();
   const consolePort = await freePort();
-  const accessKeyId = 'syncline-test';
+  const accessKeyId = 'minio-root';
   const secretAccessKey = 'syncline-test-secret';
   const server = startProcess(
     `minio-${port}`,

@@ -1,0 +1,277 @@
+import { z } from 'zod';
+import { SynclineError, isSynclineError } from '../errors.ts';
+import type { BlobStore } from '../storage/index.ts';
+
+export const manifestSchema = z.object({
+  version: z.literal(1),
+  runId: z.string().min(1),
+  /** Path of the snapshot relative to the sync's folder, e.g. snapshots/<runId>.parquet. */
+  snapshot: z.string().min(1),
+  committedAt: z.string(),
+  primaryKey: z.string(),
+  columns: z.array(z.object({ name: z.string(), type: z.string() })),
+  modelFingerprint: z.string(),
+  comparedColumns: z.array(z.string()),
+  rowCount: z.number().int().min(0),
+  destinationType: z.string(),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const SNAPSHOTS = 'snapshots/';
+const RUNS = 'runs/';
+const REQUEST_LOG_SUFFIX = '.requests.jsonl.gz';
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The state of one Sync under the store's base URL:
+ *   <namespace>/<sync>/manifest.json              the commit point: which snapshot is current
+ *   <namespace>/<sync>/snapshots/<runId>.parquet  what the destination holds, as of that run
+ *   <namespace>/<sync>/runs/<runId>.json          run summaries
+ *   <namespace>/<sync>/runs/<runId>.requests.jsonl.gz   the live debugger's request log
+ * A snapshot is uploaded under a new name and only the manifest switch (a compare-and-swap) makes it
+ * current, so a run killed anywhere leaves the previous snapshot current.
+ */
+export class DiffStore {
+  readonly blob: BlobStore;
+  readonly namespace: string;
+  readonly sync: string;
+  private readonly folder: string;
+
+  constructor(blob: BlobStore, namespace: string, sync: string) {
+    for (const [what, name] of [
+      ['namespace', namespace],
+      ['sync', sync],
+    ] as const) {
+      if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) || name.length > 253) {
+        throw new SynclineError(
+          'InvalidDiffStorePath',
+          `${what} "${name}" is not a valid Kubernetes name, so it cannot name a diff store folder`,
+        );
+      }
+    }
+    this.blob = blob;
+    this.namespace = namespace;
+    this.sync = sync;
+    this.folder = `${namespace}/${sync}/`;
+  }
+
+  /** Where this sync's state lives, for messages. */
+  get url(): string {
+    return `${this.blob.url}/${this.folder}`;
+  }
+
+  async readManifest(): Promise<{ manifest: Manifest; etag: string } | undefined> {
+    const found = await this.storage(() => this.blob.get(this.folder + 'manifest.json'));
+    if (!found) return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(found.body.toString('utf8'));
+    } catch (error) {
+      throw new SynclineError(
+        'DiffStoreCorrupt',
+        `${this.url}manifest.json is not valid JSON (${(error as Error).message}): request a full resync`,
+      );
+    }
+    const parsed = manifestSchema.safeParse(json);
+    if (!parsed.success) {
+      throw new SynclineError(
+        'DiffStoreCorrupt',
+        `${this.url}manifest.json is not a version 1 manifest (${parsed.error.issues[0]?.message ?? 'invalid'}): request a full resync`,
+      );
+    }
+    return { manifest: parsed.data, etag: found.etag };
+  }
+
+  async downloadSnapshot(manifest: Manifest, localFile: string): Promise<void> {
+    const path = this.snapshotPath(manifest.snapshot);
+    const found = await this.storage(() => this.blob.getToFile(path, localFile));
+    if (!found) {
+      throw new SynclineError(
+        'SnapshotMissing',
+        `the current snapshot ${this.url}${manifest.snapshot} (run ${manifest.runId}) is missing: request a full resync`,
+      );
+    }
+  }
+
+  /** Upload under a new name; refuses to overwrite the snapshot the manifest points at. Returns the relative path. */
+  async uploadSnapshot(runId: string, localFile: string): Promise<string> {
+    const relative = `${SNAPSHOTS}${this.checkRunId(runId)}.parquet`;
+    const current = await this.readManifest().catch((error: unknown) => {
+      if (isSynclineError(error) && error.reason === 'DiffStoreCorrupt') return undefined; // a resync replaces it
+      throw error;
+    });
+    if (current?.manifest.snapshot === relative) {
+      throw new SynclineError(
+        'SnapshotInUse',
+        `run ${runId} already committed ${this.url}${relative}: a new run needs a new run id`,
+      );
+    }
+    await this.storage(() => this.blob.putFile(this.folder + relative, localFile));
+    return relative;
+  }
+
+  async commit(manifest: Manifest, expectedEtag: string | undefined): Promise<void> {
+    const checked = manifestSchema.parse(manifest);
+    const snapshot = this.snapshotPath(checked.snapshot);
+    const uploaded = await this.storage(() => this.blob.list(snapshot));
+    if (!uploaded.some((entry) => entry.path === snapshot)) {
+      // Another run that committed meanwhile may have pruned it: that is the conflict to report.
+      if ((await this.readManifest())?.etag !== expectedEtag) throw this.concurrentCommit(checked);
+      throw new SynclineError(
+        'SnapshotMissing',
+        `cannot commit run ${checked.runId}: its snapshot ${this.url}${checked.snapshot} was not uploaded`,
+      );
+    }
+    const body = JSON.stringify(checked, null, 2) + '\n';
+    const cond = expectedEtag === undefined ? ({ ifNoneMatch: '*' } as const) : { ifMatch: expectedEtag };
+    try {
+      await this.storage(() => this.blob.put(this.folder + 'manifest.json', body, cond));
+    } catch (error) {
+      if (isSynclineError(error) && error.reason === 'PreconditionFailed') {
+        // A retried request whose first attempt did land fails its own precondition: that is our commit.
+        if (await this.manifestIs(checked)) return;
+        throw this.concurrentCommit(checked);
+      }
+      throw error;
+    }
+  }
+
+  async writeRunSummary(runId: string, summary: unknown): Promise<void> {
+    const path = `${this.folder}${RUNS}${this.checkRunId(runId)}.json`;
+    await this.storage(() => this.blob.put(path, JSON.stringify(summary, null, 2) + '\n'));
+  }
+
+  async readRunSummary(runId: string): Promise<unknown | undefined> {
+    const path = `${this.folder}${RUNS}${this.checkRunId(runId)}.json`;
+    const found = await this.storage(() => this.blob.get(path));
+    if (!found) return undefined;
+    try {
+      return JSON.parse(found.body.toString('utf8')) as unknown;
+    } catch (error) {
+      throw new SynclineError(
+        'DiffStoreCorrupt',
+        `run summary ${this.url}${RUNS}${runId}.json is not valid JSON: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  /** Runs with a summary, newest first. */
+  async listRuns(): Promise<{ runId: string; updatedAt: string }[]> {
+    const entries = await this.storage(() => this.blob.list(this.folder + RUNS));
+    return entries
+      .map((entry) => ({
+        name: entry.path.slice(this.folder.length + RUNS.length),
+        updatedAt: entry.updatedAt,
+      }))
+      .filter(({ name }) => name.endsWith('.json') && !name.includes('/'))
+      .map(({ name, updatedAt }) => ({ runId: name.slice(0, -'.json'.length), updatedAt }))
+      .sort((a, b) =>
+        a.updatedAt !== b.updatedAt ? (a.updatedAt < b.updatedAt ? 1 : -1) : a.runId < b.runId ? 1 : -1,
+      );
+  }
+
+  async writeRequestLog(runId: string, localGzFile: string): Promise<void> {
+    const path = `${this.folder}${RUNS}${this.checkRunId(runId)}${REQUEST_LOG_SUFFIX}`;
+    await this.storage(() => this.blob.putFile(path, localGzFile));
+  }
+
+  /** The gzip'd JSONL request log of a run, or undefined when none was kept (or it was pruned). */
+  async readRequestLog(runId: string): Promise<Buffer | undefined> {
+    const path = `${this.folder}${RUNS}${this.checkRunId(runId)}${REQUEST_LOG_SUFFIX}`;
+    return (await this.storage(() => this.blob.get(path)))?.body;
+  }
+
+  /**
+   * Delete request logs older than `requestLogDays`, and snapshots the manifest does not point at
+   * beyond the `keepSnapshots` newest (default 1: only the current one). A snapshot uploaded after the
+   * current one is never deleted: it may belong to a run that is about to commit.
+   */
+  async prune(options: { requestLogDays: number; keepSnapshots?: number }): Promise<void> {
+    const now = Date.now();
+    const logs = await this.storage(() => this.blob.list(this.folder + RUNS));
+    for (const entry of logs) {
+      if (
+        entry.path.endsWith(REQUEST_LOG_SUFFIX) &&
+        now - Date.parse(entry.updatedAt) > options.requestLogDays * DAY_MS
+      ) {
+        await this.storage(() => this.blob.delete(entry.path));
+      }
+    }
+    const current = await this.readManifest();
+    if (!current) return; // without a commit nothing is known to be unneeded
+    const currentPath = this.snapshotPath(current.manifest.snapshot);
+    const snapshots = (await this.storage(() => this.blob.list(this.folder + SNAPSHOTS))).sort((a, b) =>
+      a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0,
+    );
+    const currentEntry = snapshots.find((entry) => entry.path === currentPath);
+    if (!currentEntry) return;
+    const keep = Math.max(1, options.keepSnapshots ?? 1);
+    const older = snapshots.filter(
+      (entry) => entry.path !== currentPath && entry.updatedAt < currentEntry.updatedAt,
+    );
+    for (const entry of older.slice(keep - 1)) await this.storage(() => this.blob.delete(entry.path));
+  }
+
+  /** Delete everything this sync stored (snapshotPolicy: delete); returns how many objects. */
+  async deleteAll(): Promise<number> {
+    return this.storage(() => this.blob.deletePrefix(this.folder));
+  }
+
+  private concurrentCommit(manifest: Manifest): SynclineError {
+    return new SynclineError(
+      'ConcurrentCommit',
+      `another run of ${this.namespace}/${this.sync} committed first, so run ${manifest.runId} was not recorded; the next run diffs against the other run's snapshot and re-sends what differs`,
+    );
+  }
+
+  /** Whether the current manifest is exactly `manifest`; false when it cannot be read (then the caller's error stands). */
+  private async manifestIs(manifest: Manifest): Promise<boolean> {
+    try {
+      const now = await this.readManifest();
+      return now !== undefined && JSON.stringify(now.manifest) === JSON.stringify(manifest);
+    } catch (error) {
+      if (isSynclineError(error)) return false;
+      throw error;
+    }
+  }
+
+  private snapshotPath(relative: string): string {
+    if (
+      !relative.startsWith(SNAPSHOTS) ||
+      relative.includes('..') ||
+      relative.slice(SNAPSHOTS.length).includes('/')
+    ) {
+      throw new SynclineError(
+        'DiffStoreCorrupt',
+        `snapshot path "${relative}" in ${this.url}manifest.json is not under ${SNAPSHOTS}: request a full resync`,
+      );
+    }
+    return this.folder + relative;
+  }
+
+  private checkRunId(runId: string): string {
+    if (!RUN_ID.test(runId) || runId.includes('..')) {
+      throw new SynclineError(
+        'InvalidRunId',
+        `run id "${runId}" may only hold letters, digits, '.', '_' and '-' (up to 128)`,
+      );
+    }
+    return runId;
+  }
+
+  /** The diff store's own name for a missing bucket, so a Sync's condition says which store is meant. */
+  private async storage<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (isSynclineError(error) && error.reason === 'StorageBucketNotFound') {
+        throw new SynclineError(
+          'DiffStoreBucketNotFound',
+          `the diff store bucket does not exist: ${error.message}`,
+        );
+      }
+      throw error;
+    }
+  }
+}
