@@ -1,33 +1,45 @@
 # syntax=docker/dockerfile:1.7
-# One image for the operator and the runner (different commands). Node.js 24 LTS.
+# One image for the operator and the runner (different commands), on Node.js 24 LTS, which runs the
+# TypeScript sources directly (type stripping): there is no build step, only production dependencies.
+#   operator: the default command
+#   runner:   node /app/bin/syncline.mjs <subcommand>  (the operator sets it on its Jobs)
+# test/image/ checks this file with hadolint and performs the same steps in a temp folder.
 ARG NODE_VERSION=24.21.0
 
 FROM node:${NODE_VERSION}-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Production dependencies only; the `node` runtime package is a devDependency and is not needed here.
+# Production dependencies only (the `node` runtime package is a devDependency: the base image has Node).
+# No install scripts: DuckDB's native binding comes as a prebuilt optional dependency.
 RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts \
  && npm cache clean --force
 
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
+ARG CREATED=unknown
 LABEL org.opencontainers.image.title="syncline" \
       org.opencontainers.image.description="Reverse ETL as a Kubernetes operator: operator and runner" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.vendor="Syncline" \
+      org.opencontainers.image.url="https://github.com/syncline/syncline" \
+      org.opencontainers.image.documentation="https://github.com/syncline/syncline#readme" \
       org.opencontainers.image.source="https://github.com/syncline/syncline"
 ENV NODE_ENV=production
 WORKDIR /app
-COPY --from=deps /app/node_modules ./node_modules
-COPY package.json ./
-COPY bin ./bin
-COPY crds ./crds
-COPY connectors ./connectors
-COPY runner ./runner
-COPY operator ./operator
-# The image's `node` user (uid 1000); runs with a read-only root filesystem, scratch space in /tmp.
+COPY --from=deps --chown=root:root /app/node_modules ./node_modules
+COPY --chown=root:root package.json ./
+COPY --chown=root:root bin ./bin
+COPY --chown=root:root crds ./crds
+COPY --chown=root:root connectors ./connectors
+COPY --chown=root:root runner ./runner
+COPY --chown=root:root operator ./operator
+# The files are root's and read-only to the process; it runs as the image's `node` user (uid 1000)
+# with a read-only root filesystem, and writes only to /tmp (an emptyDir in the chart and in Jobs).
 USER 1000:1000
+EXPOSE 8080
 ENTRYPOINT ["node"]
 CMD ["/app/operator/main.ts"]

@@ -1,0 +1,416 @@
+import { createInterface } from 'node:readline/promises';
+import { gunzipSync } from 'node:zlib';
+import type { RunRecord, SecretKeySelector, Sync } from '../crds/index.ts';
+import { newRunId } from '../runner/cli/plans.ts';
+import { DiffStore } from '../runner/diffstore/index.ts';
+import { SynclineError } from '../runner/errors.ts';
+import { createLogger } from '../runner/logger.ts';
+import { runPlan, type RunPlan } from '../runner/plan.ts';
+import { filterRequestLog } from '../runner/requestlog.ts';
+import { executeRun } from '../runner/run.ts';
+import { secretEnvName, secretResolver } from '../runner/secrets.ts';
+import { openBlobStore } from '../runner/storage/index.ts';
+import type { RunSummary } from '../runner/summary.ts';
+import { readSyncGraph, type PluginCluster } from './cluster.ts';
+import { duration, relative, render, table, type OutputFormat } from './format.ts';
+
+/** The annotations the operator acts on (operator/schedule.ts). */
+export const RUN_REQUESTED_ANNOTATION = 'syncline.io/run-requested-at';
+export const RESYNC_REQUESTED_ANNOTATION = 'syncline.io/resync-requested-at';
+
+export interface Io {
+  out: (text: string) => void;
+  /** Interactive confirmation; undefined when there is no terminal. */
+  confirm?: (question: string) => Promise<string>;
+}
+
+const conditionOf = (sync: Sync, type: string) => sync.status?.conditions?.find((c) => c.type === type);
+
+export async function trigger(
+  cluster: PluginCluster,
+  name: string,
+  format: OutputFormat,
+  io: Io,
+): Promise<void> {
+  const requestedAt = new Date().toISOString();
+  await cluster.annotate('syncs', name, { [RUN_REQUESTED_ANNOTATION]: requestedAt });
+  const data = { sync: name, namespace: cluster.namespace, runRequestedAt: requestedAt };
+  io.out(
+    render(
+      format,
+      data,
+      () =>
+        `sync.syncline.io/${name} triggered: a run starts now (kubectl syncline runs ${name} -n ${cluster.namespace} to follow it)`,
+    ),
+  );
+}
+
+export async function resync(
+  cluster: PluginCluster,
+  name: string,
+  options: { yes: boolean },
+  format: OutputFormat,
+  io: Io,
+): Promise<void> {
+  const { sync, model, destination } = await readSyncGraph(cluster, name);
+  if (!options.yes) {
+    const warning =
+      `A full resync of ${cluster.namespace}/${name} ignores what was sent before and sends every row of Model ` +
+      `"${model.metadata.name}" to Destination "${destination.metadata.name}" (mode ${sync.spec.mode}) again.`;
+    if (!io.confirm)
+      throw new SynclineError(
+        'ConfirmationRequired',
+        `${warning} Pass --yes to confirm when there is no terminal.`,
+      );
+    const answer = await io.confirm(`${warning}\nType the Sync's name to confirm: `);
+    if (answer.trim() !== name) throw new SynclineError('NotConfirmed', 'not confirmed: nothing was changed');
+  }
+  const requestedAt = new Date().toISOString();
+  await cluster.annotate('syncs', name, { [RESYNC_REQUESTED_ANNOTATION]: requestedAt });
+  const data = { sync: name, namespace: cluster.namespace, resyncRequestedAt: requestedAt };
+  io.out(
+    render(
+      format,
+      data,
+      () => `sync.syncline.io/${name}: full resync requested; the next run sends every row`,
+    ),
+  );
+}
+
+export async function status(
+  cluster: PluginCluster,
+  allNamespaces: boolean,
+  format: OutputFormat,
+  io: Io,
+): Promise<void> {
+  const syncs = await cluster.list<Sync>('syncs', allNamespaces ? undefined : cluster.namespace);
+  const rows = syncs.map((s) => {
+    const ready = conditionOf(s, 'Ready');
+    const running = conditionOf(s, 'Running')?.status === 'True';
+    return {
+      namespace: s.metadata.namespace ?? cluster.namespace,
+      name: s.metadata.name,
+      mode: s.spec.mode,
+      ready: ready?.status ?? 'Unknown',
+      reason: s.spec.paused ? 'Paused' : (ready?.reason ?? '-'),
+      running,
+      lastResult: s.status?.lastRun?.result,
+      lastRunAt: s.status?.lastRun?.finishedAt,
+      delivered: s.status?.lastRun?.counts?.delivered,
+      failed: s.status?.lastRun?.counts?.failed,
+      lastSuccessfulRunAt: s.status?.lastSuccessfulRunAt,
+      nextRunAt: s.status?.nextRunAt,
+      message: ready?.message,
+    };
+  });
+  io.out(
+    render(format, { items: rows }, () => {
+      if (rows.length === 0)
+        return `No Syncs found ${allNamespaces ? 'in any namespace' : `in namespace ${cluster.namespace}`}.`;
+      const header = [
+        ...(allNamespaces ? ['NAMESPACE'] : []),
+        'NAME',
+        'MODE',
+        'READY',
+        'REASON',
+        'LAST RESULT',
+        'ROWS',
+        'LAST SUCCESS',
+        'NEXT RUN',
+      ];
+      return table(
+        header,
+        rows.map((r) => [
+          ...(allNamespaces ? [r.namespace] : []),
+          r.name,
+          r.mode,
+          r.ready,
+          r.running ? `${r.reason} (running)` : r.reason,
+          r.lastResult ?? '-',
+          r.delivered === undefined ? '-' : `${r.delivered}${r.failed ? ` (+${r.failed} failed)` : ''}`,
+          relative(r.lastSuccessfulRunAt),
+          relative(r.nextRunAt),
+        ]),
+      );
+    }),
+  );
+}
+
+export async function runs(
+  cluster: PluginCluster,
+  name: string,
+  format: OutputFormat,
+  io: Io,
+): Promise<void> {
+  const sync = await cluster.get<Sync>('syncs', name);
+  const active = sync.status?.activeRun;
+  const history: RunRecord[] = sync.status?.history ?? (sync.status?.lastRun ? [sync.status.lastRun] : []);
+  const data = { sync: name, namespace: cluster.namespace, activeRun: active, history };
+  io.out(
+    render(format, data, () => {
+      const records = [...(active ? [{ ...active, result: 'Running' as const }] : []), ...history];
+      if (records.length === 0)
+        return `Sync ${name} has not run yet${sync.status?.nextRunAt ? `; next run ${relative(sync.status.nextRunAt)}` : ''}.`;
+      return table(
+        [
+          'RUN',
+          'TRIGGER',
+          'RESULT',
+          'STARTED',
+          'DURATION',
+          'QUERIED',
+          'ADDED',
+          'CHANGED',
+          'REMOVED',
+          'DELIVERED',
+          'FAILED',
+          'MESSAGE',
+        ],
+        records.map((r) => [
+          r.id ?? '-',
+          r.trigger ?? '-',
+          r.result ?? '-',
+          relative(r.startedAt),
+          duration(r.startedAt, r.finishedAt),
+          String(r.counts?.queried ?? '-'),
+          String(r.counts?.added ?? '-'),
+          String(r.counts?.changed ?? '-'),
+          String(r.counts?.removed ?? '-'),
+          String(r.counts?.delivered ?? '-'),
+          String(r.counts?.failed ?? '-'),
+          (r.message ?? '').slice(0, 80),
+        ]),
+      );
+    }),
+  );
+}
+
+/** Every secretKeyRef in an object tree. */
+export function secretRefs(value: unknown): SecretKeySelector[] {
+  if (!value || typeof value !== 'object') return [];
+  if (Array.isArray(value)) return value.flatMap(secretRefs);
+  const record = value as Record<string, unknown>;
+  const own = record['secretKeyRef'] as SecretKeySelector | undefined;
+  return [
+    ...(own?.name && own.key ? [own] : []),
+    ...Object.entries(record).flatMap(([k, v]) => (k === 'secretKeyRef' ? [] : secretRefs(v))),
+  ];
+}
+
+/**
+ * Secret values the plan needs: from the environment (SYNCLINE_SECRET_*), else read from the cluster.
+ * A Secret the user may not read is named with how to provide it instead.
+ */
+async function collectSecrets(
+  cluster: PluginCluster,
+  refs: SecretKeySelector[],
+): Promise<Record<string, Record<string, string>>> {
+  const values: Record<string, Record<string, string>> = {};
+  const missing: string[] = [];
+  for (const ref of refs) {
+    if (process.env[secretEnvName(ref)] !== undefined) continue;
+    try {
+      const value = await cluster.secretValue(ref);
+      if (value === undefined)
+        missing.push(
+          `Secret "${ref.name}" key "${ref.key}" does not exist in namespace ${cluster.namespace}`,
+        );
+      else (values[ref.name] ??= {})[ref.key] = value;
+    } catch (error) {
+      if (error instanceof SynclineError && error.reason === 'Forbidden') {
+        missing.push(
+          `Secret "${ref.name}" key "${ref.key}": you may not read it; set ${secretEnvName(ref)} instead`,
+        );
+      } else throw error;
+    }
+  }
+  if (missing.length > 0) {
+    throw new SynclineError(
+      'SecretsUnavailable',
+      `plan runs the query and diff on this machine and needs these credentials:\n  ${missing.join('\n  ')}`,
+    );
+  }
+  return values;
+}
+
+async function diffStoreUrl(cluster: PluginCluster, sync: Sync, flag: string | undefined): Promise<string> {
+  const url =
+    flag ??
+    process.env['SYNCLINE_DIFF_STORE_URL'] ??
+    sync.spec.diffStore?.url ??
+    (await cluster.operatorDiffStoreUrl());
+  if (!url) {
+    throw new SynclineError(
+      'DiffStoreUnknown',
+      "cannot tell where the operator keeps snapshots (its Deployment is not visible to you): pass --diff-store s3://... (the chart's diffStore.url)",
+    );
+  }
+  return url;
+}
+
+export async function plan(
+  cluster: PluginCluster,
+  name: string,
+  options: { diffStore?: string; sample: number },
+  format: OutputFormat,
+  io: Io,
+): Promise<void> {
+  const graph = await readSyncGraph(cluster, name);
+  const url = await diffStoreUrl(cluster, graph.sync, options.diffStore);
+  const secrets = await collectSecrets(cluster, secretRefs([graph.source.spec, graph.destination.spec]));
+  const named = <T>(o: { metadata: { name: string }; spec: T }) => ({ name: o.metadata.name, spec: o.spec });
+  const runPlanInput: RunPlan = runPlan.parse({
+    apiVersion: 'syncline.io/v1alpha1',
+    kind: 'RunPlan',
+    runId: `plan-${newRunId()}`,
+    namespace: cluster.namespace,
+    trigger: 'manual',
+    fullResync: false,
+    dryRun: true,
+    sync: named(graph.sync),
+    model: named(graph.model),
+    source: named(graph.source),
+    destination: named(graph.destination),
+    diffStore: { url },
+  });
+  const summary = await executeRun(runPlanInput, {
+    secrets: secretResolver(process.env, secrets),
+    log: createLogger({ fd: 2, level: 'warn' }),
+    signal: AbortSignal.timeout(30 * 60_000),
+  });
+  if (summary.result === 'Failed') {
+    throw new SynclineError(
+      summary.reason ?? 'PlanFailed',
+      `the plan could not be computed: ${summary.message}`,
+    );
+  }
+  const samples = Object.fromEntries(
+    Object.entries(summary.samples ?? {}).map(([op, rows]) => [op, rows.slice(0, options.sample)]),
+  );
+  const data = {
+    sync: name,
+    namespace: cluster.namespace,
+    counts: summary.counts,
+    operations: summary.operations,
+    samples,
+    message: summary.message,
+  };
+  io.out(
+    render(format, data, () => {
+      const c = summary.counts;
+      const lines = [
+        `Plan for ${cluster.namespace}/${name} (dry run: nothing was delivered or committed)`,
+        `  queried ${c.queried}: ${c.added} added, ${c.changed} changed, ${c.removed} removed`,
+        ...Object.entries(summary.operations).map(([op, n]) => `  would ${op} ${n} row(s)`),
+      ];
+      if (Object.keys(summary.operations).length === 0)
+        lines.push('  nothing to send: the destination is up to date');
+      for (const [op, rows] of Object.entries(samples)) {
+        if (rows.length === 0) continue;
+        lines.push(`\n${op} (first ${rows.length}):`);
+        const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+        lines.push(
+          table(
+            columns.map((col) => col.toUpperCase()),
+            rows.map((r) =>
+              columns.map((col) =>
+                r[col] === undefined || r[col] === null
+                  ? ''
+                  : typeof r[col] === 'object'
+                    ? JSON.stringify(r[col])
+                    : String(r[col]),
+              ),
+            ),
+          ),
+        );
+      }
+      return lines.join('\n');
+    }),
+  );
+}
+
+export async function debug(
+  cluster: PluginCluster,
+  name: string,
+  runId: string | undefined,
+  options: { diffStore?: string; key?: string },
+  format: OutputFormat,
+  io: Io,
+): Promise<void> {
+  const sync = await cluster.get<Sync>('syncs', name);
+  const url = await diffStoreUrl(cluster, sync, options.diffStore);
+  const secrets = await collectSecrets(cluster, []);
+  const store = new DiffStore(
+    openBlobStore(url, { secrets: secretResolver(process.env, secrets) }),
+    cluster.namespace,
+    name,
+  );
+  const id = runId ?? sync.status?.lastRun?.id ?? (await store.listRuns())[0]?.runId;
+  if (!id)
+    throw new SynclineError(
+      'RunNotFound',
+      `Sync ${cluster.namespace}/${name} has no runs yet (kubectl syncline trigger ${name} starts one)`,
+    );
+  const summary = (await store.readRunSummary(id)) as RunSummary | undefined;
+  if (!summary) {
+    const recent = (await store.listRuns()).slice(0, 5).map((r) => r.runId);
+    throw new SynclineError(
+      'RunNotFound',
+      `no record of run ${id} in ${store.url}; recent runs: ${recent.join(', ') || 'none'}`,
+    );
+  }
+  const gz = await store.readRequestLog(id);
+  const requests = gz ? filterRequestLog(gunzipSync(gz).toString('utf8'), options.key) : [];
+  const rejected = summary.rejected.filter((r) => options.key === undefined || r.key === options.key);
+  const data = { run: id, summary, rejected, requests, requestLogKept: gz !== undefined };
+  io.out(
+    render(format, data, () => {
+      const c = summary.counts;
+      const t = summary.timings;
+      const lines = [
+        `Run ${id} of ${cluster.namespace}/${name}: ${summary.result}${summary.reason ? ` (${summary.reason})` : ''}`,
+        `  ${summary.message}`,
+        `  started ${summary.startedAt}, finished ${summary.finishedAt}${summary.fullResync ? ', full resync' : ''}`,
+        `  rows: queried ${c.queried}, added ${c.added}, changed ${c.changed}, removed ${c.removed}, delivered ${c.delivered}, failed ${c.failed}`,
+        `  phases: query ${t.queryMs ?? '-'} ms, diff ${t.diffMs ?? '-'} ms, deliver ${t.deliverMs ?? '-'} ms, commit ${t.commitMs ?? '-'} ms`,
+      ];
+      if (rejected.length > 0) {
+        lines.push(
+          `\nRejected rows (${rejected.length}${summary.rejected.length >= 100 ? ', first 100' : ''}):`,
+        );
+        lines.push(
+          table(
+            ['KEY', 'OPERATION', 'REASON'],
+            rejected.map((r) => [r.key, r.operation, r.reason]),
+          ),
+        );
+      }
+      if (!gz) lines.push('\nNo request log kept for this run (none recorded, or older than the retention).');
+      else {
+        lines.push(
+          `\nRequests (${requests.length}${options.key === undefined ? '' : ` touching key ${options.key}`}):`,
+        );
+        for (const r of requests) {
+          lines.push(
+            `  ${r.ts} ${r.operation} ${r.target} -> ${r.status ?? r.error ?? '?'} in ${r.latencyMs} ms (keys: ${r.keys.slice(0, 5).join(', ')}${r.keys.length > 5 ? ', …' : ''})`,
+          );
+          if (r.responseBody) lines.push(`    response: ${r.responseBody}`);
+        }
+      }
+      return lines.join('\n');
+    }),
+  );
+}
+
+/** A readline prompt on the terminal, or undefined when stdin is not one. */
+export function terminalConfirm(): Io['confirm'] {
+  if (!process.stdin.isTTY) return undefined;
+  return async (question) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    try {
+      return await rl.question(question);
+    } finally {
+      rl.close();
+    }
+  };
+}

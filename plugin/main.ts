@@ -1,0 +1,137 @@
+// `kubectl syncline`: a kubectl plugin (the kubectl-syncline executable) for Syncline's resources.
+import { Command, Option } from 'commander';
+import { describeError } from '../runner/errors.ts';
+import { PluginCluster } from './cluster.ts';
+import { debug, plan, resync, runs, status, terminalConfirm, trigger, type Io } from './commands.ts';
+import type { OutputFormat } from './format.ts';
+
+interface CommonOptions {
+  namespace?: string;
+  kubeconfig?: string;
+  context?: string;
+  output: OutputFormat;
+}
+
+function withCommon(command: Command): Command {
+  return command
+    .option('-n, --namespace <namespace>', "namespace of the Sync (default: your context's namespace)")
+    .option('--kubeconfig <file>', 'kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config)')
+    .option('--context <name>', 'kubeconfig context to use')
+    .addOption(
+      new Option('-o, --output <format>', 'output format').choices(['text', 'json', 'yaml']).default('text'),
+    );
+}
+
+function connect(options: CommonOptions): PluginCluster {
+  return new PluginCluster({
+    ...(options.namespace ? { namespace: options.namespace } : {}),
+    ...(options.kubeconfig ? { kubeconfig: options.kubeconfig } : {}),
+    ...(options.context ? { context: options.context } : {}),
+  });
+}
+
+export function buildPlugin(io: Io): Command {
+  const program = new Command('kubectl syncline')
+    .description('Syncline, from kubectl: trigger and inspect Syncs.')
+    .showHelpAfterError('(kubectl syncline --help lists the commands)')
+    .configureOutput({
+      writeOut: (text) => io.out(text.trimEnd()),
+      writeErr: (text) => process.stderr.write(text),
+    })
+    .exitOverride();
+
+  withCommon(program.command('status'))
+    .description('All Syncs at a glance: ready, last result, rows, last success, next run.')
+    .option('-A, --all-namespaces', 'Syncs of every namespace')
+    .action(async (options: CommonOptions & { allNamespaces?: boolean }) =>
+      status(connect(options), options.allNamespaces ?? false, options.output, io),
+    );
+
+  withCommon(program.command('trigger').argument('<sync>', 'name of the Sync'))
+    .description('Run a Sync now, whatever its schedule (sets the syncline.io/run-requested-at annotation).')
+    .action(async (name: string, options: CommonOptions) =>
+      trigger(connect(options), name, options.output, io),
+    );
+
+  withCommon(program.command('resync').argument('<sync>', 'name of the Sync'))
+    .description(
+      'Send every row again on the next run, ignoring what was sent before (asks for confirmation).',
+    )
+    .option('-y, --yes', 'do not ask for confirmation')
+    .action(async (name: string, options: CommonOptions & { yes?: boolean }) =>
+      resync(connect(options), name, { yes: options.yes ?? false }, options.output, io),
+    );
+
+  withCommon(program.command('plan').argument('<sync>', 'name of the Sync'))
+    .description(
+      'What the next run would send: counts and sample rows. Runs the query and diff on this machine; delivers nothing.',
+    )
+    .option('--diff-store <url>', "the operator's diff store (default: found from the operator's Deployment)")
+    .option('--sample <n>', 'sample rows per operation', (v) => Number(v), 5)
+    .action(async (name: string, options: CommonOptions & { diffStore?: string; sample: number }) =>
+      plan(
+        connect(options),
+        name,
+        { ...(options.diffStore ? { diffStore: options.diffStore } : {}), sample: options.sample },
+        options.output,
+        io,
+      ),
+    );
+
+  withCommon(program.command('runs').argument('<sync>', 'name of the Sync'))
+    .description('Run history of a Sync: result, duration and row counts of each run.')
+    .action(async (name: string, options: CommonOptions) => runs(connect(options), name, options.output, io));
+
+  withCommon(
+    program
+      .command('debug')
+      .argument('<sync>', 'name of the Sync')
+      .argument('[run]', 'run id (default: the last run)'),
+  )
+    .description('The record of one run from the diff store: timings, rejected rows with reasons, requests.')
+    .option('--diff-store <url>', "the operator's diff store (default: found from the operator's Deployment)")
+    .option('--key <key>', 'only what concerns this primary key')
+    .action(
+      async (
+        name: string,
+        run: string | undefined,
+        options: CommonOptions & { diffStore?: string; key?: string },
+      ) =>
+        debug(
+          connect(options),
+          name,
+          run,
+          {
+            ...(options.diffStore ? { diffStore: options.diffStore } : {}),
+            ...(options.key ? { key: options.key } : {}),
+          },
+          options.output,
+          io,
+        ),
+    );
+  return program;
+}
+
+/** Runs the plugin; returns the exit code. Errors are one line (or a few) a person can act on. */
+export async function main(
+  argv: string[],
+  io: Io = { out: (t) => process.stdout.write(`${t}\n`), confirm: terminalConfirm() },
+): Promise<number> {
+  const program = buildPlugin(io);
+  if (argv.length <= 2) {
+    io.out(program.helpInformation().trimEnd());
+    return 0;
+  }
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'commander.helpDisplayed' || code === 'commander.help' || code === 'commander.version')
+      return 0;
+    if (code?.startsWith('commander.')) return 2;
+    const { reason, message } = describeError(error, 'Error');
+    process.stderr.write(`error: ${message} (${reason})\n`);
+    return 1;
+  }
+}
