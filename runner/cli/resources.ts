@@ -1,0 +1,236 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { LineCounter, parseAllDocuments } from 'yaml';
+import type { z } from 'zod';
+import {
+  API_VERSION,
+  OBJECT_SCHEMAS,
+  type Destination,
+  type Model,
+  type Source,
+  type Sync,
+} from '../../crds/index.ts';
+import { SynclineError } from '../errors.ts';
+
+export const DEFAULT_NAMESPACE = 'default';
+
+interface Located<T> {
+  object: T;
+  file: string;
+}
+
+/** The resources of a folder, by `namespace/name`, each with the file it came from. */
+export interface ResourceSet {
+  sources: Map<string, Located<Source>>;
+  models: Map<string, Located<Model>>;
+  destinations: Map<string, Located<Destination>>;
+  syncs: Map<string, Located<Sync>>;
+  /** Secrets found among the resources: name -> key -> value. */
+  secrets: Record<string, Record<string, string>>;
+}
+
+export function keyOf(namespace: string | undefined, name: string): string {
+  return `${namespace ?? DEFAULT_NAMESPACE}/${name}`;
+}
+
+function yamlFiles(path: string): string[] {
+  if (statSync(path).isFile()) return [path];
+  return readdirSync(path)
+    .filter((f) => /\.ya?ml$/i.test(f))
+    .sort()
+    .map((f) => join(path, f))
+    .filter((f) => statSync(f).isFile());
+}
+
+function fieldPath(path: readonly PropertyKey[]): string {
+  return (
+    path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+      .join('')
+      .replace(/^\./, '') || '(root)'
+  );
+}
+
+/** A Kubernetes Secret manifest's data and stringData as plain text. */
+function secretData(doc: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries((doc['data'] as Record<string, unknown> | undefined) ?? {})) {
+    out[k] = Buffer.from(String(v), 'base64').toString('utf8');
+  }
+  for (const [k, v] of Object.entries((doc['stringData'] as Record<string, unknown> | undefined) ?? {}))
+    out[k] = String(v);
+  return out;
+}
+
+/**
+ * Read every *.yaml / *.yml file in a folder (multi-document), validate each Syncline resource with the
+ * CRD schemas (including the rules the API server would enforce), and check that references resolve.
+ * All problems are reported at once, each naming file, resource and field.
+ */
+export function loadResources(path: string): ResourceSet {
+  const set: ResourceSet = {
+    sources: new Map(),
+    models: new Map(),
+    destinations: new Map(),
+    syncs: new Map(),
+    secrets: {},
+  };
+  const problems: string[] = [];
+  let files: string[];
+  try {
+    files = yamlFiles(path);
+  } catch (error) {
+    throw new SynclineError('ResourcesNotFound', `cannot read ${path}: ${(error as Error).message}`);
+  }
+  if (files.length === 0) throw new SynclineError('ResourcesNotFound', `no *.yaml or *.yml files in ${path}`);
+  for (const file of files) {
+    const shown = relative(process.cwd(), file) || file;
+    const lines = new LineCounter();
+    const docs = parseAllDocuments(readFileSync(file, 'utf8'), { lineCounter: lines });
+    const list = Array.isArray(docs) ? docs : [docs];
+    list.forEach((doc, index) => {
+      const where = `${shown} (document ${index + 1})`;
+      if (doc.errors.length > 0) {
+        for (const e of doc.errors) {
+          const pos = lines.linePos(e.pos[0]);
+          problems.push(`${shown}:${pos.line}:${pos.col}: invalid YAML: ${e.message.split('\n')[0]}`);
+        }
+        return;
+      }
+      const value = doc.toJS() as unknown;
+      if (value === null || value === undefined) return;
+      if (typeof value !== 'object' || Array.isArray(value)) {
+        problems.push(`${where}: expected a resource (a mapping with apiVersion and kind)`);
+        return;
+      }
+      const obj = value as Record<string, unknown>;
+      const kind = obj['kind'];
+      const name = String((obj['metadata'] as Record<string, unknown> | undefined)?.['name'] ?? '(no name)');
+      if (kind === 'Secret' && obj['apiVersion'] === 'v1') {
+        set.secrets[name] = { ...set.secrets[name], ...secretData(obj) };
+        return;
+      }
+      if (typeof kind !== 'string' || !(kind in OBJECT_SCHEMAS)) {
+        problems.push(
+          `${where}: kind ${JSON.stringify(kind)} is not one of Source, Model, Destination, Sync`,
+        );
+        return;
+      }
+      if (obj['apiVersion'] !== API_VERSION) {
+        problems.push(`${where}: ${kind} "${name}": apiVersion must be ${API_VERSION}`);
+        return;
+      }
+      const schema = OBJECT_SCHEMAS[kind as keyof typeof OBJECT_SCHEMAS] as z.ZodType;
+      const parsed = schema.safeParse(obj);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues)
+          problems.push(`${shown}: ${kind} "${name}": ${fieldPath(issue.path)}: ${issue.message}`);
+        return;
+      }
+      const resource = parsed.data as Source | Model | Destination | Sync;
+      const key = keyOf(resource.metadata.namespace, resource.metadata.name);
+      const target = {
+        Source: set.sources,
+        Model: set.models,
+        Destination: set.destinations,
+        Sync: set.syncs,
+      }[resource.kind] as Map<string, Located<typeof resource>>;
+      const existing = target.get(key);
+      if (existing) {
+        problems.push(
+          `${shown}: ${kind} "${name}" is also defined in ${relative(process.cwd(), existing.file) || existing.file}`,
+        );
+        return;
+      }
+      target.set(key, { object: resource, file });
+    });
+  }
+  for (const [key, { object: model, file }] of set.models) {
+    const ns = key.split('/')[0];
+    if (!set.sources.has(keyOf(ns, model.spec.sourceRef.name))) {
+      problems.push(
+        `${relative(process.cwd(), file)}: Model "${model.metadata.name}": spec.sourceRef.name: no Source "${model.spec.sourceRef.name}" in namespace ${ns}`,
+      );
+    }
+  }
+  for (const [key, { object: sync, file }] of set.syncs) {
+    const ns = key.split('/')[0];
+    const shown = relative(process.cwd(), file);
+    if (!set.models.has(keyOf(ns, sync.spec.modelRef.name))) {
+      problems.push(
+        `${shown}: Sync "${sync.metadata.name}": spec.modelRef.name: no Model "${sync.spec.modelRef.name}" in namespace ${ns}`,
+      );
+    }
+    if (!set.destinations.has(keyOf(ns, sync.spec.destinationRef.name))) {
+      problems.push(
+        `${shown}: Sync "${sync.metadata.name}": spec.destinationRef.name: no Destination "${sync.spec.destinationRef.name}" in namespace ${ns}`,
+      );
+    }
+    for (const dep of sync.spec.dependsOn ?? []) {
+      if (!set.syncs.has(keyOf(ns, dep.name))) {
+        problems.push(
+          `${shown}: Sync "${sync.metadata.name}": spec.dependsOn: no Sync "${dep.name}" in namespace ${ns}`,
+        );
+      }
+    }
+  }
+  if (problems.length > 0) {
+    throw new SynclineError(
+      'InvalidResources',
+      `${problems.length} problem(s) in ${path}:\n  ${problems.join('\n  ')}`,
+    );
+  }
+  return set;
+}
+
+/**
+ * A local secrets file: YAML mapping Secret name -> key -> value, or Kubernetes Secret manifests
+ * (data base64-encoded, or stringData).
+ */
+export function loadSecretsFile(file: string): Record<string, Record<string, string>> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new SynclineError(
+      'SecretsFileUnreadable',
+      `cannot read the secrets file ${file}: ${(error as Error).message}`,
+    );
+  }
+  const secrets: Record<string, Record<string, string>> = {};
+  for (const doc of parseAllDocuments(text) as ReturnType<typeof parseAllDocuments> & unknown[]) {
+    if (doc.errors.length > 0) {
+      throw new SynclineError(
+        'SecretsFileInvalid',
+        `the secrets file ${file} is not valid YAML: ${doc.errors[0]?.message.split('\n')[0]}`,
+      );
+    }
+    const value = doc.toJS() as unknown;
+    if (value === null || value === undefined) continue;
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      throw new SynclineError(
+        'SecretsFileInvalid',
+        `the secrets file ${file} must map Secret names to key/value maps`,
+      );
+    }
+    const obj = value as Record<string, unknown>;
+    if (obj['kind'] === 'Secret') {
+      const name = String((obj['metadata'] as Record<string, unknown> | undefined)?.['name'] ?? '');
+      secrets[name] = { ...secrets[name], ...secretData(obj) };
+      continue;
+    }
+    for (const [name, keys] of Object.entries(obj)) {
+      if (typeof keys !== 'object' || keys === null || Array.isArray(keys)) {
+        throw new SynclineError(
+          'SecretsFileInvalid',
+          `the secrets file ${file}: "${name}" must map keys to values`,
+        );
+      }
+      secrets[name] = {
+        ...secrets[name],
+        ...Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, String(v)])),
+      };
+    }
+  }
+  return secrets;
+}

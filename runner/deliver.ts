@@ -1,0 +1,206 @@
+import type { DuckDBAppender, DuckDBConnection, DuckDBVarCharVector } from '@duckdb/node-api';
+import PQueue from 'p-queue';
+import type { DestinationWriter, RowChange, RowResult } from '../connectors/types.ts';
+import { retryDelay, sleep, type BackoffSettings } from './backoff.ts';
+import { operationsQuery } from './diff.ts';
+import { literal } from './duck.ts';
+import { describeError, isSynclineError, SynclineError } from './errors.ts';
+import { changeBuilder } from './fields.ts';
+import type { SyncShape } from './mappings.ts';
+
+export const REJECTED_SAMPLE = 100;
+
+export interface RejectedRow {
+  key: string;
+  operation: string;
+  reason: string;
+}
+
+export interface DeliveryProgress {
+  total: number;
+  delivered: number;
+  failed: number;
+}
+
+export interface DeliverOptions {
+  /** Reads the operations (its own connection, so the main one stays free for recording failures). */
+  reader: DuckDBConnection;
+  /** Records failed keys into table `failed`. */
+  recorder: DuckDBConnection;
+  writer: DestinationWriter;
+  shape: SyncShape;
+  primaryKey: string;
+  /** Identifies the Sync in idempotency keys. */
+  syncId: string;
+  total: number;
+  batchSize: number;
+  concurrency: number;
+  maxRetries: number;
+  backoff: BackoffSettings;
+  signal: AbortSignal;
+  onProgress?: (progress: DeliveryProgress) => void;
+}
+
+export interface DeliveryOutcome {
+  delivered: number;
+  failed: number;
+  rejected: RejectedRow[];
+  /** Set when the writer failed to finish: every change it accepted counts as failed. */
+  closeError?: { reason: string; message: string };
+}
+
+/** The first few planned changes of each operation, for dry runs. */
+export async function sampleOperations(
+  conn: DuckDBConnection,
+  options: {
+    shape: SyncShape;
+    primaryKey: string;
+    syncId: string;
+    perOperation: number;
+    operations: string[];
+  },
+): Promise<Record<string, Record<string, unknown>[]>> {
+  const toChange = changeBuilder(options.shape, options.syncId);
+  const samples: Record<string, Record<string, unknown>[]> = {};
+  for (const op of options.operations) {
+    const reader = await conn.runAndReadAll(
+      operationsQuery({ ...options, where: `d.op = ${literal(op)}`, limit: options.perOperation }),
+    );
+    samples[op] = reader.getRowsJson().map(([json]) => {
+      const change = toChange(String(json));
+      return { key: change.key, fields: change.fields };
+    });
+  }
+  return samples;
+}
+
+export async function createFailedTable(conn: DuckDBConnection): Promise<void> {
+  await conn.run('CREATE OR REPLACE TABLE failed (k VARCHAR)');
+}
+
+/**
+ * Stream the diff's row operations out of DuckDB in batches, deliver them with bounded concurrency and
+ * retries of transient failures, and record every row the destination rejected (table `failed`).
+ */
+export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome> {
+  const { shape, signal } = options;
+  await createFailedTable(options.recorder);
+  const appender: DuckDBAppender = await options.recorder.createAppender('failed');
+  const outcome: DeliveryOutcome = { delivered: 0, failed: 0, rejected: [] };
+  const toChange = changeBuilder(shape, options.syncId);
+  const queue = new PQueue({ concurrency: options.concurrency });
+  let taskError: unknown;
+
+  const recordFailure = (change: RowChange, reason: string) => {
+    appender.appendVarchar(change.key);
+    appender.endRow();
+    outcome.failed++;
+    if (outcome.rejected.length < REJECTED_SAMPLE)
+      outcome.rejected.push({ key: change.key, operation: change.operation, reason });
+  };
+  const report = () =>
+    options.onProgress?.({ total: options.total, delivered: outcome.delivered, failed: outcome.failed });
+
+  const sendBatch = async (batch: RowChange[]) => {
+    let pending = batch;
+    for (let attempt = 0; ; attempt++) {
+      signal.throwIfAborted();
+      let results: RowResult[];
+      try {
+        results = await options.writer.write(pending);
+        if (results.length !== pending.length) {
+          const reason = `the destination connector returned ${results.length} results for ${pending.length} rows`;
+          results = pending.map(() => ({ ok: false, reason, retryable: false }));
+        }
+      } catch (error) {
+        if (signal.aborted) throw error;
+        // A write that throws applied nothing, so it can be retried as a whole when the failure is transient.
+        const retryable = isSynclineError(error) ? error.retryable : true;
+        const reason = describeError(error, 'DeliveryFailed').message;
+        results = pending.map(() => ({ ok: false, reason, retryable }));
+      }
+      const retry: RowChange[] = [];
+      let retryAfterMs = 0;
+      results.forEach((result, i) => {
+        const change = pending[i] as RowChange;
+        if (result.ok) outcome.delivered++;
+        else if (result.retryable && attempt < options.maxRetries) {
+          retry.push(change);
+          retryAfterMs = Math.max(retryAfterMs, result.retryAfterMs ?? 0);
+        } else {
+          recordFailure(
+            change,
+            result.retryable ? `${result.reason} (gave up after ${attempt} retries)` : result.reason,
+          );
+        }
+      });
+      report();
+      if (retry.length === 0) return;
+      await sleep(retryDelay(attempt, options.backoff, retryAfterMs), signal);
+      pending = retry;
+    }
+  };
+
+  const schedule = async (batch: RowChange[]) => {
+    // Bounded memory: at most one batch waits besides those in flight (and the one being built).
+    await queue.onSizeLessThan(1);
+    if (taskError !== undefined) throw taskError;
+    queue
+      .add(() => sendBatch(batch))
+      .catch((error: unknown) => {
+        taskError ??= error;
+      });
+  };
+
+  try {
+    const result = await options.reader.stream(
+      operationsQuery({ shape, primaryKey: options.primaryKey, syncId: options.syncId }),
+    );
+    let batch: RowChange[] = [];
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const column = chunk.getColumnVector(0) as DuckDBVarCharVector;
+      for (let i = 0; i < chunk.rowCount; i++) {
+        batch.push(toChange(column.getItem(i) as string));
+        if (batch.length >= options.batchSize) {
+          await schedule(batch);
+          batch = [];
+        }
+      }
+    }
+    if (batch.length > 0) await schedule(batch);
+    await queue.onIdle();
+    if (taskError !== undefined) throw taskError;
+  } catch (error) {
+    queue.clear();
+    await queue.onIdle();
+    appender.closeSync();
+    throw signal.aborted
+      ? new SynclineError('Aborted', 'the run was stopped during delivery; nothing was committed')
+      : error;
+  }
+
+  try {
+    await options.writer.close();
+  } catch (error) {
+    outcome.closeError = describeError(error, 'DestinationCloseFailed');
+  }
+  appender.closeSync();
+  if (outcome.closeError) {
+    // Nothing the writer accepted is known to have arrived: every operation counts as failed.
+    await options.recorder.run(
+      'DELETE FROM failed; INSERT INTO failed SELECT __syncline_key FROM diff WHERE op IS NOT NULL',
+    );
+    const reason = `the destination did not confirm the writes: ${outcome.closeError.message}`;
+    outcome.rejected = [];
+    const sample = await options.recorder.runAndReadAll(
+      `SELECT __syncline_key, op FROM diff WHERE op IS NOT NULL LIMIT ${REJECTED_SAMPLE}`,
+    );
+    for (const [key, op] of sample.getRowsJson())
+      outcome.rejected.push({ key: String(key), operation: String(op), reason });
+    outcome.failed = options.total;
+    outcome.delivered = 0;
+  }
+  return outcome;
+}

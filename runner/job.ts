@@ -1,0 +1,159 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Logger as PinoLogger } from 'pino';
+import type { ZodType } from 'zod';
+import { destinationConnector, sourceConnector } from '../connectors/registry.ts';
+import { describeError, SynclineError } from './errors.ts';
+import { createLogger } from './logger.ts';
+import { checkPlan, runPlan, type CheckPlan, type RunPlan } from './plan.ts';
+import { compactSummary } from './report.ts';
+import { executeRun } from './run.ts';
+import { secretResolver } from './secrets.ts';
+import { TERMINATION_MESSAGE_LIMIT } from './summary.ts';
+
+export const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
+
+interface JobOptions {
+  /** A plan file; otherwise the plan comes from the environment variable. */
+  planFile?: string;
+  env?: NodeJS.ProcessEnv;
+  log?: PinoLogger;
+}
+
+function readPlan<T>(schema: ZodType<T>, envName: string, options: JobOptions): T {
+  const env = options.env ?? process.env;
+  let text: string | undefined;
+  let from: string;
+  if (options.planFile) {
+    from = options.planFile;
+    text = readFileSync(options.planFile, 'utf8');
+  } else {
+    from = `$${envName}`;
+    text = env[envName];
+  }
+  if (text === undefined || text.trim() === '') {
+    throw new SynclineError('InvalidPlan', `no plan: set ${envName} or pass --plan FILE`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new SynclineError('InvalidPlan', `the plan in ${from} is not JSON: ${(error as Error).message}`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SynclineError(
+      'InvalidPlan',
+      `the plan in ${from} is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? ''}`,
+    );
+  }
+  return parsed.data;
+}
+
+function writeTermination(env: NodeJS.ProcessEnv, text: string, log: PinoLogger): void {
+  const file = env['SYNCLINE_TERMINATION_LOG'] ?? DEFAULT_TERMINATION_LOG;
+  try {
+    writeFileSync(file, text.slice(0, TERMINATION_MESSAGE_LIMIT));
+  } catch (error) {
+    log.warn({ file, err: describeError(error).message }, 'could not write the termination message');
+  }
+}
+
+function abortOnSignals(log: PinoLogger): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const stop = (name: NodeJS.Signals) => {
+    log.warn({ signal: name }, 'stopping the run');
+    controller.abort(new SynclineError('Aborted', `received ${name}`));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+    },
+  };
+}
+
+/**
+ * `syncline job`: the runner pod's entry. Runs the plan, logs JSON to stdout, writes a compact summary to
+ * the termination log; exit code 0 for Succeeded and PartiallySucceeded, 1 for Failed.
+ */
+export async function runJob(options: JobOptions = {}): Promise<number> {
+  const env = options.env ?? process.env;
+  const log = options.log ?? createLogger({ fd: 1 });
+  let plan: RunPlan;
+  try {
+    plan = readPlan(runPlan, 'SYNCLINE_RUN_PLAN', options);
+  } catch (error) {
+    const { reason, message } = describeError(error, 'InvalidPlan');
+    log.error({ reason }, message);
+    writeTermination(env, JSON.stringify({ result: 'Failed', reason, message }), log);
+    return 1;
+  }
+  const signals = abortOnSignals(log);
+  try {
+    log.info(
+      { runId: plan.runId, namespace: plan.namespace, sync: plan.sync.name, mode: plan.sync.spec.mode },
+      'run starting',
+    );
+    let phase: string | undefined;
+    let lastDeliveryLog = 0;
+    const summary = await executeRun(plan, {
+      secrets: secretResolver(env),
+      log,
+      signal: signals.signal,
+      onProgress: (p) => {
+        if (p.phase !== phase) {
+          phase = p.phase;
+          log.info({ runId: plan.runId, phase: p.phase, ...p.delivery }, `phase ${p.phase}`);
+        } else if (p.delivery && Date.now() - lastDeliveryLog > 10_000) {
+          lastDeliveryLog = Date.now();
+          log.info({ runId: plan.runId, ...p.delivery }, 'delivering');
+        }
+      },
+    });
+    writeTermination(env, compactSummary(summary), log);
+    return summary.result === 'Failed' ? 1 : 0;
+  } finally {
+    signals.dispose();
+  }
+}
+
+/** `syncline check`: a connection check of one Source or Destination; writes {ok, reason, message}. */
+export async function runCheck(options: JobOptions = {}): Promise<number> {
+  const env = options.env ?? process.env;
+  const log = options.log ?? createLogger({ fd: 1 });
+  let result: { ok: boolean; reason: string; message: string };
+  try {
+    const plan: CheckPlan = readPlan(checkPlan, 'SYNCLINE_CHECK_PLAN', options);
+    const signals = abortOnSignals(log);
+    const context = {
+      secrets: secretResolver(env),
+      log,
+      signal: signals.signal,
+      tmpDir: env['TMPDIR'] ?? '/tmp',
+    };
+    try {
+      if (plan.target.kind === 'Source') {
+        await (await sourceConnector(plan.target.spec.type)).check(plan.target.spec, context);
+      } else {
+        await (await destinationConnector(plan.target.spec.type)).check(plan.target.spec, context);
+      }
+    } finally {
+      signals.dispose();
+    }
+    result = {
+      ok: true,
+      reason: 'Connected',
+      message: `${plan.target.kind} ${plan.target.name} is reachable`,
+    };
+  } catch (error) {
+    const { reason, message } = describeError(error, 'CheckFailed');
+    result = { ok: false, reason, message };
+  }
+  log.info(result, 'connection check finished');
+  writeTermination(env, JSON.stringify(result), log);
+  return result.ok ? 0 : 1;
+}

@@ -1,0 +1,55 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BODY_LIMIT, filterRequestLog, redact, RequestLog } from './requestlog.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'syncline-reqlog-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('redact', () => {
+  it('removes resolved secrets and authorization-like values', () => {
+    expect(redact('token=s3cr3t-value here', ['s3cr3t-value'])).toBe('token=[REDACTED] here');
+    expect(redact('Authorization: Bearer abc.def\nX: y', [])).toBe('Authorization: [REDACTED]\nX: y');
+    expect(redact('{"password":"hunter2","user":"bob"}', [])).toBe('{"password":"[REDACTED]","user":"bob"}');
+    expect(redact('{"Authorization": "Basic Zm9v"}', [])).toBe('{"Authorization": "[REDACTED]"}');
+    expect(redact('abc', ['ab'])).toBe('abc'); // too short to be a credential
+  });
+});
+
+describe('RequestLog', () => {
+  it('writes gzip JSON lines, truncated and redacted, searchable by key', async () => {
+    const file = join(dir, 'log.jsonl.gz');
+    const log = new RequestLog(file, 'run-1', () => ['topsecret123']);
+    log.record({
+      operation: 'upsert',
+      target: 'PUT https://api/x?key=topsecret123',
+      keys: ['1', '2'],
+      status: 200,
+      latencyMs: 12,
+      requestBody: 'x'.repeat(BODY_LIMIT + 50),
+    });
+    log.record({
+      operation: 'delete',
+      target: 'DELETE https://api/3',
+      keys: ['3'],
+      status: 500,
+      latencyMs: 3,
+      error: 'boom topsecret123',
+    });
+    await log.close();
+    expect(log.entries).toBe(2);
+    const text = gunzipSync(readFileSync(file)).toString('utf8');
+    expect(text).not.toContain('topsecret123');
+    const all = filterRequestLog(text);
+    expect(all).toHaveLength(2);
+    expect(all[0]?.runId).toBe('run-1');
+    expect(all[0]?.target).toBe('PUT https://api/x?key=[REDACTED]');
+    expect(all[0]?.requestBody?.length).toBeLessThan(BODY_LIMIT + 40);
+    expect(all[0]?.requestBody).toContain('[50 more characters]');
+    expect(filterRequestLog(text, '2').map((e) => e.operation)).toEqual(['upsert']);
+    expect(filterRequestLog(text, '3')[0]?.error).toBe('boom [REDACTED]');
+    expect(filterRequestLog(text, '9')).toEqual([]);
+  });
+});

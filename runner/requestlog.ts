@@ -1,0 +1,99 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { finished } from 'node:stream/promises';
+import { createGzip, type Gzip } from 'node:zlib';
+import type { DebugRequest } from '../connectors/types.ts';
+
+/** Bodies are cut to this many characters in the request log. */
+export const BODY_LIMIT = 4096;
+const REDACTED = '[REDACTED]';
+
+/** One line of a run's request log. */
+export interface RequestLogEntry extends DebugRequest {
+  ts: string;
+  runId: string;
+}
+
+const HEADER_PATTERNS: RegExp[] = [
+  // Authorization: Bearer abc / Proxy-Authorization: Basic abc / X-Api-Key: abc, as text
+  /((?:proxy-)?authorization|x-api-key|api-key|apikey|x-auth-token|cookie|set-cookie)(\s*[:=]\s*)([^\r\n,;]+)/gi,
+  // "authorization": "...", "password": "...", "token": "..." in JSON
+  /("(?:(?:proxy-)?authorization|x-api-key|api[-_]?key|password|secret|token|access[-_]?token|client[-_]?secret)"\s*:\s*)"(?:[^"\\]|\\.)*"/gi,
+];
+
+/**
+ * Remove credentials from a text: every secret value the run resolved, and the values of
+ * authorization-like headers and JSON properties.
+ */
+export function redact(text: string, secrets: Iterable<string>): string {
+  let out = text;
+  for (const secret of secrets) {
+    // Very short values would blank out ordinary text; such values are not credentials anyway.
+    if (secret.length >= 4) out = out.split(secret).join(REDACTED);
+  }
+  out = out.replace(
+    HEADER_PATTERNS[0] as RegExp,
+    (_m, name: string, sep: string) => `${name}${sep}${REDACTED}`,
+  );
+  out = out.replace(HEADER_PATTERNS[1] as RegExp, (_m, prefix: string) => `${prefix}"${REDACTED}"`);
+  return out;
+}
+
+function truncate(text: string | undefined, limit = BODY_LIMIT): string | undefined {
+  if (text === undefined) return undefined;
+  return text.length <= limit ? text : `${text.slice(0, limit)}… [${text.length - limit} more characters]`;
+}
+
+/** The live debugger's record of a run: gzip JSON lines, one per request a destination connector made. */
+export class RequestLog {
+  readonly file: string;
+  private readonly out: WriteStream;
+  private readonly gzip: Gzip;
+  private readonly secrets: () => Iterable<string>;
+  private readonly runId: string;
+  entries = 0;
+
+  constructor(file: string, runId: string, secrets: () => Iterable<string>) {
+    this.file = file;
+    this.runId = runId;
+    this.secrets = secrets;
+    this.gzip = createGzip();
+    this.out = createWriteStream(file);
+    this.gzip.pipe(this.out);
+  }
+
+  record(request: DebugRequest): void {
+    const secrets = [...this.secrets()];
+    const clean = (s: string | undefined) =>
+      s === undefined ? undefined : redact(truncate(s) as string, secrets);
+    const entry: RequestLogEntry = {
+      ts: new Date().toISOString(),
+      runId: this.runId,
+      operation: request.operation,
+      target: clean(request.target) as string,
+      keys: request.keys.slice(0, 10_000),
+      latencyMs: request.latencyMs,
+      ...(request.status === undefined ? {} : { status: request.status }),
+      ...(request.requestBody === undefined ? {} : { requestBody: clean(request.requestBody) }),
+      ...(request.responseBody === undefined ? {} : { responseBody: clean(request.responseBody) }),
+      ...(request.error === undefined ? {} : { error: clean(request.error) }),
+    };
+    this.gzip.write(`${JSON.stringify(entry)}\n`);
+    this.entries++;
+  }
+
+  async close(): Promise<void> {
+    this.gzip.end();
+    await finished(this.out);
+  }
+}
+
+/** Parse a request log (gunzipped text) and keep the entries that touch `key`, when given. */
+export function filterRequestLog(text: string, key?: string): RequestLogEntry[] {
+  const entries: RequestLogEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const entry = JSON.parse(line) as RequestLogEntry;
+    if (key === undefined || entry.keys.includes(key)) entries.push(entry);
+  }
+  return entries;
+}

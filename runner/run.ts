@@ -1,0 +1,508 @@
+import { join } from 'node:path';
+import type { ColumnInfo, DeliveryContext, DestinationCapabilities, Logger } from '../connectors/types.ts';
+import { destinationConnector, sourceConnector } from '../connectors/registry.ts';
+import { DEFAULT_BACKOFF, lowest, rateLimiter, type BackoffSettings } from './backoff.ts';
+import { writeIntentSnapshot, writeSnapshot } from './commit.ts';
+import { computeDiff, type DiffResult, type PreviousSnapshot } from './diff.ts';
+import { DiffStore, type Manifest } from './diffstore/index.ts';
+import { openEmbeddedDuck, type EmbeddedDuck } from './duck.ts';
+import { createFailedTable, deliver, sampleOperations, type DeliveryProgress } from './deliver.ts';
+import { describeError, SynclineError } from './errors.ts';
+import { modelFingerprint, resolveShape, type SyncShape } from './mappings.ts';
+import type { RunPlan } from './plan.ts';
+import { RequestLog } from './requestlog.ts';
+import type { SecretResolver } from './secrets.ts';
+import { openBlobStore } from './storage/index.ts';
+import { runSummary, type RunSummary } from './summary.ts';
+import { checkPrimaryKey } from './validate.ts';
+
+export type RunPhase = 'Querying' | 'Diffing' | 'Delivering' | 'Committing';
+
+export interface RunProgress {
+  phase: RunPhase;
+  delivery?: DeliveryProgress;
+}
+
+export interface RunDeps {
+  secrets: SecretResolver;
+  log: Logger;
+  signal: AbortSignal;
+  onProgress?: (progress: RunProgress) => void;
+  /** Retry timing of transient delivery failures (tests shorten it). */
+  backoff?: BackoffSettings;
+}
+
+const STAGED_TABLE = 'model_rows';
+const SAMPLE_ROWS = 5;
+const DEFAULT_CONCURRENCY = 4;
+
+type Timings = RunSummary['timings'];
+
+/** What the run has found out so far; a failure reports whatever was known when it happened. */
+interface RunState {
+  counts: RunSummary['counts'];
+  operations: Record<string, number>;
+  timings: Timings;
+  rejected: RunSummary['rejected'];
+  invalidKeys?: RunSummary['invalidKeys'];
+  columns: ColumnInfo[];
+  fingerprint?: string;
+  snapshot?: string;
+  samples?: RunSummary['samples'];
+  message?: string;
+  result?: RunSummary['result'];
+  reason?: string;
+}
+
+function checkCapabilities(plan: RunPlan, caps: DestinationCapabilities): void {
+  const { mode, deleteBehavior, target } = plan.sync.spec;
+  const type = plan.destination.spec.type;
+  if (!caps.modes.includes(mode)) {
+    throw new SynclineError(
+      'UnsupportedMode',
+      `destination type ${type} does not support mode ${mode}; it supports: ${caps.modes.join(', ')}`,
+    );
+  }
+  if (deleteBehavior !== 'ignore' && !caps.deleteBehaviors.includes(deleteBehavior)) {
+    throw new SynclineError(
+      'UnsupportedMode',
+      `destination type ${type} does not support deleteBehavior ${deleteBehavior}; it supports: ${caps.deleteBehaviors.join(', ') || 'ignore only'}`,
+    );
+  }
+  if (caps.needsTarget && !target?.[caps.needsTarget]) {
+    throw new SynclineError(
+      'MissingTarget',
+      `destination type ${type} needs spec.target.${caps.needsTarget} on the Sync: name the ${caps.needsTarget} to write`,
+    );
+  }
+}
+
+/** Types of the compared values as the previous run committed them. */
+function previousTypes(manifest: Manifest): Map<string, string> {
+  const types = new Map(manifest.columns.map((c) => [c.name, c.type]));
+  for (const name of manifest.comparedColumns) if (!types.has(name)) types.set(name, 'VARCHAR');
+  return types;
+}
+
+function sameShapeAs(
+  manifest: Manifest,
+  shape: SyncShape,
+  columns: ColumnInfo[],
+  primaryKey: string,
+  destinationType: string,
+): boolean {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  return (
+    manifest.primaryKey === primaryKey &&
+    manifest.destinationType === destinationType &&
+    same(
+      manifest.comparedColumns,
+      shape.compared.map((c) => c.name),
+    ) &&
+    same(
+      manifest.columns,
+      columns.map((c) => ({ name: c.name, type: c.type })),
+    )
+  );
+}
+
+function elapsed(since: number): number {
+  return Math.round(performance.now() - since);
+}
+
+/**
+ * One run of one Sync: query → validate → diff → deliver → commit → report. Never throws: every failure
+ * ends in a Failed summary with a reason and a message. The summary is also written to the diff store
+ * (except for dry runs, which change nothing anywhere).
+ */
+export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSummary> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const { log, signal } = deps;
+  const spec = plan.sync.spec;
+  const state: RunState = {
+    counts: { queried: 0, added: 0, changed: 0, removed: 0, delivered: 0, failed: 0, skipped: 0 },
+    operations: {},
+    timings: {},
+    rejected: [],
+    columns: [],
+  };
+  const resolvedSecrets = new Set<string>();
+  const secrets: SecretResolver = (ref) => {
+    const value = deps.secrets(ref);
+    resolvedSecrets.add(value);
+    return value;
+  };
+  const progress = (phase: RunPhase, delivery?: DeliveryProgress) =>
+    deps.onProgress?.({ phase, ...(delivery ? { delivery } : {}) });
+  const labels = { namespace: plan.namespace, sync: plan.sync.name, runId: plan.runId };
+
+  let store: DiffStore | undefined;
+  let duck: EmbeddedDuck | undefined;
+  let requestLog: RequestLog | undefined;
+  try {
+    store = new DiffStore(
+      openBlobStore(plan.diffStore.url, { s3: plan.diffStore.s3, gcs: plan.diffStore.gcs, secrets }),
+      plan.namespace,
+      plan.sync.name,
+    );
+    const destination = await destinationConnector(plan.destination.spec.type);
+    checkCapabilities(plan, destination.capabilities);
+    const primaryKey = plan.model.spec.primaryKey;
+    if (primaryKey === undefined) {
+      throw new SynclineError(
+        'PrimaryKeyMissing',
+        `Model ${plan.model.name} names no primary key: set spec.primaryKey`,
+      );
+    }
+    duck = await openEmbeddedDuck({
+      tmpDir: plan.runner.tmpDir,
+      memoryLimit: plan.runner.memoryLimit ?? spec.runner?.memoryLimit,
+    });
+    const conn = duck.connection;
+    const context = { secrets, log, signal, tmpDir: duck.dir };
+
+    // The previous snapshot downloads while the model is queried.
+    const previousFile = join(duck.dir, 'previous.parquet');
+    const previousState = store.readManifest().then(async (found) => {
+      if (found) await store?.downloadSnapshot(found.manifest, previousFile);
+      return found;
+    });
+    previousState.catch(() => undefined); // awaited below; a failure is reported there
+
+    // Query
+    progress('Querying');
+    let mark = performance.now();
+    const source = await sourceConnector(plan.source.spec.type);
+    const staged = await source.stage({
+      ...context,
+      source: plan.source.spec,
+      model: plan.model.spec,
+      duck: conn,
+      table: STAGED_TABLE,
+      labels,
+    });
+    signal.throwIfAborted();
+    state.counts.queried = staged.rows;
+    state.columns = staged.columns;
+    state.timings.queryMs = elapsed(mark);
+
+    // Validate: mappings against the staged columns, then the primary key.
+    mark = performance.now();
+    const shape = resolveShape({
+      mappings: spec.mappings,
+      columns: staged.columns,
+      primaryKey,
+      comparesAllColumns: destination.capabilities.comparesAllColumns,
+    });
+    const keys = await checkPrimaryKey(conn, STAGED_TABLE, primaryKey, spec.invalidPrimaryKeys);
+    if (keys.nullCount + keys.duplicateKeys > 0) {
+      state.counts.skipped = keys.nullCount + keys.duplicateRows;
+      state.invalidKeys = {
+        nullCount: keys.nullCount,
+        duplicateCount: keys.duplicateKeys,
+        sample: keys.sample,
+      };
+      log.warn(
+        { ...labels, skipped: state.counts.skipped, sample: keys.sample },
+        'rows with invalid primary keys left out',
+      );
+    }
+    state.fingerprint = modelFingerprint(staged.columns, primaryKey);
+    state.timings.validateMs = elapsed(mark);
+
+    // Diff
+    progress('Diffing');
+    mark = performance.now();
+    const current = await previousState;
+    let previous: PreviousSnapshot | undefined;
+    let resendAll = plan.fullResync;
+    if (current) {
+      const m = current.manifest;
+      if (m.primaryKey !== primaryKey && !plan.fullResync) {
+        throw new SynclineError(
+          'PrimaryKeyChanged',
+          `the primary key of Model ${plan.model.name} changed from "${m.primaryKey}" to "${primaryKey}", so rows cannot be matched ` +
+            'with what was sent before; request a full resync (annotate the Sync, or syncline run --full-resync) to send every row again',
+        );
+      }
+      if (m.primaryKey === primaryKey)
+        previous = { file: previousFile, types: previousTypes(m), rowCount: m.rowCount };
+      if (m.modelFingerprint !== state.fingerprint || m.destinationType !== plan.destination.spec.type) {
+        log.info({ ...labels }, 'the model columns (or the destination type) changed: resending every row');
+        resendAll = true;
+      }
+    }
+    const diff: DiffResult = await computeDiff(conn, {
+      shape,
+      primaryKey,
+      mode: spec.mode,
+      deleteBehavior: spec.deleteBehavior,
+      archiveBehavior: spec.archiveBehavior,
+      previous,
+      resendAll,
+    });
+    state.counts.added = diff.added;
+    state.counts.changed = diff.changed;
+    state.counts.removed = diff.removed;
+    state.operations = { ...diff.operations };
+    state.timings.diffMs = elapsed(mark);
+    const syncId = `${plan.namespace}/${plan.sync.name}`;
+
+    if (plan.dryRun) {
+      state.samples = await sampleOperations(conn, {
+        shape,
+        primaryKey,
+        syncId,
+        perOperation: SAMPLE_ROWS,
+        operations: Object.keys(diff.operations),
+      });
+    }
+
+    // The safety rail, before anything is delivered.
+    const maxShare = spec.safety?.maxDeleteShare ?? 0.5;
+    if (
+      diff.previousRows > 0 &&
+      diff.removalDeletes / diff.previousRows > maxShare &&
+      !spec.safety?.allowLargeDeletes
+    ) {
+      const pct = (x: number) => `${Math.round(x * 1000) / 10}%`;
+      throw new SynclineError(
+        'SafetyRailTripped',
+        `this run would delete or clear ${diff.removalDeletes} of the ${diff.previousRows} records the Sync has sent ` +
+          `(${pct(diff.removalDeletes / diff.previousRows)}), more than spec.safety.maxDeleteShare (${pct(maxShare)}); nothing was delivered. ` +
+          'If the model really lost those rows, set spec.safety.allowLargeDeletes: true (or raise maxDeleteShare) and run again.',
+      );
+    }
+
+    if (plan.dryRun) {
+      state.result = 'Succeeded';
+      state.message = `dry run: ${diff.totalOperations} row operation(s) planned (${diff.added} added, ${diff.changed} changed, ${diff.removed} removed); nothing delivered`;
+      return await finish();
+    }
+
+    // Record the keys about to be added before sending them, where a crash could otherwise leave rows
+    // in the destination that no snapshot knows of (and so would never be deleted).
+    let expectedEtag = current?.etag;
+    const removalsMatter = spec.deleteBehavior !== 'ignore' || spec.mode === 'all';
+    if (
+      removalsMatter &&
+      diff.added > 0 &&
+      (diff.operations.upsert || diff.operations.insert || diff.operations.update)
+    ) {
+      mark = performance.now();
+      const intentId = `${plan.runId}.pending`;
+      const file = join(duck.dir, 'intent.parquet');
+      const rowCount = await writeIntentSnapshot(conn, file);
+      const snapshot = await store.uploadSnapshot(intentId, file);
+      const base: Manifest = current?.manifest ?? {
+        version: 1,
+        runId: intentId,
+        snapshot,
+        committedAt: '',
+        primaryKey,
+        columns: staged.columns.map((c) => ({ name: c.name, type: c.type })),
+        modelFingerprint: state.fingerprint,
+        comparedColumns: [],
+        rowCount: 0,
+        destinationType: plan.destination.spec.type,
+      };
+      await store.commit(
+        {
+          ...base,
+          runId: intentId,
+          snapshot,
+          rowCount,
+          committedAt: new Date().toISOString(),
+          primaryKey: base.primaryKey,
+        },
+        expectedEtag,
+      );
+      const intent = await store.readManifest();
+      if (intent?.manifest.runId !== intentId) {
+        throw new SynclineError(
+          'ConcurrentCommit',
+          `another run of ${plan.namespace}/${plan.sync.name} committed while this one started delivering`,
+        );
+      }
+      expectedEtag = intent.etag;
+      state.timings.commitMs = elapsed(mark);
+    }
+
+    // Deliver
+    mark = performance.now();
+    if (diff.totalOperations > 0) {
+      progress('Delivering', { total: diff.totalOperations, delivered: 0, failed: 0 });
+      requestLog = new RequestLog(join(duck.dir, 'requests.jsonl.gz'), plan.runId, () => resolvedSecrets);
+      const log_ = requestLog;
+      const limiter = rateLimiter(
+        lowest(plan.destination.spec.rateLimit?.requestsPerSecond, spec.delivery?.requestsPerSecond),
+      );
+      const deliveryContext: DeliveryContext = {
+        ...context,
+        sync: { namespace: plan.namespace, name: plan.sync.name, spec },
+        destination: plan.destination.spec,
+        columns: staged.columns,
+        primaryKey,
+        mappings: shape.mappings,
+        acquire: () => limiter.acquire(),
+        debug: (request) => log_.record(request),
+      };
+      const writer = await destination.open(deliveryContext);
+      const reader = await duck.instance.connect();
+      try {
+        const outcome = await deliver({
+          reader,
+          recorder: conn,
+          writer,
+          shape,
+          primaryKey,
+          syncId,
+          total: diff.totalOperations,
+          batchSize: spec.delivery?.batchSize ?? destination.capabilities.defaultBatchSize,
+          concurrency:
+            lowest(
+              plan.destination.spec.rateLimit?.concurrency ?? DEFAULT_CONCURRENCY,
+              spec.delivery?.concurrency,
+            ) ?? DEFAULT_CONCURRENCY,
+          maxRetries: spec.delivery?.maxRetries ?? 5,
+          backoff: deps.backoff ?? DEFAULT_BACKOFF,
+          signal,
+          onProgress: (p) => progress('Delivering', p),
+        });
+        state.counts.delivered = outcome.delivered;
+        state.counts.failed = outcome.failed;
+        state.rejected = outcome.rejected;
+        if (outcome.closeError) state.reason = outcome.closeError.reason;
+      } finally {
+        reader.closeSync();
+      }
+    } else {
+      await createFailedTable(conn);
+    }
+    state.timings.deliverMs = elapsed(mark);
+
+    // Commit
+    progress('Committing');
+    mark = performance.now();
+    const unchanged =
+      current !== undefined &&
+      previous !== undefined &&
+      !resendAll &&
+      diff.totalOperations === 0 &&
+      diff.added + diff.changed + diff.removed === 0 &&
+      sameShapeAs(current.manifest, shape, staged.columns, primaryKey, plan.destination.spec.type);
+    if (unchanged && current) {
+      state.snapshot = current.manifest.snapshot; // nothing changed: the current snapshot stays current
+    } else {
+      const file = join(duck.dir, 'next.parquet');
+      const rowCount = await writeSnapshot(conn, { shape, previousColumns: diff.previousColumns, file });
+      signal.throwIfAborted();
+      const snapshot = await store.uploadSnapshot(plan.runId, file);
+      await store.commit(
+        {
+          version: 1,
+          runId: plan.runId,
+          snapshot,
+          committedAt: new Date().toISOString(),
+          primaryKey,
+          columns: staged.columns.map((c) => ({ name: c.name, type: c.type })),
+          modelFingerprint: state.fingerprint,
+          comparedColumns: shape.compared.map((c) => c.name),
+          rowCount,
+          destinationType: plan.destination.spec.type,
+        },
+        expectedEtag,
+      );
+      state.snapshot = snapshot;
+    }
+    state.timings.commitMs = (state.timings.commitMs ?? 0) + elapsed(mark);
+
+    const { delivered, failed } = state.counts;
+    if (failed > 0 && delivered === 0) {
+      state.result = 'Failed';
+      state.reason ??= 'RowsRejected';
+      state.message = `the destination rejected all ${failed} row operation(s); first: ${describeRejected(state.rejected[0])}`;
+    } else if (failed > 0) {
+      state.result = 'PartiallySucceeded';
+      state.reason = 'RowsRejected';
+      state.message = `delivered ${delivered} row operation(s), ${failed} rejected (they are retried next run); first: ${describeRejected(state.rejected[0])}`;
+    } else {
+      state.result = 'Succeeded';
+      state.message = `delivered ${delivered} row operation(s): ${diff.added} added, ${diff.changed} changed, ${diff.removed} removed`;
+    }
+    return await finish();
+  } catch (error) {
+    const described = signal.aborted
+      ? { reason: 'Aborted', message: 'the run was stopped before it finished; nothing was committed' }
+      : describeError(error, 'InternalError');
+    state.result = 'Failed';
+    state.reason = described.reason;
+    state.message = described.message;
+    log.error({ ...labels, reason: described.reason, err: described.message }, 'run failed');
+    return await finish();
+  }
+
+  async function finish(): Promise<RunSummary> {
+    if (requestLog) {
+      const logFile = requestLog;
+      requestLog = undefined;
+      try {
+        await logFile.close();
+        if (logFile.entries > 0 && store) await store.writeRequestLog(plan.runId, logFile.file);
+      } catch (error) {
+        log.warn(
+          { ...labels, err: describeError(error).message },
+          'could not keep the request log of the run',
+        );
+      }
+    }
+    duck?.close();
+    duck = undefined;
+    state.timings.totalMs = elapsed(t0);
+    const summary = runSummary.parse({
+      apiVersion: 'syncline.io/v1alpha1',
+      kind: 'RunSummary',
+      runId: plan.runId,
+      namespace: plan.namespace,
+      sync: plan.sync.name,
+      mode: spec.mode,
+      dryRun: plan.dryRun,
+      fullResync: plan.fullResync,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      result: state.result ?? 'Failed',
+      ...(state.reason ? { reason: state.reason } : {}),
+      message: state.message ?? '',
+      counts: state.counts,
+      operations: state.operations,
+      timings: state.timings,
+      rejected: state.rejected.slice(0, 100),
+      ...(state.invalidKeys ? { invalidKeys: state.invalidKeys } : {}),
+      columns: state.columns.map((c) => ({ name: c.name, type: c.type })),
+      ...(state.fingerprint ? { modelFingerprint: state.fingerprint } : {}),
+      ...(state.snapshot ? { snapshot: state.snapshot } : {}),
+      ...(state.samples ? { samples: state.samples } : {}),
+    });
+    if (store && !plan.dryRun) {
+      try {
+        await store.writeRunSummary(plan.runId, summary);
+        await store.prune({ requestLogDays: plan.runner.debuggerRetentionDays, keepSnapshots: 1 });
+      } catch (error) {
+        log.warn(
+          { ...labels, err: describeError(error).message },
+          'could not write the run summary to the diff store',
+        );
+      }
+    }
+    log.info(
+      { ...labels, result: summary.result, reason: summary.reason, counts: summary.counts },
+      summary.message,
+    );
+    return summary;
+  }
+}
+
+function describeRejected(row: { key: string; reason: string } | undefined): string {
+  return row ? `key ${row.key}: ${row.reason}` : 'none recorded';
+}

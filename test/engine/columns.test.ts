@@ -1,0 +1,311 @@
+// What counts as a change, primary key checks, mapping checks, dry runs and concurrent commits.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Mapping, SyncSpec } from '../../crds/index.ts';
+import type { RunProgress } from '../../runner/run.ts';
+import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
+import { makePlan, pgSettings, run, sql, tempState } from './helpers.ts';
+
+let server: PostgresServer;
+let srcUrl: string;
+let dstUrl: string;
+const states: { remove(): void }[] = [];
+let counter = 0;
+
+beforeAll(async () => {
+  server = await startPostgres();
+  srcUrl = await server.createDatabase('src');
+  dstUrl = await server.createDatabase('dst');
+});
+afterAll(async () => {
+  await server?.stop();
+  for (const s of states) s.remove();
+});
+
+const map = (...names: string[]): Mapping[] =>
+  names.map((n) => ({ to: n, from: n, valueType: 'string' as const }));
+
+async function scenario(rows: number, sync: Partial<SyncSpec> = {}) {
+  counter++;
+  const table = `people_${counter}`;
+  const target = `copy_${counter}`;
+  const state = tempState();
+  states.push(state);
+  await sql(srcUrl, `CREATE TABLE ${table} (id int, first text, last text, email text, code int)`);
+  await sql(
+    srcUrl,
+    `INSERT INTO ${table} SELECT g, 'first' || g, 'last' || g, CASE WHEN g % 2 = 0 THEN 'p' || g || '@x.org' END, g FROM generate_series(1, ${rows}) g`,
+  );
+  await sql(
+    dstUrl,
+    `CREATE TABLE ${target} (id int PRIMARY KEY, first text, last text, email text, code text, name text, extra text)`,
+  );
+  const plan = (
+    o: {
+      query?: string;
+      sync?: Partial<SyncSpec>;
+      primaryKey?: string;
+      fullResync?: boolean;
+      dryRun?: boolean;
+      target?: string;
+    } = {},
+  ) =>
+    makePlan({
+      server,
+      sourceDb: 'src',
+      query: (o.query ?? 'SELECT id, first, last, email, code FROM $T').replaceAll('$T', table),
+      destination: { type: 'postgres', postgres: { ...pgSettings(server, 'dst'), schema: 'public' } },
+      sync: { mode: 'upsert', target: { table: o.target ?? target }, ...sync, ...o.sync },
+      stateUrl: state.url,
+      name: `sync-${counter}`,
+      ...(o.primaryKey ? { primaryKey: o.primaryKey } : {}),
+      ...(o.fullResync ? { fullResync: true } : {}),
+      ...(o.dryRun ? { dryRun: true } : {}),
+    });
+  return {
+    table,
+    target,
+    state,
+    plan,
+    source: (text: string) => sql(srcUrl, text.replaceAll('$T', table)),
+    dest: (text: string) => sql(dstUrl, text.replaceAll('$D', target)),
+    run: (o: Parameters<typeof plan>[0] = {}) => run(plan(o), server),
+  };
+}
+
+describe('what counts as a change', () => {
+  it('compares only mapped columns', async () => {
+    const s = await scenario(6, { mappings: map('id', 'first') });
+    await s.run();
+    await s.source("UPDATE $T SET last = 'elsewhere', code = 99");
+    expect((await s.run()).counts).toMatchObject({ changed: 0, delivered: 0 });
+    await s.source("UPDATE $T SET first = 'F' WHERE id = 4");
+    const summary = await s.run();
+    expect(summary.counts).toMatchObject({ changed: 1, delivered: 1 });
+  });
+
+  it('counts a changed column type as a change, even where the values read the same', async () => {
+    const s = await scenario(5, { mappings: map('id', 'code') });
+    await s.run();
+    const retyped = await s.run({ query: 'SELECT id, first, last, email, code::text AS code FROM $T' });
+    expect(retyped.counts).toMatchObject({ changed: 5, delivered: 5 });
+    expect(retyped.columns.find((c) => c.name === 'code')?.type).toBe('VARCHAR');
+    // Same type again: nothing to do.
+    expect(
+      (await s.run({ query: 'SELECT id, first, last, email, code::text AS code FROM $T' })).counts.changed,
+    ).toBe(0);
+  });
+
+  it('matches rows by key text when the key column changes type', async () => {
+    const s = await scenario(4, { mappings: map('id', 'first') });
+    await s.run();
+    const retyped = await s.run({ query: 'SELECT id::bigint AS id, first, last, email, code FROM $T' });
+    // The same records: changed (the key's type is compared), never removed and added again.
+    expect(retyped.counts).toMatchObject({ added: 0, removed: 0, changed: 4 });
+    await s.source("UPDATE $T SET first = 'x' WHERE id = 3");
+    expect(
+      (await s.run({ query: 'SELECT id::bigint AS id, first, last, email, code FROM $T' })).counts,
+    ).toMatchObject({ added: 0, removed: 0, changed: 1 });
+  });
+
+  it('resyncs every row when a model column is added or dropped', async () => {
+    const s = await scenario(4, { mappings: map('id', 'first') });
+    await s.run();
+    const added = await s.run({ query: "SELECT id, first, last, email, code, 'x' AS extra FROM $T" });
+    expect(added.counts).toMatchObject({ changed: 4, delivered: 4 });
+    expect(
+      (await s.run({ query: "SELECT id, first, last, email, code, 'x' AS extra FROM $T" })).counts.changed,
+    ).toBe(0);
+    const dropped = await s.run({ query: 'SELECT id, first, last, email FROM $T' });
+    expect(dropped.counts).toMatchObject({ changed: 4, delivered: 4 });
+    expect(dropped.modelFingerprint).not.toBe(added.modelFingerprint);
+  });
+
+  it('refuses a changed primary key until a full resync is asked for', async () => {
+    const s = await scenario(3, { mappings: map('id', 'first') });
+    await s.run();
+    // The destination keeps matching records by its id field, now filled from the new key column.
+    const byCode = { mappings: [{ to: 'id', from: 'code', valueType: 'string' as const }, ...map('first')] };
+    const refused = await s.run({ primaryKey: 'code', sync: byCode });
+    expect(refused.result).toBe('Failed');
+    expect(refused.reason).toBe('PrimaryKeyChanged');
+    expect(refused.message).toContain('"id" to "code"');
+    const resync = await s.run({ primaryKey: 'code', fullResync: true, sync: byCode });
+    expect(resync.result).toBe('Succeeded');
+    expect(resync.counts.delivered).toBe(3);
+    expect((await s.run({ primaryKey: 'code', sync: byCode })).counts.delivered).toBe(0);
+  });
+
+  it('a newly mapped field resends only the rows where it has a value', async () => {
+    const s = await scenario(10, { mappings: map('id', 'first') });
+    await s.run();
+    const summary = await s.run({ sync: { mappings: map('id', 'first', 'email') } });
+    // Only even ids have an email; a field never sent counts as null.
+    expect(summary.counts).toMatchObject({ changed: 5, delivered: 5 });
+    const rows = await s.dest('SELECT id, email FROM $D WHERE email IS NOT NULL ORDER BY id');
+    expect(rows.map((r) => r['id'])).toEqual([2, 4, 6, 8, 10]);
+  });
+
+  it('a static value is part of what is compared: adding or changing it resends every row', async () => {
+    const s = await scenario(3, { mappings: map('id', 'first') });
+    await s.run();
+    const withStatic = (value: string) => ({
+      mappings: [...map('id', 'first'), { to: 'extra', value, valueType: 'string' as const }],
+    });
+    expect((await s.run({ sync: withStatic('one') })).counts.changed).toBe(3);
+    expect((await s.run({ sync: withStatic('one') })).counts.changed).toBe(0);
+    expect((await s.run({ sync: withStatic('two') })).counts.changed).toBe(3);
+    expect((await s.dest("SELECT count(*)::int AS n FROM $D WHERE extra = 'two'"))[0]?.['n']).toBe(3);
+  });
+
+  it('a template compares the columns it reads', async () => {
+    const tpl = {
+      mappings: [
+        ...map('id'),
+        { to: 'name', template: '{{ row.first }} {{ row.last | upcase }}', valueType: 'string' as const },
+      ],
+    };
+    const s = await scenario(4, tpl);
+    const first = await s.run();
+    expect(first.counts.delivered).toBe(4);
+    expect((await s.dest('SELECT name FROM $D WHERE id = 1'))[0]?.['name']).toBe('first1 LAST1');
+    await s.source("UPDATE $T SET email = 'changed@x.org'");
+    expect((await s.run()).counts.changed).toBe(0);
+    await s.source("UPDATE $T SET last = 'smith' WHERE id = 2");
+    expect((await s.run()).counts).toMatchObject({ changed: 1, delivered: 1 });
+    expect((await s.dest('SELECT name FROM $D WHERE id = 2'))[0]?.['name']).toBe('first2 SMITH');
+  });
+});
+
+describe('primary key and mapping checks', () => {
+  it('fails on null keys, naming them', async () => {
+    const s = await scenario(3);
+    await s.source("INSERT INTO $T VALUES (NULL, 'nobody', 'x', NULL, 0)");
+    const summary = await s.run();
+    expect(summary.result).toBe('Failed');
+    expect(summary.reason).toBe('NullPrimaryKey');
+    expect(summary.message).toContain('1 row(s) have a null primary key "id"');
+    expect(summary.message).toContain('invalidPrimaryKeys: skip');
+  });
+
+  it('fails on duplicate keys, naming the first 20 and the counts', async () => {
+    const s = await scenario(30);
+    await s.source('INSERT INTO $T SELECT * FROM $T WHERE id <= 25');
+    const summary = await s.run();
+    expect(summary.reason).toBe('DuplicatePrimaryKey');
+    expect(summary.message).toContain('25 primary key value(s)');
+    expect(summary.message).toContain('(50 rows)');
+    expect(summary.message).toContain('first 20: 1, 2, 3');
+    expect(summary.message).not.toContain(', 21,');
+    expect((await s.dest('SELECT count(*)::int AS n FROM $D'))[0]?.['n']).toBe(0);
+  });
+
+  it('with invalidPrimaryKeys: skip leaves the rows out and reports them', async () => {
+    const s = await scenario(5, { invalidPrimaryKeys: 'skip' });
+    await s.source("INSERT INTO $T VALUES (NULL, 'nobody', 'x', NULL, 0), (3, 'again', 'x', NULL, 0)");
+    const summary = await s.run();
+    expect(summary.result).toBe('Succeeded');
+    expect(summary.counts).toMatchObject({ queried: 7, skipped: 3, delivered: 4 });
+    expect(summary.invalidKeys).toEqual({ nullCount: 1, duplicateCount: 1, sample: ['<null>', '3'] });
+    expect((await s.dest('SELECT id FROM $D ORDER BY id')).map((r) => r['id'])).toEqual([1, 2, 4, 5]);
+  });
+
+  it('fails before delivering when a mapping names a column the model does not have', async () => {
+    const s = await scenario(3, {
+      mappings: [...map('id', 'first'), { to: 'x', from: 'nickname', valueType: 'string' }],
+    });
+    const summary = await s.run();
+    expect(summary.reason).toBe('UnknownColumn');
+    expect(summary.message).toContain('"nickname"');
+    expect(summary.message).toContain('id, first, last, email, code');
+    expect((await s.dest('SELECT count(*)::int AS n FROM $D'))[0]?.['n']).toBe(0);
+    const tpl = await s.run({
+      sync: { mappings: [...map('id'), { to: 'name', template: '{{ row.nick }}', valueType: 'string' }] },
+    });
+    expect(tpl.reason).toBe('UnknownColumn');
+    expect(tpl.message).toContain('template of mapping "name"');
+  });
+});
+
+describe('dry run', () => {
+  it('reports counts per operation and sample rows, and delivers and commits nothing', async () => {
+    const s = await scenario(8, { mode: 'upsert', deleteBehavior: 'delete', mappings: map('id', 'first') });
+    await s.run();
+    await s.source('DELETE FROM $T WHERE id = 1');
+    await s.source("UPDATE $T SET first = 'changed' WHERE id IN (2, 3)");
+    await s.source("INSERT INTO $T VALUES (9, 'nine', 'x', NULL, 9)");
+    const planned = await s.run({ dryRun: true });
+    expect(planned.dryRun).toBe(true);
+    expect(planned.result).toBe('Succeeded');
+    expect(planned.operations).toEqual({ upsert: 3, delete: 1 });
+    expect(planned.samples?.['delete']).toEqual([{ key: '1', fields: { id: 1 } }]);
+    expect(planned.samples?.['upsert']).toHaveLength(3);
+    expect(planned.samples?.['upsert']).toContainEqual({ key: '9', fields: { id: 9, first: 'nine' } });
+    expect(planned.snapshot).toBeUndefined();
+    expect((await s.dest('SELECT count(*)::int AS n FROM $D'))[0]?.['n']).toBe(8);
+    // Nothing was committed: the real run sees the same diff.
+    expect((await s.run()).operations).toEqual({ upsert: 3, delete: 1 });
+  });
+});
+
+describe('concurrent commits', () => {
+  it('refuses the second of two runs that would commit over each other', async () => {
+    const s = await scenario(5, { mappings: map('id', 'first') });
+    await s.run();
+    await s.source("UPDATE $T SET first = 'changed'");
+    await sql(dstUrl, `CREATE TABLE ${s.target}_b (LIKE ${s.target} INCLUDING ALL)`);
+    // Run A blocks in delivery on a table lock while run B, of the same Sync, delivers and commits.
+    const { default: pg } = await import('pg');
+    const locker = new pg.Client({ connectionString: dstUrl });
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query(`LOCK TABLE ${s.target} IN ACCESS EXCLUSIVE MODE`);
+    let delivering!: () => void;
+    const inDelivery = new Promise<void>((resolve) => (delivering = resolve));
+    const a = run(s.plan(), server, {
+      onProgress: (p: RunProgress) => p.phase === 'Delivering' && delivering(),
+    });
+    await inDelivery;
+    const b = await run(s.plan({ target: `${s.target}_b` }), server);
+    expect(b.result).toBe('Succeeded');
+    await locker.query('COMMIT');
+    await locker.end();
+    const summaryA = await a;
+    expect(summaryA.result).toBe('Failed');
+    expect(summaryA.reason).toBe('ConcurrentCommit');
+    const manifest = JSON.parse(
+      readFileSync(join(s.state.dir, 'test', `sync-${counter}`, 'manifest.json'), 'utf8'),
+    ) as { runId: string };
+    expect(manifest.runId).toBe(b.runId);
+  });
+});
+
+describe('a destination that fails to finish', () => {
+  it('counts every change the writer accepted as failed when close() fails, and resends them next run', async () => {
+    const s = await scenario(5, { mappings: map('id', 'first') });
+    const dir = mkdtempSync(join(tmpdir(), 'syncline-files-dest-'));
+    writeFileSync(join(dir, 'blocker'), 'a file where a folder should be');
+    const plan = (url: string) =>
+      makePlan({
+        server,
+        sourceDb: 'src',
+        query: `SELECT id, first FROM ${s.table}`,
+        destination: { type: 'files', files: { url, format: 'jsonl' } },
+        sync: { mode: 'upsert', mappings: map('id', 'first') },
+        stateUrl: s.state.url,
+        name: 'files-close',
+      });
+    const broken = await run(plan(join(dir, 'blocker', 'out')), server);
+    expect(broken.result).toBe('Failed');
+    expect(broken.counts).toMatchObject({ delivered: 0, failed: 5 });
+    expect(broken.rejected).toHaveLength(5);
+    expect(broken.rejected[0]?.reason).toContain('did not confirm the writes');
+    const fixed = await run(plan(join(dir, 'out')), server);
+    expect(fixed.result).toBe('Succeeded');
+    expect(fixed.counts).toMatchObject({ added: 5, delivered: 5 });
+    expect(readdirSync(join(dir, 'out', 'test', 'files-close'))).toHaveLength(1);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});

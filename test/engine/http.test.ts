@@ -1,0 +1,281 @@
+// Delivery to a real HTTP server that fails, throttles and delays: retries, backoff, Retry-After,
+// per-row results, rejected rows retried next run, concurrency and rate limits, the request log.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SyncSpec } from '../../crds/index.ts';
+import { DiffStore } from '../../runner/diffstore/index.ts';
+import { filterRequestLog } from '../../runner/requestlog.ts';
+import { secretResolver } from '../../runner/secrets.ts';
+import { openBlobStore } from '../../runner/storage/index.ts';
+import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
+import { makePlan, secretsFor, sql, tempState } from './helpers.ts';
+import { executeRun } from '../../runner/run.ts';
+import { silentLogger } from '../../runner/logger.ts';
+
+interface Received {
+  key: string;
+  operation: string;
+  idempotencyKey: string;
+  authorization: string | undefined;
+  body: Record<string, unknown>;
+  at: number;
+}
+
+type Behaviour = (
+  key: string,
+  attempt: number,
+) => { status: number; headers?: Record<string, string>; delayMs?: number; body?: string };
+
+/** An API that records every request and answers as the current behaviour says. */
+class FakeApi {
+  server!: Server;
+  received: Received[] = [];
+  behaviour: Behaviour = () => ({ status: 200 });
+  inFlight = 0;
+  maxInFlight = 0;
+  private attempts = new Map<string, number>();
+
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  reset(behaviour: Behaviour = () => ({ status: 200 })): void {
+    this.received = [];
+    this.attempts.clear();
+    this.behaviour = behaviour;
+    this.maxInFlight = 0;
+  }
+
+  requestsFor(key: string): Received[] {
+    return this.received.filter((r) => r.key === key);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    let text = '';
+    for await (const chunk of req) text += String(chunk);
+    const key = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.split('/').pop() ?? '');
+    const attempt = this.attempts.get(key) ?? 0;
+    this.attempts.set(key, attempt + 1);
+    this.received.push({
+      key,
+      operation: String(req.headers['x-syncline-operation']),
+      idempotencyKey: String(req.headers['idempotency-key']),
+      authorization: req.headers.authorization,
+      body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+      at: Date.now(),
+    });
+    const answer = this.behaviour(key, attempt);
+    if (answer.delayMs) await new Promise((r) => setTimeout(r, answer.delayMs));
+    this.inFlight--;
+    res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
+    res.end(answer.body ?? '{"ok":true}');
+  }
+}
+
+let pgServer: PostgresServer;
+let srcUrl: string;
+const api = new FakeApi();
+let baseUrl: string;
+const states: { remove(): void }[] = [];
+let counter = 0;
+const TOKEN = 'sk_live_0123456789abcdef';
+
+beforeAll(async () => {
+  pgServer = await startPostgres();
+  srcUrl = await pgServer.createDatabase('src');
+  baseUrl = await api.start();
+});
+afterAll(async () => {
+  await pgServer?.stop();
+  api.server?.close();
+  for (const s of states) s.remove();
+});
+
+async function scenario(rows: number, sync: Partial<SyncSpec> = {}) {
+  counter++;
+  const table = `contacts_${counter}`;
+  const state = tempState();
+  states.push(state);
+  await sql(srcUrl, `CREATE TABLE ${table} (id int PRIMARY KEY, email text, score int, note text)`);
+  await sql(
+    srcUrl,
+    `INSERT INTO ${table} SELECT g, 'c' || g || '@x.org', g, 'n' FROM generate_series(1, ${rows}) g`,
+  );
+  const name = `http-sync-${counter}`;
+  const plan = (extra: Partial<SyncSpec> = {}) =>
+    makePlan({
+      server: pgServer,
+      sourceDb: 'src',
+      query: `SELECT id, email, score, note FROM ${table}`,
+      destination: {
+        type: 'http',
+        http: {
+          url: `${baseUrl}/contacts/{{ key }}`,
+          method: 'PUT',
+          body: 'row',
+          batchSize: 100,
+          idempotencyKeyHeader: 'Idempotency-Key',
+          timeoutSeconds: 10,
+          headers: [{ name: 'Authorization', valueFrom: { secretKeyRef: { name: 'api', key: 'token' } } }],
+        },
+      },
+      sync: {
+        mode: 'upsert',
+        mappings: [
+          { to: 'email', from: 'email', valueType: 'string' },
+          { to: 'score', from: 'score', valueType: 'string' },
+        ],
+        ...sync,
+        ...extra,
+      },
+      stateUrl: state.url,
+      name,
+    });
+  const secrets = secretResolver(
+    {},
+    { pg: { password: pgServer.password }, api: { token: `Bearer ${TOKEN}` } },
+  );
+  return {
+    state,
+    name,
+    source: (text: string) => sql(srcUrl, text.replaceAll('$T', table)),
+    run: (extra: Partial<SyncSpec> = {}, signal = new AbortController().signal) =>
+      executeRun(plan(extra), { secrets, log: silentLogger(), signal, backoff: { baseMs: 5, capMs: 40 } }),
+  };
+}
+
+describe('http delivery', () => {
+  it('compares every model column for an http destination, mapped or not', async () => {
+    api.reset();
+    const s = await scenario(5);
+    expect((await s.run()).counts.delivered).toBe(5);
+    await s.source("UPDATE $T SET note = 'unmapped but compared' WHERE id = 2");
+    api.reset();
+    const second = await s.run();
+    expect(second.counts).toMatchObject({ changed: 1, delivered: 1 });
+    expect(api.received.map((r) => r.key)).toEqual(['2']);
+    expect(api.received[0]?.body).toEqual({ email: 'c2@x.org', score: 2 });
+  });
+
+  it('retries 5xx and 429 (honouring Retry-After) with the same idempotency key, then succeeds', async () => {
+    api.reset((key, attempt) => {
+      if (key === '3' && attempt < 2) return { status: 503 };
+      if (key === '4' && attempt === 0) return { status: 429, headers: { 'retry-after': '1' } };
+      return { status: 200 };
+    });
+    const s = await scenario(6);
+    const summary = await s.run();
+    expect(summary.result).toBe('Succeeded');
+    expect(summary.counts).toMatchObject({ delivered: 6, failed: 0 });
+    const three = api.requestsFor('3');
+    expect(three).toHaveLength(3);
+    expect(new Set(three.map((r) => r.idempotencyKey)).size).toBe(1);
+    const four = api.requestsFor('4');
+    expect(four).toHaveLength(2);
+    // Retry-After: 1 second is honoured (the backoff alone would wait at most 40 ms).
+    expect(four[1]!.at - four[0]!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  it('records rejected rows with their reason and retries them on the next run', async () => {
+    api.reset((key) =>
+      key === '7' ? { status: 422, body: '{"error":"email is invalid"}' } : { status: 200 },
+    );
+    const s = await scenario(10);
+    const first = await s.run();
+    expect(first.result).toBe('PartiallySucceeded');
+    expect(first.reason).toBe('RowsRejected');
+    expect(first.counts).toMatchObject({ delivered: 9, failed: 1 });
+    expect(first.rejected).toHaveLength(1);
+    expect(first.rejected[0]).toMatchObject({ key: '7', operation: 'upsert' });
+    expect(first.rejected[0]?.reason).toContain('422');
+    expect(api.requestsFor('7')).toHaveLength(1); // not retryable: sent once
+    api.reset();
+    const second = await s.run();
+    expect(second.result).toBe('Succeeded');
+    // Row 7 never arrived, so it is not in the snapshot: it is added again.
+    expect(second.counts).toMatchObject({ added: 1, changed: 0, delivered: 1 });
+    expect(api.received.map((r) => r.key)).toEqual(['7']);
+    api.reset();
+    expect((await s.run()).counts.delivered).toBe(0);
+  });
+
+  it('gives up on a row after maxRetries and keeps it for the next run', async () => {
+    api.reset((key) => (key === '2' ? { status: 500 } : { status: 200 }));
+    const s = await scenario(3, { delivery: { maxRetries: 2 } });
+    const summary = await s.run();
+    expect(summary.counts).toMatchObject({ delivered: 2, failed: 1 });
+    expect(summary.rejected[0]?.reason).toContain('gave up after 2 retries');
+    expect(api.requestsFor('2')).toHaveLength(3);
+  });
+
+  it('keeps at most `concurrency` batches in flight, with delays', async () => {
+    api.reset(() => ({ status: 200, delayMs: 20 }));
+    const s = await scenario(40, { delivery: { batchSize: 5, concurrency: 3, maxRetries: 5 } });
+    const summary = await s.run();
+    expect(summary.counts.delivered).toBe(40);
+    expect(api.maxInFlight).toBeLessThanOrEqual(3);
+    expect(api.maxInFlight).toBeGreaterThan(1);
+  });
+
+  it('limits the request rate to the lower of the Destination and Sync limits', async () => {
+    api.reset();
+    const s = await scenario(30, { delivery: { requestsPerSecond: 20, concurrency: 4, maxRetries: 5 } });
+    const summary = await s.run();
+    expect(summary.counts.delivered).toBe(30);
+    const times = api.received.map((r) => r.at).sort((a, b) => a - b);
+    // No one-second window holds more requests than the rate allows (plus one for window edges).
+    for (let i = 0; i < times.length; i++) {
+      const inWindow = times.filter((t) => t >= times[i]! && t < times[i]! + 1000).length;
+      expect(inWindow).toBeLessThanOrEqual(21);
+    }
+  });
+
+  it('logs every request for the debugger, with credentials redacted, searchable by key', async () => {
+    api.reset((key) =>
+      key === '2' ? { status: 400, body: `{"error":"bad","echo":"Bearer ${TOKEN}"}` } : { status: 200 },
+    );
+    const s = await scenario(3);
+    const summary = await s.run();
+    expect(api.received[0]?.authorization).toBe(`Bearer ${TOKEN}`);
+    const store = new DiffStore(
+      openBlobStore(s.state.url, { secrets: secretsFor(pgServer) }),
+      'test',
+      s.name,
+    );
+    const gz = await store.readRequestLog(summary.runId);
+    expect(gz).toBeDefined();
+    const text = gunzipSync(gz as Buffer).toString('utf8');
+    expect(text).not.toContain(TOKEN);
+    const forTwo = filterRequestLog(text, '2');
+    expect(forTwo).toHaveLength(1);
+    expect(forTwo[0]).toMatchObject({ operation: 'upsert', status: 400, keys: ['2'] });
+    expect(forTwo[0]?.target).toContain('/contacts/2');
+    expect(forTwo[0]?.responseBody).toContain('REDACTED');
+    expect(filterRequestLog(text)).toHaveLength(3);
+  });
+});
+
+describe('stopping a run', () => {
+  it('ends in a Failed summary with reason Aborted and commits nothing', async () => {
+    api.reset(() => ({ status: 200, delayMs: 20 }));
+    const s = await scenario(60, { delivery: { batchSize: 5, concurrency: 1, maxRetries: 5 } });
+    const controller = new AbortController();
+    const stopping = s.run({}, controller.signal);
+    while (api.received.length < 5) await new Promise((r) => setTimeout(r, 10));
+    controller.abort();
+    const summary = await stopping;
+    expect(summary.result).toBe('Failed');
+    expect(summary.reason).toBe('Aborted');
+    expect(summary.snapshot).toBeUndefined();
+    expect(api.received.length).toBeLessThan(60);
+    api.reset();
+    const next = await s.run();
+    expect(next.counts).toMatchObject({ added: 60, delivered: 60 });
+  });
+});
