@@ -47,7 +47,8 @@ describe('kubectl syncline errors', () => {
   it('an unknown command exits 2 and points at --help', async () => {
     const lines: string[] = [];
     const stderr = process.stderr.write;
-    process.stderr.write = ((chunk: string) => lines.push(chunk)) as typeof process.stderr.write;
+    process.stderr.write = ((chunk: string) =>
+      lines.push(chunk) > 0) as unknown as typeof process.stderr.write;
     try {
       expect(await main(['node', 'kubectl-syncline', 'frob'], { out: (t) => lines.push(t) })).toBe(2);
     } finally {
@@ -59,7 +60,8 @@ describe('kubectl syncline errors', () => {
   it('a missing kubeconfig is one line that says so', async () => {
     const lines: string[] = [];
     const stderr = process.stderr.write;
-    process.stderr.write = ((chunk: string) => lines.push(chunk)) as typeof process.stderr.write;
+    process.stderr.write = ((chunk: string) =>
+      lines.push(chunk) > 0) as unknown as typeof process.stderr.write;
     try {
       const code = await main(
         ['node', 'kubectl-syncline', 'status', '--kubeconfig', '/nonexistent/kubeconfig'],

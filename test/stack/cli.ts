@@ -1,7 +1,7 @@
 // `npm run stack -- <command>`: build, start or check the local test stack by hand. See test/README.md.
-import { ensureKubeBinaries } from './build.ts';
 import { startKube } from './kube.ts';
 import { startPostgres } from './postgres.ts';
+import { prepareStack } from './prepare.ts';
 
 const log = (line: string) => console.error(`[stack] ${line}`);
 const command = process.argv[2] ?? 'help';
@@ -27,10 +27,8 @@ async function up(): Promise<void> {
 switch (command) {
   case 'build': {
     const started = Date.now();
-    const bins = await ensureKubeBinaries(log);
-    log(
-      `binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${Object.values(bins).join(' ')}`,
-    );
+    await prepareStack(log);
+    log(`everything the tests need is installed and built (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     break;
   }
   case 'up':
@@ -38,6 +36,6 @@ switch (command) {
     break;
   default:
     console.log(
-      'usage: npm run stack -- build | up\n  build  build etcd, kube-apiserver and kube-controller-manager (cached)\n  up     start the control plane and PostgreSQL, print the env to use them, run until Ctrl-C',
+      'usage: npm run stack -- build | up\n  build  install and build everything the tests run (Debian packages, Go tools, Python tools; cached)\n  up     start the control plane and PostgreSQL, print the env to use them, run until Ctrl-C',
     );
 }
