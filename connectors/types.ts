@@ -115,9 +115,45 @@ export interface DeliveryContext extends ConnectorContext {
   debug(request: DebugRequest): void;
 }
 
+/**
+ * A batch of one operation kind in the text form a bulk-capable destination takes (see
+ * `DestinationWriter.bulkFields`), built by the engine inside DuckDB without a JavaScript object per row.
+ */
+export interface BulkBatch {
+  operation: RowOperation;
+  /** The changes' primary keys as text, in line order. */
+  keys: string[];
+  /**
+   * CSV text, one line per change ending in \n: one value per bulk field, in the order the writer asked
+   * for, each quoted with `"` (a `"` inside doubled); an unquoted empty value is SQL NULL. Values are plain
+   * scalar text: integers and decimals as digits, floats as DuckDB prints them (inf, nan included),
+   * booleans true/false, timestamps with a time zone as ISO 8601 in UTC, dates, times, timestamps,
+   * intervals and UUIDs as DuckDB prints them, strings as they are. A removed row carries its key
+   * fields (its previous key, or its key text when the previous value is unknown) and NULL elsewhere.
+   */
+  csv: string;
+}
+
+/** A row a bulk write rejected: its position in the batch and why. */
+export interface BulkRejection {
+  index: number;
+  reason: string;
+}
+
 export interface DestinationWriter {
   /** Deliver a batch; return exactly one result per change, in order. Throw only when nothing was applied. */
   write(batch: RowChange[]): Promise<RowResult[]>;
+  /**
+   * Optional fast path. The top-level destination fields this writer can take as plain scalar text
+   * (BulkBatch), in order, or undefined when this Sync's fields need the row-object path. The engine uses
+   * the bulk path only when it can render every one of them from a scalar column or a static scalar.
+   */
+  bulkFields?(): string[] | undefined;
+  /**
+   * Apply a BulkBatch; return the rows it rejected (every other row was applied). Throw only when
+   * nothing was applied: the engine then delivers the same changes through `write`, with its retries.
+   */
+  writeBulk?(batch: BulkBatch): Promise<BulkRejection[]>;
   /**
    * Finish the run's writes. A writer that buffers (files) publishes here; if close throws, the engine
    * counts every change it accepted as failed, so nothing is committed that did not arrive.

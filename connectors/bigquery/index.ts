@@ -1,0 +1,1 @@
+export { bigquerySource as source } from './source.ts';

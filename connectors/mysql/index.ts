@@ -1,0 +1,1 @@
+export { mysqlSource as source } from './source.ts';

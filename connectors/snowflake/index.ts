@@ -1,0 +1,1 @@
+export { snowflakeSource as source } from './source.ts';
