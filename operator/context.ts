@@ -1,0 +1,39 @@
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import type { Destination, DestinationType, Model, Source, Sync } from '../crds/index.ts';
+import type { DestinationCapabilities } from '../connectors/types.ts';
+import type { SecretResolver } from '../runner/secrets.ts';
+import type { Cluster } from './cluster.ts';
+import type { OperatorConfig } from './config.ts';
+import type { EventRecorder } from './events.ts';
+import type { SynclineMetrics } from './metrics.ts';
+import type { Logger } from './runtime/log.ts';
+
+/** Reads from the informers' caches. */
+export interface Store {
+  source(namespace: string, name: string): Source | undefined;
+  model(namespace: string, name: string): Model | undefined;
+  destination(namespace: string, name: string): Destination | undefined;
+  sync(namespace: string, name: string): Sync | undefined;
+  syncs(namespace: string): Sync[];
+  models(namespace: string): Model[];
+  /** Jobs the operator created in a namespace, matching every given label. */
+  jobs(namespace: string, labels: Record<string, string>): V1Job[];
+  /** Whether the informer saw this Job deleted recently (so a cache miss needs no API call). */
+  jobDeleted(namespace: string, jobName: string): boolean;
+  /** Pods of one Job. */
+  podsOfJob(namespace: string, jobName: string): V1Pod[];
+}
+
+export interface ReconcileContext {
+  store: Store;
+  cluster: Cluster;
+  events: EventRecorder;
+  metrics: SynclineMetrics;
+  config: OperatorConfig;
+  log: Logger;
+  now: () => Date;
+  /** What a destination type supports, from its connector (connectors/registry.ts). */
+  capabilities: (type: DestinationType) => Promise<DestinationCapabilities>;
+  /** Resolves the operator's own diff-store credentials (for snapshot clean-up on deletion). */
+  secrets: SecretResolver;
+}

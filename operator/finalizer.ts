@@ -1,0 +1,110 @@
+import type { Sync } from '../crds/index.ts';
+import { describeError } from '../runner/errors.ts';
+import type { ReconcileContext } from './context.ts';
+import { COMPONENT_LABEL, SYNC_LABEL } from './jobs.ts';
+import { jobOutcome } from './results.ts';
+import type { ReconcileResult } from './runtime/controller.ts';
+
+export const SNAPSHOT_FINALIZER = 'syncline.io/snapshots';
+const CLEANUP_ATTEMPT_MS = 30_000;
+const RETRY_MS = 5_000;
+
+/** The diff-store folder of a Sync: `<namespace>/<sync>/` under the store's URL. */
+export function snapshotPrefix(sync: Sync): string {
+  return `${sync.metadata.namespace ?? 'default'}/${sync.metadata.name}/`;
+}
+
+/**
+ * What the finalizer does next: clean up now, retry later, or give up and let the deletion through.
+ * Pure, so that "never blocks deletion forever" is a property of this function.
+ */
+export function finalizerStep(input: {
+  policy: 'retain' | 'delete';
+  deletionTimestamp: string;
+  now: Date;
+  timeoutMs: number;
+}): 'release' | 'cleanup' | 'abandon' {
+  if (input.policy !== 'delete') return 'release';
+  const waited = input.now.getTime() - new Date(input.deletionTimestamp).getTime();
+  return waited >= input.timeoutMs ? 'abandon' : 'cleanup';
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Deletion of a Sync: its Jobs go by owner reference (garbage collector); with snapshotPolicy delete,
+ * its diff-store folder is removed first. A store that cannot be reached delays deletion by at most
+ * `finalizerTimeoutMs`, then the folder is left behind with a Warning Event naming it.
+ */
+export async function finalizeSync(ctx: ReconcileContext, sync: Sync): Promise<ReconcileResult> {
+  const finalizers = sync.metadata.finalizers ?? [];
+  if (!finalizers.includes(SNAPSHOT_FINALIZER)) return;
+  const namespace = sync.metadata.namespace ?? 'default';
+  const name = sync.metadata.name;
+  const url = sync.spec.diffStore?.url ?? ctx.config.diffStore.url;
+  const step = finalizerStep({
+    policy: sync.spec.snapshotPolicy ?? 'retain',
+    deletionTimestamp: sync.metadata.deletionTimestamp ?? ctx.now().toISOString(),
+    now: ctx.now(),
+    timeoutMs: ctx.config.finalizerTimeoutMs,
+  });
+  if (step === 'cleanup') {
+    // A run still writing would commit into the folder after it is gone: stop it first.
+    for (const job of ctx.store.jobs(namespace, { [COMPONENT_LABEL]: 'run', [SYNC_LABEL]: name })) {
+      if (jobOutcome(job, []).state === 'active')
+        await ctx.cluster.deleteJob(namespace, job.metadata?.name ?? '');
+    }
+    try {
+      const { openBlobStore } = await import('../runner/storage/index.ts');
+      const store = openBlobStore(url, {
+        ...(ctx.config.diffStore.s3 ? { s3: ctx.config.diffStore.s3 } : {}),
+        ...(ctx.config.diffStore.gcs ? { gcs: ctx.config.diffStore.gcs } : {}),
+        secrets: ctx.secrets,
+      });
+      const removed = await withTimeout(
+        store.deletePrefix(snapshotPrefix(sync)),
+        CLEANUP_ATTEMPT_MS,
+        'deleting snapshots',
+      );
+      ctx.events.normal(
+        sync,
+        'SnapshotsDeleted',
+        `deleted ${removed} objects under ${url}/${snapshotPrefix(sync)}`,
+      );
+    } catch (error) {
+      const { reason, message } = describeError(error, 'SnapshotCleanupFailed');
+      ctx.events.warning(
+        sync,
+        'SnapshotCleanupFailed',
+        `could not delete ${url}/${snapshotPrefix(sync)} (${reason}: ${message}); retrying, and giving up ` +
+          `${Math.round(ctx.config.finalizerTimeoutMs / 1000)} s after the deletion was requested`,
+      );
+      return { requeueAfterMs: RETRY_MS };
+    }
+  } else if (step === 'abandon') {
+    ctx.events.warning(
+      sync,
+      'SnapshotCleanupAbandoned',
+      `gave up deleting ${url}/${snapshotPrefix(sync)} after ${Math.round(ctx.config.finalizerTimeoutMs / 1000)} s; ` +
+        'the Sync is deleted and the folder is left behind: delete it by hand',
+    );
+  }
+  await ctx.cluster.setFinalizers(
+    'syncs',
+    namespace,
+    name,
+    finalizers.filter((f) => f !== SNAPSHOT_FINALIZER),
+    sync.metadata.resourceVersion,
+  );
+  ctx.metrics.forget(namespace, name);
+}

@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import { runPlan } from '../runner/plan.ts';
+import { defaultConfig } from './config.ts';
+import {
+  boundedName,
+  buildCheckJob,
+  buildRunJob,
+  checkJobName,
+  collectSecretRefs,
+  runJobName,
+} from './jobs.ts';
+import { buildCheckPlan, buildRunPlan } from './run-plan.ts';
+import { decide } from './schedule.ts';
+import { destination, model, source, sync } from './testdata/fixtures.ts';
+
+const config = defaultConfig({ runnerImage: 'registry.example.com/syncline:1.0.0' });
+
+function runJob(over = {}) {
+  const s = sync(over);
+  const start = decide({
+    now: new Date('2025-03-01T10:00:00Z'),
+    createdAt: new Date('2025-03-01T10:00:00Z'),
+    schedule: s.spec.schedule,
+    paused: false,
+    annotations: {},
+    status: {},
+    active: false,
+    blocked: false,
+  }).start!;
+  const plan = buildRunPlan({
+    runId: runJobName(s.metadata.name, start.key),
+    sync: s,
+    model: model(),
+    source: source(),
+    destination: destination(),
+    start,
+    diffStore: {
+      url: 's3://bucket/syncline',
+      s3: {
+        accessKeyId: { secretKeyRef: { name: 'store', key: 'id' } },
+        secretAccessKey: { secretKeyRef: { name: 'store', key: 'secret' } },
+      },
+    },
+  });
+  return { plan, job: buildRunJob({ sync: s, plan, start, config }), start };
+}
+
+describe('run Jobs', () => {
+  it('has a deterministic name within 63 characters', () => {
+    expect(runJobName('customers-to-crm', 's-abc')).toBe('customers-to-crm-s-abc');
+    const long = 'a'.repeat(70);
+    const name = runJobName(long, 's-abc');
+    expect(name.length).toBeLessThanOrEqual(63);
+    expect(name).toBe(runJobName(long, 's-abc'));
+    expect(runJobName(`${long}x`, 's-abc')).not.toBe(name);
+    expect(boundedName('x.y-'.repeat(20), 'k')).toMatch(/^[a-z0-9][-a-z0-9.]*[a-z0-9]$/);
+    expect(checkJobName('Source', 'warehouse', 'abcd1234')).toBe('warehouse-src-check-abcd1234');
+  });
+
+  it('fixes the run plan in env and passes credentials only as secretKeyRefs', () => {
+    const { job, plan } = runJob();
+    const container = job.spec!.template.spec!.containers[0]!;
+    const env = Object.fromEntries(container.env!.map((e) => [e.name, e]));
+    expect(runPlan.parse(JSON.parse(env['SYNCLINE_RUN_PLAN']!.value!))).toEqual(plan);
+    expect(env['SYNCLINE_SECRET_PG__PASSWORD']!.valueFrom!.secretKeyRef).toEqual({
+      name: 'pg',
+      key: 'password',
+      optional: false,
+    });
+    expect(env['SYNCLINE_SECRET_CRM__TOKEN']!.valueFrom!.secretKeyRef).toEqual({
+      name: 'crm',
+      key: 'token',
+      optional: false,
+    });
+    expect(env['SYNCLINE_SECRET_STORE__SECRET']).toBeDefined();
+    for (const e of container.env!)
+      expect(e.value === undefined || !e.value.includes('"password":"')).toBe(true);
+    expect(container.command).toEqual(['node']);
+    expect(container.args).toEqual(['/app/bin/syncline.mjs', 'job']);
+  });
+
+  it('is owned by the Sync, runs once, and is locked down', () => {
+    const { job } = runJob({
+      runner: { activeDeadlineSeconds: 600, resources: { limits: { memory: '1Gi' } } },
+    });
+    expect(job.metadata!.ownerReferences).toEqual([
+      {
+        apiVersion: 'syncline.io/v1alpha1',
+        kind: 'Sync',
+        name: 'customers-to-crm',
+        uid: 'uid-sync',
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
+    expect(job.spec).toMatchObject({
+      backoffLimit: 0,
+      activeDeadlineSeconds: 600,
+      ttlSecondsAfterFinished: 86_400,
+    });
+    const pod = job.spec!.template.spec!;
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.restartPolicy).toBe('Never');
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.containers[0]!.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(pod.containers[0]!.resources).toEqual({ limits: { memory: '1Gi' } });
+    expect(job.metadata!.labels).toMatchObject({
+      'app.kubernetes.io/managed-by': 'syncline',
+      'syncline.io/sync': 'customers-to-crm',
+      'syncline.io/component': 'run',
+    });
+    expect(job.spec!.template.metadata!.labels).toEqual(job.metadata!.labels);
+  });
+
+  it('uses the operator defaults when the Sync sets none', () => {
+    const { job } = runJob();
+    expect(job.spec!.activeDeadlineSeconds).toBe(3600);
+    expect(job.spec!.template.spec!.containers[0]!.resources).toEqual(config.runner.resources);
+  });
+
+  it('builds check Jobs with the check plan', () => {
+    const target = source();
+    const job = buildCheckJob({
+      target,
+      plan: buildCheckPlan(target),
+      name: 'warehouse-src-check-1',
+      checkHash: 'h',
+      config,
+    });
+    const env = Object.fromEntries(job.spec!.template.spec!.containers[0]!.env!.map((e) => [e.name, e]));
+    expect(JSON.parse(env['SYNCLINE_CHECK_PLAN']!.value!)).toMatchObject({
+      kind: 'CheckPlan',
+      target: { kind: 'Source', name: 'warehouse' },
+    });
+    expect(env['SYNCLINE_SECRET_PG__PASSWORD']).toBeDefined();
+    expect(job.spec!.template.spec!.containers[0]!.args).toEqual(['/app/bin/syncline.mjs', 'check']);
+    expect(job.spec!.activeDeadlineSeconds).toBe(120);
+  });
+
+  it('collects every secretKeyRef once', () => {
+    const refs = collectSecretRefs({
+      a: { secretKeyRef: { name: 's', key: 'k' } },
+      b: [{ valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }],
+    });
+    expect(refs).toEqual([{ name: 's', key: 'k' }]);
+  });
+
+  it('rejects a plan the runner would reject, with a reason', () => {
+    expect(() =>
+      buildRunPlan({
+        runId: '',
+        sync: sync(),
+        model: model(),
+        source: source(),
+        destination: destination(),
+        start: { trigger: 'manual', fullResync: false },
+        diffStore: { url: 'file:///x' },
+      }),
+    ).toThrowError(expect.objectContaining({ reason: 'InvalidRunPlan' }));
+  });
+});

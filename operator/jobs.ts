@@ -1,0 +1,266 @@
+import type { V1EnvVar, V1Job, V1OwnerReference, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import type { SecretKeySelector, Source, Destination, Sync } from '../crds/index.ts';
+import type { CheckPlan, RunPlan } from '../runner/plan.ts';
+import { secretEnvName } from '../runner/secrets.ts';
+import type { OperatorConfig, ResourceRequirements } from './config.ts';
+import type { RunStart } from './schedule.ts';
+
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'syncline';
+export const COMPONENT_LABEL = 'syncline.io/component';
+export const SYNC_LABEL = 'syncline.io/sync';
+export const RUN_KEY_LABEL = 'syncline.io/run-key';
+export const CHECK_KIND_LABEL = 'syncline.io/check-kind';
+export const CHECK_TARGET_LABEL = 'syncline.io/check-target';
+export const TRIGGER_ANNOTATION = 'syncline.io/trigger';
+export const SCHEDULED_AT_ANNOTATION = 'syncline.io/scheduled-at';
+export const FULL_RESYNC_ANNOTATION = 'syncline.io/full-resync';
+export const CHECK_HASH_ANNOTATION = 'syncline.io/checked-hash';
+/** The selector of every Job (and Pod) the operator creates. */
+export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+
+export const RUNNER_CONTAINER = 'runner';
+export const TERMINATION_LOG = '/dev/termination-log';
+const MAX_NAME = 63;
+
+function hash(text: string, length: number): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, length);
+}
+
+/** `<prefix>-<suffix>` within 63 characters; a shortened prefix gets a hash so that names stay unique. */
+export function boundedName(prefix: string, suffix: string): string {
+  const full = `${prefix}-${suffix}`;
+  if (full.length <= MAX_NAME) return full;
+  const tag = hash(prefix, 6);
+  const room = MAX_NAME - suffix.length - tag.length - 2;
+  const cut = prefix.slice(0, room).replace(/[-.]+$/, '');
+  return `${cut}-${tag}-${suffix}`;
+}
+
+/** The Job name of one run: the same for the same Sync and run key, so a second create is a no-op. */
+export function runJobName(syncName: string, runKey: string): string {
+  return boundedName(syncName, runKey);
+}
+
+export function checkJobName(kind: 'Source' | 'Destination', name: string, checkKey: string): string {
+  return boundedName(name, `${kind === 'Source' ? 'src' : 'dst'}-check-${checkKey}`);
+}
+
+/** Every secretKeyRef anywhere in a value, once each. */
+export function collectSecretRefs(value: unknown): SecretKeySelector[] {
+  const found = new Map<string, SecretKeySelector>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      node.forEach(walk);
+      return;
+    }
+    if (node === null || typeof node !== 'object') return;
+    for (const [key, child] of Object.entries(node)) {
+      if (key === 'secretKeyRef' && isSecretRef(child)) found.set(`${child.name}\u0000${child.key}`, child);
+      else walk(child);
+    }
+  };
+  walk(value);
+  return [...found.values()].sort((a, b) => secretEnvName(a).localeCompare(secretEnvName(b)));
+}
+
+function isSecretRef(value: unknown): value is SecretKeySelector {
+  const v = value as Partial<SecretKeySelector> | null;
+  return !!v && typeof v.name === 'string' && typeof v.key === 'string';
+}
+
+/** Credentials reach the pod only as env secretKeyRefs, under the names the runner resolves. */
+export function secretEnv(refs: SecretKeySelector[]): V1EnvVar[] {
+  return refs.map((ref) => ({
+    name: secretEnvName(ref),
+    valueFrom: { secretKeyRef: { name: ref.name, key: ref.key, optional: false } },
+  }));
+}
+
+export function ownerReference(sync: Pick<Sync, 'apiVersion' | 'kind' | 'metadata'>): V1OwnerReference {
+  return {
+    apiVersion: sync.apiVersion,
+    kind: sync.kind,
+    name: sync.metadata.name,
+    uid: sync.metadata.uid ?? '',
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+interface PodShape {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  owner?: V1OwnerReference;
+  args: string[];
+  env: V1EnvVar[];
+  resources: ResourceRequirements;
+  activeDeadlineSeconds: number;
+  volumes?: V1Volume[];
+  mounts?: V1VolumeMount[];
+}
+
+/**
+ * A Job that runs the runner once: no retries (a failed run is a result, and the next run retries it),
+ * no service-account token, the restricted Pod Security profile, a read-only root file system with an
+ * emptyDir for DuckDB's spill files, and the termination message as the channel back to the operator.
+ */
+function runnerJob(config: OperatorConfig, shape: PodShape): V1Job {
+  const [command, ...baseArgs] = config.runnerCommand;
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name: shape.name,
+      namespace: shape.namespace,
+      labels: shape.labels,
+      annotations: shape.annotations,
+      ...(shape.owner ? { ownerReferences: [shape.owner] } : {}),
+    },
+    spec: {
+      backoffLimit: 0,
+      activeDeadlineSeconds: shape.activeDeadlineSeconds,
+      ttlSecondsAfterFinished: config.runner.ttlSecondsAfterFinished,
+      template: {
+        metadata: { labels: shape.labels, annotations: shape.annotations },
+        spec: {
+          restartPolicy: 'Never',
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          ...(config.runner.serviceAccountName
+            ? { serviceAccountName: config.runner.serviceAccountName }
+            : {}),
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            runAsGroup: 65532,
+            fsGroup: 65532,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: RUNNER_CONTAINER,
+              image: config.runnerImage,
+              ...(config.imagePullPolicy ? { imagePullPolicy: config.imagePullPolicy } : {}),
+              command: [command ?? 'node'],
+              args: [...baseArgs, ...shape.args],
+              env: shape.env,
+              resources: shape.resources,
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                runAsNonRoot: true,
+                capabilities: { drop: ['ALL'] },
+                seccompProfile: { type: 'RuntimeDefault' },
+              },
+              terminationMessagePath: TERMINATION_LOG,
+              terminationMessagePolicy: 'FallbackToLogsOnError',
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...(shape.mounts ?? [])],
+            },
+          ],
+          volumes: [{ name: 'tmp', emptyDir: {} }, ...(shape.volumes ?? [])],
+        },
+      },
+    },
+  };
+}
+
+function plainEnv(config: OperatorConfig, extra: Record<string, string>): V1EnvVar[] {
+  const entries = {
+    ...(config.runner.env ?? {}),
+    TMPDIR: '/tmp',
+    SYNCLINE_TERMINATION_LOG: TERMINATION_LOG,
+    ...extra,
+  };
+  return Object.entries(entries).map(([name, value]) => ({ name, value }));
+}
+
+function diffStoreVolume(config: OperatorConfig, url: string): Pick<PodShape, 'volumes' | 'mounts'> {
+  if (!config.diffStoreVolumeClaim || !url.startsWith('file://')) return {};
+  return {
+    volumes: [{ name: 'diffstore', persistentVolumeClaim: { claimName: config.diffStoreVolumeClaim } }],
+    mounts: [{ name: 'diffstore', mountPath: new URL(url).pathname }],
+  };
+}
+
+export interface RunJobInput {
+  sync: Sync;
+  plan: RunPlan;
+  start: RunStart;
+  config: OperatorConfig;
+}
+
+export function buildRunJob({ sync, plan, start, config }: RunJobInput): V1Job {
+  const labels = {
+    [MANAGED_BY_LABEL]: MANAGED_BY,
+    [COMPONENT_LABEL]: 'run',
+    [SYNC_LABEL]: sync.metadata.name,
+    [RUN_KEY_LABEL]: start.key,
+  };
+  const runner = sync.spec.runner;
+  return runnerJob(config, {
+    name: plan.runId,
+    namespace: plan.namespace,
+    labels,
+    annotations: {
+      [TRIGGER_ANNOTATION]: start.trigger,
+      [SCHEDULED_AT_ANNOTATION]: start.scheduledAt.toISOString(),
+      [FULL_RESYNC_ANNOTATION]: String(start.fullResync),
+    },
+    owner: ownerReference(sync),
+    args: ['job'],
+    env: [
+      ...plainEnv(config, { SYNCLINE_RUN_PLAN: JSON.stringify(plan) }),
+      ...secretEnv(collectSecretRefs(plan)),
+    ],
+    resources: runner?.resources ?? config.runner.resources,
+    activeDeadlineSeconds: runner?.activeDeadlineSeconds ?? config.runner.activeDeadlineSeconds,
+    ...diffStoreVolume(config, plan.diffStore.url),
+  });
+}
+
+export interface CheckJobInput {
+  target: Source | Destination;
+  plan: CheckPlan;
+  name: string;
+  checkHash: string;
+  config: OperatorConfig;
+}
+
+export function buildCheckJob({ target, plan, name, checkHash, config }: CheckJobInput): V1Job {
+  const labels = {
+    [MANAGED_BY_LABEL]: MANAGED_BY,
+    [COMPONENT_LABEL]: 'check',
+    [CHECK_KIND_LABEL]: target.kind.toLowerCase(),
+    [CHECK_TARGET_LABEL]: target.metadata.name,
+  };
+  return runnerJob(config, {
+    name,
+    namespace: plan.namespace,
+    labels,
+    annotations: { [CHECK_HASH_ANNOTATION]: checkHash },
+    owner: {
+      apiVersion: target.apiVersion,
+      kind: target.kind,
+      name: target.metadata.name,
+      uid: target.metadata.uid ?? '',
+      controller: true,
+      blockOwnerDeletion: true,
+    },
+    args: ['check'],
+    env: [
+      ...plainEnv(config, { SYNCLINE_CHECK_PLAN: JSON.stringify(plan) }),
+      ...secretEnv(collectSecretRefs(plan)),
+    ],
+    resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+    activeDeadlineSeconds: config.check.activeDeadlineSeconds,
+  });
+}
+
+/** A hash of what a connection check depends on: the spec (credentials are referenced, never inlined). */
+export function checkHashOf(target: Source | Destination): string {
+  return hash(JSON.stringify(target.spec), 16);
+}

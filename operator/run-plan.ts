@@ -1,0 +1,73 @@
+import { API_VERSION, type Destination, type Model, type Source, type Sync } from '../crds/index.ts';
+import { SynclineError } from '../runner/errors.ts';
+import { checkPlan, runPlan, type CheckPlan, type DiffStoreSettings, type RunPlan } from '../runner/plan.ts';
+import type { RunStart } from './schedule.ts';
+
+export interface RunPlanInput {
+  runId: string;
+  sync: Sync;
+  model: Model;
+  source: Source;
+  destination: Destination;
+  start: Pick<RunStart, 'trigger' | 'fullResync'>;
+  diffStore: DiffStoreSettings;
+  memoryLimit?: string;
+}
+
+const named = (object: Sync | Model | Source | Destination) => ({
+  name: object.metadata.name,
+  ...(object.metadata.uid ? { uid: object.metadata.uid } : {}),
+  ...(object.metadata.generation !== undefined ? { generation: object.metadata.generation } : {}),
+  spec: object.spec,
+});
+
+/**
+ * Resolves a Sync and the objects it references into the run plan the Job carries. The plan is parsed
+ * with the runner's own schema, so whatever the runner would reject is rejected here, with a reason.
+ */
+export function buildRunPlan(input: RunPlanInput): RunPlan {
+  const { sync } = input;
+  const memoryLimit = sync.spec.runner?.memoryLimit ?? input.memoryLimit;
+  const candidate = {
+    apiVersion: API_VERSION,
+    kind: 'RunPlan',
+    runId: input.runId,
+    namespace: sync.metadata.namespace ?? 'default',
+    trigger: input.start.trigger,
+    fullResync: input.start.fullResync,
+    dryRun: false,
+    sync: named(sync),
+    model: named(input.model),
+    source: named(input.source),
+    destination: named(input.destination),
+    diffStore: sync.spec.diffStore ? { ...input.diffStore, url: sync.spec.diffStore.url } : input.diffStore,
+    runner: { ...(memoryLimit ? { memoryLimit } : {}), tmpDir: '/tmp', debuggerRetentionDays: 7 },
+  };
+  const parsed = runPlan.safeParse(candidate);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SynclineError(
+      'InvalidRunPlan',
+      `the run plan is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'unknown error'}`,
+    );
+  }
+  return parsed.data;
+}
+
+export function buildCheckPlan(target: Source | Destination): CheckPlan {
+  const candidate = {
+    apiVersion: API_VERSION,
+    kind: 'CheckPlan',
+    namespace: target.metadata.namespace ?? 'default',
+    target: { kind: target.kind, name: target.metadata.name, spec: target.spec },
+  };
+  const parsed = checkPlan.safeParse(candidate);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SynclineError(
+      'InvalidSpec',
+      `spec is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'unknown error'}`,
+    );
+  }
+  return parsed.data;
+}

@@ -1,0 +1,172 @@
+import type { Destination, Model, Source, Sync } from '../crds/index.ts';
+import type { DestinationCapabilities } from '../connectors/types.ts';
+import { describeError } from '../runner/errors.ts';
+import { isConditionTrue, findCondition, READY } from './conditions.ts';
+import { timetable } from './schedule.ts';
+
+/**
+ * What validation beyond the schema found. `stalled`: only a change by a person fixes it (kstatus
+ * Stalled=True). `waiting`: another object is not ready yet; it resolves by itself when that one does.
+ */
+export type Verdict = { ok: true } | { ok: false; stalled: boolean; reason: string; message: string };
+
+const OK: Verdict = { ok: true };
+const stalled = (reason: string, message: string): Verdict => ({ ok: false, stalled: true, reason, message });
+const waiting = (reason: string, message: string): Verdict => ({
+  ok: false,
+  stalled: false,
+  reason,
+  message,
+});
+
+function notReadyDetail(object: Source | Model | Destination): string {
+  const ready = findCondition(object.status?.conditions, READY);
+  if (!ready) return 'it has not been checked yet';
+  return `${ready.reason}: ${ready.message}`;
+}
+
+export function validateModel(model: Model, source: Source | undefined): Verdict {
+  const ns = model.metadata.namespace;
+  if (!source) {
+    return stalled(
+      'SourceNotFound',
+      `Source "${model.spec.sourceRef.name}" does not exist in namespace ${ns}: create it, or fix spec.sourceRef.name`,
+    );
+  }
+  if (!isConditionTrue(source.status?.conditions, READY)) {
+    return waiting(
+      'SourceNotReady',
+      `Source "${source.metadata.name}" is not Ready (${notReadyDetail(source)})`,
+    );
+  }
+  return OK;
+}
+
+export interface SyncReferences {
+  model?: Model;
+  destination?: Destination;
+  /** Resolved spec.dependsOn, in order; `sync` undefined when it does not exist. */
+  dependencies: { name: string; sync?: Sync }[];
+  /** Capabilities of the destination's connector, when it could be loaded. */
+  capabilities?: DestinationCapabilities;
+  capabilitiesError?: unknown;
+  /** Looks up another Sync of the namespace, for cycle detection in dependsOn. */
+  lookupSync: (name: string) => Sync | undefined;
+}
+
+/** Checks a Sync against the objects it references; the first problem wins, most fundamental first. */
+export function validateSync(sync: Sync, refs: SyncReferences): Verdict {
+  const ns = sync.metadata.namespace;
+  const spec = sync.spec;
+  if (!refs.model) {
+    return stalled(
+      'ModelNotFound',
+      `Model "${spec.modelRef.name}" does not exist in namespace ${ns}: create it, or fix spec.modelRef.name`,
+    );
+  }
+  if (!refs.destination) {
+    return stalled(
+      'DestinationNotFound',
+      `Destination "${spec.destinationRef.name}" does not exist in namespace ${ns}: create it, or fix spec.destinationRef.name`,
+    );
+  }
+  for (const dependency of refs.dependencies) {
+    if (dependency.name === sync.metadata.name) {
+      return stalled('DependencyCycle', 'spec.dependsOn names the Sync itself: remove it');
+    }
+    if (!dependency.sync) {
+      return stalled(
+        'DependencyNotFound',
+        `Sync "${dependency.name}" named in spec.dependsOn does not exist in namespace ${ns}: create it, or remove it from dependsOn`,
+      );
+    }
+  }
+  const cycle = findDependencyCycle(sync, refs.lookupSync);
+  if (cycle) {
+    return stalled('DependencyCycle', `spec.dependsOn forms a cycle (${cycle.join(' -> ')}): break it`);
+  }
+  try {
+    timetable(spec.schedule);
+  } catch (error) {
+    const { reason, message } = describeError(error, 'InvalidSchedule');
+    return stalled(reason, message);
+  }
+
+  const destinationType = refs.destination.spec.type;
+  if (!refs.capabilities) {
+    const { message } = describeError(refs.capabilitiesError ?? new Error('not available'));
+    return stalled(
+      'UnsupportedDestination',
+      `destination type "${destinationType}" is not available in this operator: ${message}`,
+    );
+  }
+  const caps = refs.capabilities;
+  if (!caps.modes.includes(spec.mode)) {
+    return stalled(
+      'UnsupportedMode',
+      `mode "${spec.mode}" is not supported by ${destinationType} destinations; use one of: ${caps.modes.join(', ')}`,
+    );
+  }
+  const deleteBehavior = spec.deleteBehavior ?? 'ignore';
+  if (!caps.deleteBehaviors.includes(deleteBehavior)) {
+    return stalled(
+      'UnsupportedDeleteBehavior',
+      `deleteBehavior "${deleteBehavior}" is not supported by ${destinationType} destinations; use one of: ${caps.deleteBehaviors.join(', ')}`,
+    );
+  }
+  if (caps.needsTarget && !spec.target?.[caps.needsTarget]) {
+    return stalled(
+      'MissingTarget',
+      `${destinationType} destinations need spec.target.${caps.needsTarget}: set the ${caps.needsTarget} to write to`,
+    );
+  }
+
+  const columns = refs.model.status?.columns;
+  if (columns && columns.length > 0) {
+    const known = new Set(columns.map((c) => c.name));
+    const unknown = (spec.mappings ?? []).filter((m) => m.from !== undefined && !known.has(m.from));
+    if (unknown.length > 0) {
+      const names = unknown.map((m) => `"${m.from}" (to ${m.to})`).join(', ');
+      return stalled(
+        'UnknownColumn',
+        `spec.mappings reads column${unknown.length > 1 ? 's' : ''} ${names} that Model "${refs.model.metadata.name}" ` +
+          `does not return; its columns are: ${[...known].slice(0, 50).join(', ')}`,
+      );
+    }
+  }
+
+  if (!isConditionTrue(refs.model.status?.conditions, READY)) {
+    return waiting(
+      'ModelNotReady',
+      `Model "${refs.model.metadata.name}" is not Ready (${notReadyDetail(refs.model)})`,
+    );
+  }
+  if (!isConditionTrue(refs.destination.status?.conditions, READY)) {
+    return waiting(
+      'DestinationNotReady',
+      `Destination "${refs.destination.metadata.name}" is not Ready (${notReadyDetail(refs.destination)})`,
+    );
+  }
+  return OK;
+}
+
+/** The first cycle through `sync` in the dependsOn graph, as a path of names; undefined if none. */
+export function findDependencyCycle(
+  sync: Sync,
+  lookup: (name: string) => Sync | undefined,
+): string[] | undefined {
+  const start = sync.metadata.name;
+  const visited = new Set<string>();
+  const walk = (name: string, path: string[]): string[] | undefined => {
+    const node = name === start ? sync : lookup(name);
+    for (const dep of node?.spec.dependsOn ?? []) {
+      if (dep.name === start) return [...path, dep.name];
+      if (visited.has(dep.name)) continue;
+      visited.add(dep.name);
+      const found = walk(dep.name, [...path, dep.name]);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  return walk(start, [start]);
+}
