@@ -14,18 +14,9 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['**/*.test.ts'],
-          exclude: ['node_modules/**', 'test/kube/**', 'test/e2e/**', 'test/warehouses/bigquery/**'],
+          exclude: ['node_modules/**', 'test/kube/**', 'test/e2e/**'],
         },
       },
-      // Opt-in (SYNCLINE_BIGQUERY_EMULATOR=1): the BigQuery emulator is a long cgo build, see test/warehouses/bigquery/README.md.
-      ...(process.env['SYNCLINE_BIGQUERY_EMULATOR'] === '1'
-        ? [
-            {
-              extends: true as const,
-              test: { name: 'bigquery', include: ['test/warehouses/bigquery/**/*.test.ts'] },
-            },
-          ]
-        : []),
       {
         extends: true,
         test: {

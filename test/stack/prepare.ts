@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { ensureHelm } from '../chart/helm.ts';
 import { ensureHadolint } from '../image/hadolint.ts';
+import { buildBigQueryEmulator } from './bigquery.ts';
 import { ensureGoTool, ensureKubeBinaries } from './build.ts';
 import { ensureDbt } from './dbt.ts';
 import { ensureMysqlInstalled } from './mysql.ts';
@@ -67,4 +68,6 @@ export async function prepareStack(log: (line: string) => void): Promise<void> {
   await timed('helm', log, () => ensureHelm());
   await timed('dbt', log, () => ensureDbt(log));
   await timed('hadolint', log, () => ensureHadolint());
+  // Last: the longest build (C++ through cgo, about 20 minutes cold on 2 cores), cached afterwards.
+  await timed('bigquery-emulator', log, () => buildBigQueryEmulator(log));
 }

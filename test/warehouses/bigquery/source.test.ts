@@ -1,6 +1,5 @@
-// BigQuery source against goccy/bigquery-emulator, driven only through @google-cloud/bigquery. Opt-in:
-// SYNCLINE_BIGQUERY_EMULATOR=1 npx vitest run --project bigquery (see README.md beside this file). When
-// opted in and the emulator is not built, beforeAll fails with a message that says how to build it.
+// BigQuery source against goccy/bigquery-emulator, driven only through @google-cloud/bigquery. The emulator
+// is built by `npm run stack -- build` (a long cgo build the first time; see README.md beside this file).
 import { BigQuery } from '@google-cloud/bigquery';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSpec, SourceSpec } from '../../../crds/index.ts';
