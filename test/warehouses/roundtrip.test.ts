@@ -1,5 +1,6 @@
-// Warehouse sources through the whole engine: rows of every kind of value go from MySQL (a real MariaDB) and
-// Snowflake (the REST emulator, driven by the real snowflake-sdk) into a real PostgreSQL table and a real HTTP
+// Warehouse sources through the whole engine: rows of every kind of value go from MySQL (a real MariaDB),
+// Snowflake (the REST emulator, driven by the real snowflake-sdk) and BigQuery (goccy/bigquery-emulator) into a
+// real PostgreSQL table and a real HTTP
 // sink, and arrive exactly: decimals and integers beyond 2^53 without rounding, timestamps to the microsecond,
 // JSON, Unicode text, NULL.
 import { createServer, type Server } from 'node:http';
@@ -11,6 +12,8 @@ import { runPlan, type RunPlan } from '../../runner/plan.ts';
 import { executeRun } from '../../runner/run.ts';
 import { secretResolver } from '../../runner/secrets.ts';
 import { startSnowflakeEmulator, type SnowflakeEmulator } from '../emulators/snowflake/server.ts';
+import { startBigQueryEmulator, type BigQueryEmulator } from '../stack/bigquery.ts';
+import { BigQuery } from '@google-cloud/bigquery';
 import { sql, tempState } from '../engine/helpers.ts';
 import { startMysql, type MysqlServer } from '../stack/mysql.ts';
 import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
@@ -83,7 +86,13 @@ function plan(
   });
 }
 
-async function roundTrip(name: string, source: SourceSpec, query: string, secrets: Record<string, string>) {
+async function roundTrip(
+  name: string,
+  source: SourceSpec,
+  query: string,
+  secrets: Record<string, string>,
+  expected: Expected[] = EXPECTED,
+) {
   const resolver = secretResolver(
     {},
     {
@@ -124,7 +133,7 @@ async function roundTrip(name: string, source: SourceSpec, query: string, secret
             doc::text AS doc, name FROM ${table} ORDER BY id`,
   );
   expect(rows.map((r) => ({ ...r, doc: r['doc'] === null ? null : JSON.parse(r['doc'] as string) }))).toEqual(
-    EXPECTED,
+    expected,
   );
 
   bodies.length = 0;
@@ -137,12 +146,12 @@ async function roundTrip(name: string, source: SourceSpec, query: string, secret
   );
   expect(toHttp.result).toBe('Succeeded');
   expect(bodies).toHaveLength(3);
-  const first = bodies.find((b) => b.includes('12345678901234567890.1234567891'));
+  const first = bodies.find((b) => b.includes(expected[0]?.amount ?? '-'));
   // Exact in the JSON text itself, not only after a parse that would round.
   expect(first).toBeDefined();
   expect(first).toContain('9007199254740993');
   expect(first).toContain('12345678901234567890');
-  expect(JSON.parse(first ?? '{}').name).toBe(EXPECTED[0]?.name);
+  expect(JSON.parse(first ?? '{}').name).toBe(expected[0]?.name);
 }
 
 beforeAll(async () => {
@@ -168,10 +177,12 @@ afterAll(async () => {
 describe('warehouse sources through the engine', () => {
   let mysql: MysqlServer;
   let sf: SnowflakeEmulator;
+  let bq: BigQueryEmulator;
 
   afterAll(async () => {
     await mysql?.stop();
     await sf?.stop();
+    await bq?.stop();
   });
 
   it('MySQL: every value arrives exactly in a Postgres table and an HTTP sink', async () => {
@@ -234,6 +245,36 @@ describe('warehouse sources through the engine', () => {
       source,
       'SELECT ID AS "id", AMOUNT AS "amount", BIG AS "big", LOCAL_TS AS "local_ts", INSTANT AS "instant", DOC AS "doc", NAME AS "name" FROM EVERYTHING',
       { snowflake: 'sf-secret' },
+    );
+  });
+
+  it('BigQuery: every value arrives exactly in a Postgres table and an HTTP sink', async () => {
+    bq = await startBigQueryEmulator({ dataset: 'analytics' });
+    const client = new BigQuery({ projectId: bq.project, apiEndpoint: bq.endpoint });
+    await client.query(`CREATE TABLE analytics.everything (id INT64, amount NUMERIC, big INT64, local_ts DATETIME,
+      instant TIMESTAMP, doc JSON, name STRING)`);
+    await client.query(`INSERT INTO analytics.everything (id, amount, big, local_ts, instant, doc, name) VALUES
+      (1, NUMERIC '12345678901234567890.123456789', 9007199254740993, DATETIME '2024-03-10 02:30:00.123456',
+       TIMESTAMP '2024-06-01 12:00:00.654321+00', JSON '{"n": "12345678901234567890", "s": "x", "nested": {"a": [1, 2]}}',
+       '顧客 😀 Ünïcødé ✓ "quoted", comma\\nnew line'),
+      (2, NUMERIC '-0.000000001', -9007199254740993, DATETIME '1970-01-01 00:00:00', TIMESTAMP '2000-01-01 00:00:00+00',
+       JSON '[]', ''),
+      (3, NULL, NULL, NULL, NULL, NULL, NULL)`);
+    const source: SourceSpec = {
+      type: 'bigquery',
+      bigquery: { project: bq.project, dataset: 'analytics', apiEndpoint: bq.endpoint },
+    } as SourceSpec;
+    // NUMERIC has nine decimal places in BigQuery.
+    const expected = EXPECTED.map((e, i) => ({
+      ...e,
+      amount: ['12345678901234567890.123456789', '-0.000000001', null][i] ?? null,
+    }));
+    await roundTrip(
+      'bigquery',
+      source,
+      'SELECT id, amount, big, local_ts, instant, doc, name FROM analytics.everything',
+      {},
+      expected,
     );
   });
 });
