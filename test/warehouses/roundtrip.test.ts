@@ -1,8 +1,7 @@
 // Warehouse sources through the whole engine: rows of every kind of value go from MySQL (a real MariaDB),
-// Snowflake (the REST emulator, driven by the real snowflake-sdk) and BigQuery (goccy/bigquery-emulator) into a
-// real PostgreSQL table and a real HTTP
-// sink, and arrive exactly: decimals and integers beyond 2^53 without rounding, timestamps to the microsecond,
-// JSON, Unicode text, NULL.
+// Snowflake (the REST emulator, driven by the real snowflake-sdk) and BigQuery (goccy/bigquery-emulator) into
+// a real PostgreSQL table and a real HTTP sink, and arrive exactly: decimals and integers beyond 2^53 without
+// rounding, timestamps to the microsecond, JSON, Unicode text, NULL.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
