@@ -1,12 +1,26 @@
-import type { DuckDBAppender, DuckDBConnection, DuckDBVarCharVector } from '@duckdb/node-api';
+import {
+  LIST,
+  listValue,
+  VARCHAR,
+  type DuckDBAppender,
+  type DuckDBConnection,
+  type DuckDBVarCharVector,
+} from '@duckdb/node-api';
 import PQueue from 'p-queue';
-import type { DestinationWriter, RowChange, RowResult } from '../connectors/types.ts';
+import type {
+  BulkRejection,
+  DestinationWriter,
+  RowChange,
+  RowOperation,
+  RowResult,
+} from '../connectors/types.ts';
 import { retryDelay, sleep, type BackoffSettings } from './backoff.ts';
+import { bulkLineSql, bulkOperationsQuery } from './bulk.ts';
 import { operationsQuery } from './diff.ts';
 import { literal } from './duck.ts';
 import { describeError, isSynclineError, SynclineError } from './errors.ts';
 import { changeBuilder } from './fields.ts';
-import type { SyncShape } from './mappings.ts';
+import { SNAPSHOT_KEY, type SyncShape } from './mappings.ts';
 
 export const REJECTED_SAMPLE = 100;
 
@@ -39,6 +53,15 @@ export interface DeliverOptions {
   backoff: BackoffSettings;
   signal: AbortSignal;
   onProgress?: (progress: DeliveryProgress) => void;
+  /**
+   * Enables the bulk path where the writer offers one: the planned operations by kind, the size of bulk
+   * batches, and a connection factory for rebuilding a refused bulk batch as row changes.
+   */
+  bulk?: {
+    operations: Partial<Record<RowOperation, number>>;
+    batchSize: number;
+    connect: () => Promise<DuckDBConnection>;
+  };
 }
 
 export interface DeliveryOutcome {
@@ -141,18 +164,95 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
     }
   };
 
-  const schedule = async (batch: RowChange[]) => {
+  const schedule = async (task: () => Promise<void>) => {
     // Bounded memory: at most one batch waits besides those in flight (and the one being built).
     await queue.onSizeLessThan(1);
     if (taskError !== undefined) throw taskError;
-    queue
-      .add(() => sendBatch(batch))
-      .catch((error: unknown) => {
-        taskError ??= error;
-      });
+    queue.add(task).catch((error: unknown) => {
+      taskError ??= error;
+    });
   };
 
-  try {
+  /** A bulk batch the destination refused as a whole goes again as row changes, with their retries. */
+  const sendAsRows = async (connect: () => Promise<DuckDBConnection>, keys: string[]) => {
+    const conn = await connect();
+    let changes: RowChange[];
+    try {
+      const reader = await conn.runAndReadAll(
+        operationsQuery({
+          shape,
+          primaryKey: options.primaryKey,
+          syncId: options.syncId,
+          where: `d.${SNAPSHOT_KEY} IN (SELECT unnest($keys))`,
+        }),
+        { keys: listValue(keys) },
+        { keys: LIST(VARCHAR) },
+      );
+      changes = reader.getRowsJson().map(([json]) => toChange(String(json)));
+    } finally {
+      conn.closeSync();
+    }
+    for (let i = 0; i < changes.length; i += options.batchSize)
+      await sendBatch(changes.slice(i, i + options.batchSize));
+  };
+
+  const sendBulk = async (
+    bulk: {
+      writeBulk: NonNullable<DestinationWriter['writeBulk']>;
+      connect: () => Promise<DuckDBConnection>;
+    },
+    operation: RowOperation,
+    keys: string[],
+    lines: string[],
+  ) => {
+    signal.throwIfAborted();
+    let rejections: BulkRejection[];
+    try {
+      rejections = await bulk.writeBulk({ operation, keys, csv: lines.join('') });
+    } catch (error) {
+      if (signal.aborted) throw error;
+      // Nothing was applied: the row-object path retries, and isolates the rows at fault.
+      await sendAsRows(bulk.connect, keys);
+      return;
+    }
+    outcome.delivered += keys.length - rejections.length;
+    for (const r of rejections) {
+      const key = keys[r.index];
+      if (key !== undefined) recordFailure({ operation, key, fields: {}, idempotencyKey: '' }, r.reason);
+    }
+    report();
+  };
+
+  /** Operations of one kind as CSV lines built by DuckDB, in bulk batches. */
+  const streamBulk = async (
+    bulk: NonNullable<DeliverOptions['bulk']> & { writeBulk: NonNullable<DestinationWriter['writeBulk']> },
+    lineSql: string,
+    op: RowOperation,
+  ) => {
+    const result = await options.reader.stream(bulkOperationsQuery(lineSql, options.primaryKey, op));
+    let keys: string[] = [];
+    let lines: string[] = [];
+    const flush = async () => {
+      const [k, l] = [keys, lines];
+      keys = [];
+      lines = [];
+      await schedule(() => sendBulk(bulk, op, k, l));
+    };
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const keyColumn = chunk.getColumnVector(0) as DuckDBVarCharVector;
+      const lineColumn = chunk.getColumnVector(1) as DuckDBVarCharVector;
+      for (let i = 0; i < chunk.rowCount; i++) {
+        keys.push(keyColumn.getItem(i) as string);
+        lines.push(lineColumn.getItem(i) as string);
+        if (keys.length >= bulk.batchSize) await flush();
+      }
+    }
+    if (keys.length > 0) await flush();
+  };
+
+  const streamRowChanges = async () => {
     const result = await options.reader.stream(
       operationsQuery({ shape, primaryKey: options.primaryKey, syncId: options.syncId }),
     );
@@ -164,12 +264,32 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
       for (let i = 0; i < chunk.rowCount; i++) {
         batch.push(toChange(column.getItem(i) as string));
         if (batch.length >= options.batchSize) {
-          await schedule(batch);
+          const full = batch;
+          await schedule(() => sendBatch(full));
           batch = [];
         }
       }
     }
-    if (batch.length > 0) await schedule(batch);
+    if (batch.length > 0) {
+      const last = batch;
+      await schedule(() => sendBatch(last));
+    }
+  };
+
+  const writeBulk = options.writer.writeBulk?.bind(options.writer);
+  const bulkFields = options.bulk && writeBulk ? options.writer.bulkFields?.() : undefined;
+  const lineSql = bulkFields ? bulkLineSql(shape, options.primaryKey, bulkFields) : undefined;
+
+  try {
+    // Streamed results are computed this far ahead, in parallel; with the default (1 MB) DuckDB's threads
+    // wait on the reader, which halved the delivery rate.
+    await options.reader.run("SET streaming_buffer_size = '32MB'");
+    if (options.bulk && writeBulk && lineSql !== undefined) {
+      for (const op of Object.keys(options.bulk.operations) as RowOperation[])
+        await streamBulk({ ...options.bulk, writeBulk }, lineSql, op);
+    } else {
+      await streamRowChanges();
+    }
     await queue.onIdle();
     if (taskError !== undefined) throw taskError;
   } catch (error) {

@@ -8,7 +8,7 @@ export interface EmbeddedDuck {
   instance: DuckDBInstance;
   /** The connection staging, diff and commit run on. */
   connection: DuckDBConnection;
-  /** A private scratch folder (also handed to connectors); DuckDB's database and spill files live in it. */
+  /** A private scratch folder (also handed to connectors); DuckDB's spill files live in it. */
   dir: string;
   close(): void;
 }
@@ -30,19 +30,23 @@ export async function openEmbeddedDuck(options: DuckOptions = {}): Promise<Embed
   const spill = join(dir, 'spill');
   mkdirSync(spill);
   try {
-    // A database file in the temp folder (its tables can leave memory, which keeps the resident size
-    // lowest), spilling to the temp folder past the memory limit. It is thrown away, so no checkpoint at close.
-    const instance = await DuckDBInstance.create(join(dir, 'run.duckdb'), {
+    // An in-memory database: its tables are never written out in DuckDB's compressed storage format
+    // (which took as long as reading the model), yet stay bounded by the memory limit, since the buffer
+    // manager moves their blocks to the temp folder past it. Nothing is kept after the run.
+    const instance = await DuckDBInstance.create(':memory:', {
       memory_limit: options.memoryLimit ?? DEFAULT_MEMORY_LIMIT,
       temp_directory: spill,
       threads: String(options.threads ?? Math.max(1, availableParallelism())),
       // Values are compared and written as they are; no insertion-order bookkeeping is needed.
       preserve_insertion_order: 'false',
+      // Hand freed memory back to the OS early: without it the resident size stays far above the limit.
+      allocator_flush_threshold: '16MB',
+      allocator_background_threads: 'true',
       autoinstall_known_extensions: 'false',
       autoload_known_extensions: 'true',
     });
     const connection = await instance.connect();
-    await connection.run("SET TimeZone = 'UTC'; PRAGMA disable_checkpoint_on_shutdown");
+    await connection.run("SET TimeZone = 'UTC'");
     return {
       instance,
       connection,

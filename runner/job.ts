@@ -7,6 +7,7 @@ import { createLogger } from './logger.ts';
 import { checkPlan, runPlan, type CheckPlan, type RunPlan } from './plan.ts';
 import { compactSummary } from './report.ts';
 import { executeRun } from './run.ts';
+import { mountedConfigMapReader } from './model.ts';
 import { secretResolver } from './secrets.ts';
 import { TERMINATION_MESSAGE_LIMIT } from './summary.ts';
 
@@ -102,6 +103,7 @@ export async function runJob(options: JobOptions = {}): Promise<number> {
     let lastDeliveryLog = 0;
     const summary = await executeRun(plan, {
       secrets: secretResolver(env),
+      readConfigMap: mountedConfigMapReader(env['SYNCLINE_CONFIGMAP_DIR']),
       log,
       signal: signals.signal,
       onProgress: (p) => {

@@ -10,6 +10,7 @@ import { createFailedTable, deliver, sampleOperations, type DeliveryProgress } f
 import { describeError, SynclineError } from './errors.ts';
 import { modelFingerprint, resolveShape, type SyncShape } from './mappings.ts';
 import type { RunPlan } from './plan.ts';
+import { resolveModel, type ConfigMapReader } from './model.ts';
 import { RequestLog } from './requestlog.ts';
 import type { SecretResolver } from './secrets.ts';
 import { openBlobStore } from './storage/index.ts';
@@ -30,11 +31,19 @@ export interface RunDeps {
   onProgress?: (progress: RunProgress) => void;
   /** Retry timing of transient delivery failures (tests shorten it). */
   backoff?: BackoffSettings;
+  /** Where a dbt Model's manifest ConfigMap is read from (mounted files in a pod, YAML for the CLI). */
+  readConfigMap?: ConfigMapReader;
 }
 
 const STAGED_TABLE = 'model_rows';
 const SAMPLE_ROWS = 5;
 const DEFAULT_CONCURRENCY = 4;
+/**
+ * Rows per batch on a destination's bulk path (one transaction each), unless the Sync sets a batch size:
+ * large enough that per-batch costs vanish, small enough to keep the heap small and every key of a batch
+ * in its request-log entry.
+ */
+const BULK_BATCH_SIZE = 10_000;
 
 type Timings = RunSummary['timings'];
 
@@ -148,6 +157,10 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
     );
     const destination = await destinationConnector(plan.destination.spec.type);
     checkCapabilities(plan, destination.capabilities);
+    plan = await resolveModel(plan, {
+      secrets,
+      ...(deps.readConfigMap ? { readConfigMap: deps.readConfigMap } : {}),
+    });
     const primaryKey = plan.model.spec.primaryKey;
     if (primaryKey === undefined) {
       throw new SynclineError(
@@ -369,6 +382,11 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
           backoff: deps.backoff ?? DEFAULT_BACKOFF,
           signal,
           onProgress: (p) => progress('Delivering', p),
+          bulk: {
+            operations: diff.operations,
+            batchSize: spec.delivery?.batchSize ?? BULK_BATCH_SIZE,
+            connect: () => (duck as EmbeddedDuck).instance.connect(),
+          },
         });
         state.counts.delivered = outcome.delivered;
         state.counts.failed = outcome.failed;

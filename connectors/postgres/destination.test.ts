@@ -316,3 +316,80 @@ describe('postgres destination', () => {
     expect((await reason(destination!.check(spec({ schema: 'nope' }), base))).reason).toBe('SchemaNotFound');
   });
 });
+
+describe('bulk batches', () => {
+  const cols: ColumnInfo[] = [
+    { name: 'id', type: 'INTEGER' },
+    { name: 'amount', type: 'DECIMAL(10,2)' },
+    { name: 'note', type: 'VARCHAR' },
+  ];
+  const csv = (lines: string[]) => lines.map((l) => `${l}\n`).join('');
+
+  it('are offered only where every column takes plain text', async () => {
+    const plain = await open('bulk_plain', {}, undefined, cols);
+    writers.push(plain.writer);
+    expect(plain.writer.bulkFields?.()).toEqual(['id', 'amount', 'note']);
+    const rich = await open('bulk_rich');
+    writers.push(rich.writer);
+    expect(rich.writer.bulkFields?.()).toBeUndefined();
+  });
+
+  it('copy straight into a table that was empty, then resolve conflicts once it has rows', async () => {
+    const { writer, requests } = await open('bulk_upsert', {}, undefined, cols);
+    writers.push(writer);
+    expect(
+      await writer.writeBulk?.({
+        operation: 'upsert',
+        keys: ['1', '2'],
+        csv: csv(['"1","1.50","a ""quoted"", line\nbreak"', '"2",,""']),
+      }),
+    ).toEqual([]);
+    expect(requests.at(-1)).toMatchObject({ keys: ['1', '2'], status: '2 rows copied' });
+    // Key 2 is there now: the straight COPY fails on it and the batch is applied as an upsert.
+    expect(
+      await writer.writeBulk?.({
+        operation: 'upsert',
+        keys: ['2', '3'],
+        csv: csv(['"2","9.00",', '"3",,"c"']),
+      }),
+    ).toEqual([]);
+    expect(await rows('SELECT id, amount, note FROM bulk_upsert ORDER BY id')).toEqual([
+      { id: 1, amount: '1.50', note: 'a "quoted", line\nbreak' },
+      { id: 2, amount: '9.00', note: null },
+      { id: 3, amount: null, note: 'c' },
+    ]);
+    expect(
+      await writer.writeBulk?.({ operation: 'delete', keys: ['1', '3'], csv: csv(['"1",,', '"3",,']) }),
+    ).toEqual([]);
+    expect(await rows('SELECT id FROM bulk_upsert ORDER BY id')).toEqual([{ id: 2 }]);
+  });
+
+  it('reject updates of missing records by position, and throw (applying nothing) on a bad row', async () => {
+    await db.query(
+      'CREATE TABLE bulk_update (id int PRIMARY KEY, amount numeric(10,2) CHECK (amount >= 0), note text)',
+    );
+    await db.query("INSERT INTO bulk_update VALUES (1, 1, 'a'), (3, 3, 'c')");
+    const { writer } = await open('bulk_update', { mode: 'update' }, undefined, cols);
+    writers.push(writer);
+    const rejected = await writer.writeBulk?.({
+      operation: 'update',
+      keys: ['1', '2', '3', '4'],
+      csv: csv(['"1","10",', '"2","20",', '"3","30","z"', '"4","40",']),
+    });
+    expect(rejected).toEqual([
+      { index: 1, reason: expect.stringContaining('no record with key 2') },
+      { index: 3, reason: expect.stringContaining('no record with key 4') },
+    ]);
+    expect(await rows('SELECT id, amount, note FROM bulk_update ORDER BY id')).toEqual([
+      { id: 1, amount: '10.00', note: null },
+      { id: 3, amount: '30.00', note: 'z' },
+    ]);
+    await expect(
+      writer.writeBulk?.({ operation: 'update', keys: ['1', '3'], csv: csv(['"1","5",', '"3","-1",']) }),
+    ).rejects.toThrow(/check constraint/);
+    expect(await rows('SELECT id, amount FROM bulk_update ORDER BY id')).toEqual([
+      { id: 1, amount: '10.00' },
+      { id: 3, amount: '30.00' },
+    ]);
+  });
+});

@@ -203,7 +203,11 @@ class PostgresWriter implements DestinationWriter {
     const started = performance.now();
     try {
       await client.query('BEGIN');
-      await this.copyFrom(client, `COPY ${this.shape.qualified} (${names}) FROM STDIN WITH (FORMAT csv)`, batch.csv);
+      await this.copyFrom(
+        client,
+        `COPY ${this.shape.qualified} (${names}) FROM STDIN WITH (FORMAT csv)`,
+        batch.csv,
+      );
       await client.query('COMMIT');
       this.debug(batch.operation, batch.keys, started, `${batch.keys.length} rows copied`);
     } catch (error) {

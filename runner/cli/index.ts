@@ -104,6 +104,16 @@ async function runSyncs(options: RunCommandOptions, dryRun: boolean): Promise<nu
         log,
         signal: controller.signal,
         onProgress: (p) => progress.update(p),
+        readConfigMap: async (name, key) => {
+          const value = set.configMaps[name]?.[key];
+          if (value === undefined) {
+            throw new SynclineError(
+              'ConfigMapNotFound',
+              `ConfigMap "${name}" key "${key}" is not among the resources in ${options.file}: add the ConfigMap manifest to the folder`,
+            );
+          }
+          return value;
+        },
       });
       progress.done();
       if (summary.result === 'Failed') failed.add(key);

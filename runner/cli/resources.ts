@@ -27,6 +27,8 @@ export interface ResourceSet {
   syncs: Map<string, Located<Sync>>;
   /** Secrets found among the resources: name -> key -> value. */
   secrets: Record<string, Record<string, string>>;
+  /** ConfigMaps found among the resources (dbt manifests): name -> key -> value. */
+  configMaps: Record<string, Record<string, string>>;
 }
 
 export function keyOf(namespace: string | undefined, name: string): string {
@@ -74,6 +76,7 @@ export function loadResources(path: string): ResourceSet {
     destinations: new Map(),
     syncs: new Map(),
     secrets: {},
+    configMaps: {},
   };
   const problems: string[] = [];
   let files: string[];
@@ -108,6 +111,11 @@ export function loadResources(path: string): ResourceSet {
       const name = String((obj['metadata'] as Record<string, unknown> | undefined)?.['name'] ?? '(no name)');
       if (kind === 'Secret' && obj['apiVersion'] === 'v1') {
         set.secrets[name] = { ...set.secrets[name], ...secretData(obj) };
+        return;
+      }
+      if (kind === 'ConfigMap' && obj['apiVersion'] === 'v1') {
+        const data = (obj['data'] as Record<string, unknown> | undefined) ?? {};
+        set.configMaps[name] = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, String(v)]));
         return;
       }
       if (typeof kind !== 'string' || !(kind in OBJECT_SCHEMAS)) {
