@@ -6,8 +6,9 @@ import { SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';
 /**
  * Write the new snapshot as Parquet: the previous snapshot with every successfully delivered change
  * applied. Rows of the model whose operation did not fail take their current values (delivered, or
- * needing no delivery); rows whose operation failed keep their previous values and are marked stale so
- * the next run resends them; rows that left the model and were deleted, cleared or ignored leave it.
+ * needing no delivery); rows whose operation failed, and rows whose key the model now holds more than
+ * once (left out), keep their previous values and are marked stale so the next run resends them; rows that
+ * left the model and were deleted, cleared or ignored leave it.
  * Returns the number of rows written.
  */
 export async function writeSnapshot(
@@ -27,6 +28,7 @@ export async function writeSnapshot(
       UNION ALL
       SELECT p.${k}, TRUE AS ${SNAPSHOT_STALE}, ${previous.join(', ')}
       FROM prev p WHERE EXISTS (SELECT 1 FROM failed f WHERE f.k = p.${k})
+        OR p.${k} IN (SELECT CAST(d.k AS VARCHAR) FROM duplicate_keys d)
     ) TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`);
   const row = await queryOne(conn, `SELECT count(*) AS n FROM read_parquet(${literal(options.file)})`);
   return toCount(row['n']);

@@ -115,6 +115,8 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
     previousColumns.get(primaryKey) === pkType &&
     (options.previous?.types.get(primaryKey) ?? pkType) === pkType;
   const join = typedJoin ? `c.${pk} = p.${pk}` : `CAST(c.${pk} AS VARCHAR) = p.${k}`;
+  // A key the model now holds more than once (left out with invalidPrimaryKeys: skip) is 'held': it has
+  // not left the model, so it is neither deleted nor cleared, and its snapshot row is carried over.
   // The previous key value of a removed row (as last delivered) is kept, so that delivery reads the diff
   // and the model only.
   const previousKey = previousColumns.has(primaryKey) ? `p.${pk}` : 'NULL';
@@ -125,11 +127,12 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
     FROM (
       SELECT c.${pk} AS current_key, p.${k} AS previous_text_key, ${previousKey} AS previous_key,
         CASE WHEN p.${k} IS NULL THEN 'added'
+             WHEN c.${pk} IS NULL AND p.${k} IN (SELECT CAST(k AS VARCHAR) FROM duplicate_keys) THEN 'held'
              WHEN c.${pk} IS NULL THEN 'removed'
              WHEN ${changedCondition(options, previousColumns)} THEN 'changed'
              ELSE 'same' END AS change
       FROM (SELECT ${columns} FROM valid_rows) c FULL OUTER JOIN prev p ON ${join}
-    ) ${keepUnchanged ? '' : "WHERE change <> 'same'"}`);
+    ) ${keepUnchanged ? "WHERE change <> 'held'" : "WHERE change NOT IN ('same', 'held')"}`);
 
   const groups = await queryAll(conn, 'SELECT change, op, count(*) AS n FROM diff GROUP BY ALL');
   const result: DiffResult = {

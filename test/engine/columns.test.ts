@@ -212,6 +212,19 @@ describe('primary key and mapping checks', () => {
     expect((await s.dest('SELECT id FROM $D ORDER BY id')).map((r) => r['id'])).toEqual([1, 2, 4, 5]);
   });
 
+  it('with skip, a key that becomes duplicated is held, not deleted, until it really leaves the model', async () => {
+    const s = await scenario(4, { invalidPrimaryKeys: 'skip', deleteBehavior: 'delete' });
+    expect((await s.run()).counts.delivered).toBe(4);
+    await s.source("INSERT INTO $T VALUES (2, 'twin', 'x', NULL, 0)");
+    const held = await s.run();
+    expect(held.counts).toMatchObject({ skipped: 2, removed: 0, delivered: 0 });
+    expect((await s.dest('SELECT id FROM $D ORDER BY id')).map((r) => r['id'])).toEqual([1, 2, 3, 4]);
+    await s.source('DELETE FROM $T WHERE id = 2');
+    const gone = await s.run();
+    expect(gone.counts).toMatchObject({ removed: 1, delivered: 1 });
+    expect((await s.dest('SELECT id FROM $D ORDER BY id')).map((r) => r['id'])).toEqual([1, 3, 4]);
+  });
+
   it('fails before delivering when a mapping names a column the model does not have', async () => {
     const s = await scenario(3, {
       mappings: [...map('id', 'first'), { to: 'x', from: 'nickname', valueType: 'string' }],
