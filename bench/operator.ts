@@ -4,6 +4,9 @@
 //
 //   npm run bench:operator            (BENCH_SYNCS=1000 BENCH_MINUTES=3 BENCH_WORKERS=32)
 //
+// BENCH_OPERATOR_NODE_OPTIONS sets NODE_OPTIONS of the operator process only, to measure V8 settings a
+// Deployment would use (e.g. --max-semi-space-size=4, which bounds the young generation's share of RSS).
+//
 // The control plane is real (etcd + kube-apiserver from test/stack). No controller-manager runs: the Jobs
 // the operator creates are deleted by this script a moment after they appear, which the operator records
 // as a finished run (JobDeleted), so every Sync comes due again each minute and lateness is measured on
@@ -24,6 +27,7 @@ import type { Destination, Source } from '../crds/index.ts';
 const SYNCS = Number(process.env['BENCH_SYNCS'] ?? 1000);
 const MINUTES = Number(process.env['BENCH_MINUTES'] ?? 3);
 const WORKERS = Number(process.env['BENCH_WORKERS'] ?? 32);
+const OPERATOR_NODE_OPTIONS = process.env['BENCH_OPERATOR_NODE_OPTIONS'] ?? '';
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
@@ -164,7 +168,10 @@ async function main(): Promise<void> {
         '--diff-store-url',
         `file://${mkdtempSync(join(tmpdir(), 'syncline-bench-store-'))}`,
       ],
-      { SYNCLINE_LOG_LEVEL: 'info' },
+      {
+        SYNCLINE_LOG_LEVEL: 'info',
+        ...(OPERATOR_NODE_OPTIONS ? { NODE_OPTIONS: OPERATOR_NODE_OPTIONS } : {}),
+      },
     );
     const started = Date.now();
     const pid = operator.child.pid!;
@@ -248,6 +255,7 @@ async function main(): Promise<void> {
     const result = {
       syncs: SYNCS,
       workers: WORKERS,
+      ...(OPERATOR_NODE_OPTIONS ? { operatorNodeOptions: OPERATOR_NODE_OPTIONS } : {}),
       reconciledAllSeconds: +(reconciledMs / 1000).toFixed(2),
       scheduledRunsMeasured: steady.length,
       latenessP50Seconds: +(percentile(steady, 50) / 1000).toFixed(3),

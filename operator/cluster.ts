@@ -1,4 +1,5 @@
-import type { KubeConfig, V1Job } from '@kubernetes/client-node';
+import type { V1Job } from '@kubernetes/client-node';
+import type { KubeAccess } from './runtime/kubeconfig.ts';
 import { isDeepStrictEqual } from 'node:util';
 import { GROUP, VERSION } from '../crds/index.ts';
 import { apiError, kubeRequest, resourcePath } from './runtime/kubeapi.ts';
@@ -29,14 +30,14 @@ function normalize(value: Record<string, unknown>): Record<string, unknown> {
 
 /** The writes the reconcilers make; reads come from informers. */
 export class Cluster {
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeAccess;
   /** API requests made, for the benchmark's requests-per-second figure. */
   requests = 0;
   private readonly onRequest: ((verb: string) => void) | undefined;
   /** Objects written, with the resourceVersion they were read at: until the cache moves past it, it is stale. */
   private readonly written = new Map<string, { readAt: string; atMs: number }>();
 
-  constructor(kubeConfig: KubeConfig, onRequest?: (verb: string) => void) {
+  constructor(kubeConfig: KubeAccess, onRequest?: (verb: string) => void) {
     this.kubeConfig = kubeConfig;
     this.onRequest = onRequest;
   }

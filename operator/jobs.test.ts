@@ -7,6 +7,7 @@ import {
   buildRunJob,
   checkJobName,
   collectSecretRefs,
+  CONFIGMAP_DIR,
   runJobName,
 } from './jobs.ts';
 import { buildCheckPlan, buildRunPlan } from './run-plan.ts';
@@ -15,7 +16,7 @@ import { destination, model, source, sync } from './testdata/fixtures.ts';
 
 const config = defaultConfig({ runnerImage: 'registry.example.com/syncline:1.0.0' });
 
-function runJob(over = {}) {
+function runJob(over = {}, m = model()) {
   const s = sync(over);
   const start = decide({
     now: new Date('2025-03-01T10:00:00Z'),
@@ -30,7 +31,7 @@ function runJob(over = {}) {
   const plan = buildRunPlan({
     runId: runJobName(s.metadata.name, start.key),
     sync: s,
-    model: model(),
+    model: m,
     source: source(),
     destination: destination(),
     start,
@@ -164,5 +165,28 @@ describe('run Jobs', () => {
         diffStore: { url: 'file:///x' },
       }),
     ).toThrowError(expect.objectContaining({ reason: 'InvalidRunPlan' }));
+  });
+  it('mounts the ConfigMap of a dbt manifest read-only where the runner reads it', () => {
+    const dbtModel = model();
+    dbtModel.spec = {
+      sourceRef: { name: 'warehouse' },
+      dbt: { model: 'customers', manifest: { configMapRef: { name: 'dbt.manifest', key: 'manifest.json' } } },
+      primaryKey: 'id',
+    };
+    const { job } = runJob({}, dbtModel);
+    const pod = job.spec!.template.spec!;
+    const mount = pod.containers[0]!.volumeMounts!.find((m) => m.mountPath.startsWith(CONFIGMAP_DIR));
+    expect(mount).toMatchObject({ mountPath: '/etc/syncline/configmaps/dbt.manifest', readOnly: true });
+    expect(mount!.name).toMatch(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
+    expect(pod.volumes!.find((v) => v.name === mount!.name)).toEqual({
+      name: mount!.name,
+      configMap: { name: 'dbt.manifest' },
+    });
+    // The runner reads $SYNCLINE_CONFIGMAP_DIR/<name>/<key>, by default under CONFIGMAP_DIR.
+    expect(`${mount!.mountPath}/manifest.json`).toBe('/etc/syncline/configmaps/dbt.manifest/manifest.json');
+
+    const plain = runJob().job.spec!.template.spec!;
+    expect(plain.volumes!.map((v) => v.name)).toEqual(['tmp']);
+    expect(plain.containers[0]!.volumeMounts!.map((m) => m.mountPath)).toEqual(['/tmp']);
   });
 });

@@ -15,6 +15,8 @@ export const CHECK_KIND_LABEL = 'syncline.io/check-kind';
 export const CHECK_TARGET_LABEL = 'syncline.io/check-target';
 export const TRIGGER_ANNOTATION = 'syncline.io/trigger';
 export const SCHEDULED_AT_ANNOTATION = 'syncline.io/scheduled-at';
+/** When the operator started the run (to the millisecond), for a status written after the Job exists. */
+export const STARTED_AT_ANNOTATION = 'syncline.io/started-at';
 export const FULL_RESYNC_ANNOTATION = 'syncline.io/full-resync';
 export const CHECK_HASH_ANNOTATION = 'syncline.io/checked-hash';
 /** The selector of every Job (and Pod) the operator creates. */
@@ -186,14 +188,35 @@ function diffStoreVolume(config: OperatorConfig, url: string): Pick<PodShape, 'v
   };
 }
 
+/** Where runner pods find the ConfigMaps a run needs (runner/model.ts reads `<dir>/<name>/<key>`). */
+export const CONFIGMAP_DIR = '/etc/syncline/configmaps';
+
+/** A ConfigMap a run reads (a dbt manifest), mounted read-only at `CONFIGMAP_DIR/<name>/`. */
+function configMapVolumes(plan: RunPlan): Pick<PodShape, 'volumes' | 'mounts'> {
+  const names = new Set<string>();
+  const ref = plan.model.spec.dbt?.manifest.configMapRef;
+  if (ref) names.add(ref.name);
+  const volumes: V1Volume[] = [];
+  const mounts: V1VolumeMount[] = [];
+  for (const name of [...names].sort()) {
+    // Volume names are DNS labels; ConfigMap names may be longer and contain dots.
+    const volume = `configmap-${hash(name, 12)}`;
+    volumes.push({ name: volume, configMap: { name } });
+    mounts.push({ name: volume, mountPath: `${CONFIGMAP_DIR}/${name}`, readOnly: true });
+  }
+  return { volumes, mounts };
+}
+
 export interface RunJobInput {
   sync: Sync;
   plan: RunPlan;
   start: RunStart;
   config: OperatorConfig;
+  /** When the run starts; recorded on the Job so that a later status write can tell. */
+  startedAt?: Date;
 }
 
-export function buildRunJob({ sync, plan, start, config }: RunJobInput): V1Job {
+export function buildRunJob({ sync, plan, start, config, startedAt }: RunJobInput): V1Job {
   const labels = {
     [MANAGED_BY_LABEL]: MANAGED_BY,
     [COMPONENT_LABEL]: 'run',
@@ -209,6 +232,7 @@ export function buildRunJob({ sync, plan, start, config }: RunJobInput): V1Job {
       [TRIGGER_ANNOTATION]: start.trigger,
       [SCHEDULED_AT_ANNOTATION]: start.scheduledAt.toISOString(),
       [FULL_RESYNC_ANNOTATION]: String(start.fullResync),
+      ...(startedAt ? { [STARTED_AT_ANNOTATION]: startedAt.toISOString() } : {}),
     },
     owner: ownerReference(sync),
     args: ['job'],
@@ -218,8 +242,17 @@ export function buildRunJob({ sync, plan, start, config }: RunJobInput): V1Job {
     ],
     resources: runner?.resources ?? config.runner.resources,
     activeDeadlineSeconds: runner?.activeDeadlineSeconds ?? config.runner.activeDeadlineSeconds,
-    ...diffStoreVolume(config, plan.diffStore.url),
+    ...mergeVolumes(diffStoreVolume(config, plan.diffStore.url), configMapVolumes(plan)),
   });
+}
+
+function mergeVolumes(
+  ...parts: Pick<PodShape, 'volumes' | 'mounts'>[]
+): Pick<PodShape, 'volumes' | 'mounts'> {
+  return {
+    volumes: parts.flatMap((p) => p.volumes ?? []),
+    mounts: parts.flatMap((p) => p.mounts ?? []),
+  };
 }
 
 export interface CheckJobInput {

@@ -1,5 +1,4 @@
 // The operator's entry: `node operator/main.ts [flags]` (each flag also reads an env var, for Helm).
-import { KubeConfig } from '@kubernetes/client-node';
 import { Command, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -12,6 +11,7 @@ import { defaultConfig, type OperatorConfig } from './config.ts';
 import { Manager } from './manager.ts';
 import { SynclineMetrics } from './metrics.ts';
 import { LeaderElector } from './runtime/leader.ts';
+import { loadKubeAccess } from './runtime/kubeconfig.ts';
 import { createLogger, type Logger } from './runtime/log.ts';
 import { RuntimeMetrics } from './runtime/metrics.ts';
 import { startHealthServer } from './runtime/server.ts';
@@ -350,13 +350,6 @@ export function operatorCommand(): Command {
     );
 }
 
-function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  if (path) kubeConfig.loadFromFile(path);
-  else kubeConfig.loadFromDefault();
-  return kubeConfig;
-}
-
 /**
  * Runs the operator until SIGTERM/SIGINT: health server first, then (as leader, or at once without
  * leader election) the controllers. On a signal: stop taking work, let reconciles in flight finish,
@@ -364,7 +357,7 @@ function loadKubeConfig(path: string | undefined): KubeConfig {
  */
 export async function runOperator(flags: OperatorFlags, log: Logger = createLogger()): Promise<void> {
   const config = configFromFlags(flags);
-  const kubeConfig = loadKubeConfig(flags.kubeconfig);
+  const kubeConfig = await loadKubeAccess(flags.kubeconfig);
   const identity = flags.identity
     ? `${flags.identity}_${randomBytes(3).toString('hex')}`
     : `${hostname()}_${randomBytes(4).toString('hex')}`;

@@ -1,5 +1,5 @@
-import type { KubeConfig, KubernetesObject, V1Job, V1Pod } from '@kubernetes/client-node';
-import { destinationConnector } from '../connectors/registry.ts';
+import type { KubernetesObject, V1Job, V1Pod } from '@kubernetes/client-node';
+import type { KubeAccess } from './runtime/kubeconfig.ts';
 import type { DestinationCapabilities } from '../connectors/types.ts';
 import {
   GROUP,
@@ -11,6 +11,7 @@ import {
   type Sync,
 } from '../crds/index.ts';
 import type { SecretResolver } from '../runner/secrets.ts';
+import { probeCapabilities } from './capabilities.ts';
 import { Cluster, type SynclinePlural } from './cluster.ts';
 import type { OperatorConfig } from './config.ts';
 import { reconcileConnection } from './connection.ts';
@@ -32,7 +33,7 @@ import type { RuntimeMetrics } from './runtime/metrics.ts';
 import { reconcileSync } from './sync.ts';
 
 export interface ManagerOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAccess;
   config: OperatorConfig;
   log: Logger;
   runtimeMetrics: RuntimeMetrics;
@@ -142,6 +143,36 @@ function specOrMetaChanged(oldObj: ObjectMeta, obj: ObjectMeta): boolean {
   );
 }
 
+/** What the controllers never read goes before an object is cached: managedFields (the largest part of
+ * most objects) and, on Jobs and Pods, the containers' env (the run plan, a copy of four specs). */
+export function slimForCache(obj: KubernetesObject): KubernetesObject {
+  const { managedFields: _managedFields, ...metadata } = obj.metadata ?? {};
+  const slim: KubernetesObject & { spec?: unknown } = { ...obj, metadata };
+  const spec = (obj as { spec?: unknown }).spec as PodOrJobSpec | undefined;
+  if (obj.kind === 'Job' && spec?.template?.spec) {
+    slim.spec = { ...spec, template: { ...spec.template, spec: withoutEnv(spec.template.spec) } };
+  } else if (obj.kind === 'Pod' && spec) {
+    slim.spec = withoutEnv(spec);
+  }
+  return slim;
+}
+
+interface PodSpecShape {
+  containers?: { env?: unknown }[];
+  initContainers?: { env?: unknown }[];
+}
+type PodOrJobSpec = PodSpecShape & { template?: { spec?: PodSpecShape } };
+
+function withoutEnv(spec: PodSpecShape): PodSpecShape {
+  const strip = (containers: { env?: unknown }[] | undefined) =>
+    containers?.map(({ env: _env, ...container }) => container);
+  return {
+    ...spec,
+    ...(spec.containers ? { containers: strip(spec.containers) } : {}),
+    ...(spec.initContainers ? { initContainers: strip(spec.initContainers) } : {}),
+  };
+}
+
 const key = (obj: ObjectMeta) => `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 
 /**
@@ -204,6 +235,7 @@ export class Manager {
               resyncPeriodMs,
               log,
               metrics: runtimeMetrics,
+              transform: slimForCache,
             }),
         ),
       );
@@ -282,7 +314,7 @@ export class Manager {
   private capabilities(type: DestinationType): Promise<DestinationCapabilities> {
     let found = this.capabilityCache.get(type);
     if (!found) {
-      found = destinationConnector(type).then((c) => c.capabilities);
+      found = probeCapabilities(type);
       // A failed load is not cached: a later reconcile tries again.
       found.catch(() => this.capabilityCache.delete(type));
       this.capabilityCache.set(type, found);

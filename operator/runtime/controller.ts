@@ -18,8 +18,8 @@ export interface ControllerOptions {
 
 /**
  * Workers that take keys from a work queue and reconcile them, as controller-runtime's controller does:
- * an error requeues the key with backoff, `{requeueAfterMs}` requeues it after that delay, success forgets
- * its failures.
+ * an error requeues the key with backoff, `{requeueAfterMs}` requeues it after that delay (at high
+ * priority), success forgets its failures.
  */
 export class Controller {
   readonly name: string;
@@ -75,7 +75,9 @@ export class Controller {
       const requeueAfterMs = result?.requeueAfterMs;
       this.queue.forget(key);
       if (requeueAfterMs !== undefined && requeueAfterMs > 0) {
-        this.queue.addAfter(key, requeueAfterMs);
+        // A requeue the reconciler asked for is due at a time (a schedule slot): it goes before the
+        // event-driven keys waiting then, so a burst of events cannot make runs start late.
+        this.queue.addAfter(key, requeueAfterMs, 'high');
         this.metrics.reconcileTotal.inc({ ...labels, result: 'requeue_after' });
       } else {
         this.metrics.reconcileTotal.inc({ ...labels, result: 'success' });

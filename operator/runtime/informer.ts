@@ -1,4 +1,5 @@
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubeAccess } from './kubeconfig.ts';
 import { describeError } from '../../runner/errors.ts';
 import {
   apiError,
@@ -13,7 +14,7 @@ import { objectKey, type Logger } from './log.ts';
 import type { RuntimeMetrics } from './metrics.ts';
 
 export interface InformerOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAccess;
   /** '' for the core group (pods, secrets). */
   group: string;
   version: string;
@@ -32,6 +33,11 @@ export interface InformerOptions {
   maxBackoffMs?: number;
   /** Items per list page (default 500). */
   pageSize?: number;
+  /**
+   * Applied to every object before it is cached and handed to handlers (client-go's SetTransform): drop
+   * what the controllers never read (managedFields, large env) so that the cache stays small.
+   */
+  transform?: (obj: KubernetesObject) => KubernetesObject;
 }
 
 interface ObjectList<T> {
@@ -231,7 +237,13 @@ export class Informer<T extends KubernetesObject> {
       const list = response.body;
       const kind = list.kind?.replace(/List$/, '');
       for (const item of list.items ?? []) {
-        items.push({ ...item, kind: item.kind ?? kind, apiVersion: item.apiVersion ?? list.apiVersion });
+        items.push(
+          this.transformed({
+            ...item,
+            kind: item.kind ?? kind,
+            apiVersion: item.apiVersion ?? list.apiVersion,
+          }),
+        );
       }
       resourceVersion = list.metadata?.resourceVersion ?? resourceVersion;
       continueToken = list.metadata?.continue || undefined;
@@ -352,12 +364,13 @@ export class Informer<T extends KubernetesObject> {
       this.log.warn({ code: status.code, reason: status.reason, err: status.message }, 'watch sent an error');
       return 'error';
     }
-    const obj = event.object as unknown as T;
-    const resourceVersion = obj.metadata?.resourceVersion;
+    const raw = event.object as unknown as T;
+    const resourceVersion = raw.metadata?.resourceVersion;
     if (event.type === 'BOOKMARK') {
       if (resourceVersion) this.resourceVersion = resourceVersion;
       return undefined;
     }
+    const obj = this.transformed(raw);
     const key = objectKey(obj);
     if (event.type === 'DELETED') {
       const old = this.cache.get(key);
@@ -368,6 +381,11 @@ export class Informer<T extends KubernetesObject> {
     }
     if (resourceVersion) this.resourceVersion = resourceVersion;
     return undefined;
+  }
+
+  private transformed(obj: T): T {
+    const transform = this.options.transform;
+    return transform ? (transform(obj) as T) : obj;
   }
 
   private resync(): void {

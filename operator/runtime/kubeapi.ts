@@ -1,4 +1,4 @@
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from './kubeconfig.ts';
 import {
   Agent as HttpAgent,
   request as httpRequest,
@@ -38,11 +38,11 @@ export function resourcePath(resource: ApiResourcePath, name?: string): string {
   return `${base}${scope}/${resource.plural}${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
 }
 
-const agents = new WeakMap<KubeConfig, HttpAgent>();
+const agents = new WeakMap<KubeAccess, HttpAgent>();
 
 /** Connection options for one request: TLS material and auth headers from the KubeConfig, a keep-alive agent. */
 async function connectionOptions(
-  kubeConfig: KubeConfig,
+  kubeConfig: KubeAccess,
 ): Promise<{ url: URL; options: RequestOptions; secure: boolean }> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new SynclineError('KubeConfigInvalid', 'the kubeconfig has no current cluster');
@@ -129,7 +129,7 @@ export interface KubeResponse<T> {
 
 /** One JSON request. Resolves with any HTTP status (callers decide what a 404 or 409 means); rejects only when the API cannot be reached. */
 export async function kubeRequest<T = unknown>(
-  kubeConfig: KubeConfig,
+  kubeConfig: KubeAccess,
   req: KubeRequest,
 ): Promise<KubeResponse<T>> {
   const { url: base, options, secure } = await connectionOptions(kubeConfig);
@@ -198,7 +198,7 @@ export interface WatchCallbacks {
 
 /** Opens a watch stream (`?watch=true`) and hands each event to `onEvent` as it arrives. */
 export async function openWatch(
-  kubeConfig: KubeConfig,
+  kubeConfig: KubeAccess,
   path: string,
   query: Record<string, string | number | boolean | undefined>,
   callbacks: WatchCallbacks,

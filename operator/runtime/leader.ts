@@ -1,11 +1,11 @@
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from './kubeconfig.ts';
 import { describeError } from '../../runner/errors.ts';
 import { apiError, kubeRequest } from './kubeapi.ts';
 import type { Logger } from './log.ts';
 import type { RuntimeMetrics } from './metrics.ts';
 
 export interface LeaderElectorOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAccess;
   /** Namespace and name of the coordination.k8s.io/v1 Lease. */
   namespace: string;
   name: string;

@@ -170,4 +170,30 @@ describe('WorkQueue', () => {
     expect(after).toContain('workqueue_work_duration_seconds_count{name="syncs"} 1');
     expect(after).toContain('workqueue_queue_duration_seconds_count{name="syncs"} 1');
   });
+  it('hands out high-priority keys first, raises a held key to high, and still holds each key once', async () => {
+    const { clock, queue } = newQueue();
+    queue.add('ns/event-1');
+    queue.add('ns/event-2');
+    queue.addAfter('ns/due', 100, 'high');
+    queue.add('ns/event-3');
+    clock.advance(100);
+    queue.add('ns/event-2', 'high');
+    queue.add('ns/due');
+    expect(queue.len()).toBe(4);
+    const order: string[] = [];
+    for (let i = 0; i < 4; i++) order.push((await queue.get()) as string);
+    expect(order).toEqual(['ns/due', 'ns/event-2', 'ns/event-1', 'ns/event-3']);
+    expect(await poll(queue.get())).toBe('pending');
+  });
+
+  it('requeues a key re-added at high priority while processing into the high lane after done', async () => {
+    const { queue } = newQueue();
+    queue.add('ns/a');
+    const first = await queue.get();
+    queue.add('ns/b');
+    queue.add('ns/a', 'high');
+    queue.done(first as string);
+    expect(await queue.get()).toBe('ns/a');
+    expect(await queue.get()).toBe('ns/b');
+  });
 });

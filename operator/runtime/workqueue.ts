@@ -43,10 +43,37 @@ class TokenBucket {
 }
 
 /**
+ * Which lane a key waits in. Workers take `high` keys first: a key whose time has come (a schedule slot,
+ * requeued with a delay) must not wait behind a burst of event-driven keys, or every run starts late.
+ */
+export type Priority = 'high' | 'normal';
+
+/** A FIFO of keys; entries whose key has since moved lanes or been taken are skipped when read. */
+class Lane {
+  items: string[] = [];
+  head = 0;
+  push(key: string): void {
+    this.items.push(key);
+  }
+  shift(): string | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const key = this.items[this.head] as string;
+    this.head += 1;
+    // Compact now and then so a long-lived queue does not keep every key it ever held.
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items.splice(0, this.head);
+      this.head = 0;
+    }
+    return key;
+  }
+}
+
+/**
  * A work queue of object keys ("namespace/name") with client-go's semantics: a key waiting in the queue is
  * held once however often it is added; a key being processed is never handed out again until `done`, and
  * if it was added meanwhile it comes back afterwards. Failed keys come back after a per-key exponential
- * delay, bounded by a global rate limit.
+ * delay, bounded by a global rate limit. Keys added with `high` priority are handed out before the others
+ * (as controller-runtime's priority queue does); a key added at both priorities waits as `high`.
  */
 export class WorkQueue {
   readonly name: string;
@@ -56,15 +83,16 @@ export class WorkQueue {
   private readonly maxDelayMs: number;
   private readonly bucket: TokenBucket;
 
-  private readonly queue: string[] = [];
-  private head = 0;
-  /** Keys that need processing: waiting in `queue`, or re-added while being processed. */
-  private readonly dirty = new Set<string>();
+  private readonly lanes: Record<Priority, Lane> = { high: new Lane(), normal: new Lane() };
+  /** Keys waiting in a lane, with the lane they wait in. */
+  private readonly waiting = new Map<string, Priority>();
+  /** Keys that need processing (waiting, or re-added while being processed), with their priority. */
+  private readonly dirty = new Map<string, Priority>();
   /** Keys handed to a worker and not yet done, with when they were handed out. */
   private readonly processing = new Map<string, number>();
   /** When each waiting key was added, for the queue-duration histogram. */
   private readonly addedAt = new Map<string, number>();
-  private readonly delayed = new Map<string, { readyAt: number; timer: Timer }>();
+  private readonly delayed = new Map<string, { readyAt: number; timer: Timer; priority: Priority }>();
   private readonly failures = new Map<string, number>();
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private shuttingDown = false;
@@ -83,33 +111,50 @@ export class WorkQueue {
     this.metrics?.workqueueDepth.set({ name: this.name }, 0);
   }
 
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
+  add(key: string, priority: Priority = 'normal'): void {
+    if (this.shuttingDown) return;
+    const held = this.dirty.get(key);
+    if (held !== undefined) {
+      if (priority === 'high' && held === 'normal') {
+        // Already held: only its priority rises (a waiting key moves to the high lane).
+        this.dirty.set(key, 'high');
+        if (this.waiting.has(key)) this.enqueue(key, 'high');
+      }
+      return;
+    }
     this.metrics?.workqueueAddsTotal.inc({ name: this.name });
-    this.dirty.add(key);
+    this.dirty.set(key, priority);
     if (this.processing.has(key)) return;
-    this.enqueue(key);
+    this.enqueue(key, priority);
   }
 
-  /** Adds the key once `delayMs` has passed; of several pending delays for one key the earliest wins. */
-  addAfter(key: string, delayMs: number): void {
+  /**
+   * Adds the key once `delayMs` has passed; of several pending delays for one key the earliest wins (at
+   * the higher of their priorities).
+   */
+  addAfter(key: string, delayMs: number, priority: Priority = 'normal'): void {
     if (this.shuttingDown) return;
     this.metrics?.workqueueRetriesTotal.inc({ name: this.name });
     if (delayMs <= 0) {
-      this.add(key);
+      this.add(key, priority);
       return;
     }
     const readyAt = this.clock.now() + delayMs;
     const pending = this.delayed.get(key);
     if (pending) {
-      if (pending.readyAt <= readyAt) return;
+      if (pending.readyAt <= readyAt) {
+        if (priority === 'high') pending.priority = 'high';
+        return;
+      }
       this.clock.clearTimeout(pending.timer);
+      if (pending.priority === 'high') priority = 'high';
     }
     const timer = this.clock.setTimeout(() => {
+      const entry = this.delayed.get(key);
       this.delayed.delete(key);
-      this.add(key);
+      this.add(key, entry?.priority ?? priority);
     }, delayMs);
-    this.delayed.set(key, { readyAt, timer });
+    this.delayed.set(key, { readyAt, timer, priority });
   }
 
   /** Adds the key after its backoff: `baseDelayMs * 2^failures`, capped, and never faster than the bucket allows. */
@@ -132,7 +177,7 @@ export class WorkQueue {
   /** The next key to process; waits for one. `undefined` once the queue is shut down. */
   get(): Promise<string | undefined> {
     if (this.shuttingDown) return Promise.resolve(undefined);
-    if (this.head < this.queue.length) return Promise.resolve(this.take());
+    if (this.waiting.size > 0) return Promise.resolve(this.take());
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -145,13 +190,14 @@ export class WorkQueue {
       { name: this.name },
       (this.clock.now() - started) / 1000,
     );
-    if (this.dirty.has(key) && !this.shuttingDown) this.enqueue(key);
+    const again = this.dirty.get(key);
+    if (again !== undefined && !this.shuttingDown) this.enqueue(key, again);
     if (this.shuttingDown && this.processing.size === 0) this.drained?.();
   }
 
   /** Keys waiting to be handed out (not counting those in flight or delayed). */
   len(): number {
-    return this.queue.length - this.head;
+    return this.waiting.size;
   }
 
   /** Stops handing out keys and accepting new ones; waiting `get` calls resolve with `undefined`. */
@@ -183,26 +229,32 @@ export class WorkQueue {
     return this.shuttingDown;
   }
 
-  private enqueue(key: string): void {
-    this.addedAt.set(key, this.clock.now());
+  private enqueue(key: string, priority: Priority): void {
+    if (!this.waiting.has(key)) this.addedAt.set(key, this.clock.now());
+    this.waiting.set(key, priority);
+    this.lanes[priority].push(key);
     const waiter = this.waiters.shift();
     if (waiter) {
-      this.queue.push(key);
       waiter(this.take());
       return;
     }
-    this.queue.push(key);
     this.metrics?.workqueueDepth.set({ name: this.name }, this.len());
   }
 
-  private take(): string {
-    const key = this.queue[this.head] as string;
-    this.head += 1;
-    // Compact now and then so a long-lived queue does not keep every key it ever held.
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue.splice(0, this.head);
-      this.head = 0;
+  /** The first waiting key of the high lane, else of the normal lane. Only called when one waits. */
+  private next(): string {
+    for (const priority of ['high', 'normal'] as const) {
+      const lane = this.lanes[priority];
+      for (let key = lane.shift(); key !== undefined; key = lane.shift()) {
+        if (this.waiting.get(key) === priority) return key;
+      }
     }
+    throw new Error('work queue: no waiting key in any lane');
+  }
+
+  private take(): string {
+    const key = this.next();
+    this.waiting.delete(key);
     this.dirty.delete(key);
     const now = this.clock.now();
     this.processing.set(key, now);

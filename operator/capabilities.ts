@@ -1,0 +1,45 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { DestinationCapabilities } from '../connectors/types.ts';
+import type { DestinationType } from '../crds/index.ts';
+import { SynclineError } from '../runner/errors.ts';
+
+const PROBE = fileURLToPath(new URL('./capabilities-probe.ts', import.meta.url));
+
+type ProbeAnswer =
+  { ok: true; capabilities: DestinationCapabilities } | { ok: false; reason: string; message: string };
+
+/**
+ * The capabilities of a destination connector, read by a short child process: loading the connector here
+ * would keep its drivers (DuckDB's native bindings, cloud SDKs: 50–150 MB) in the operator for good.
+ * The connector's own errors (an unknown type, a type that is not a destination) keep their reasons.
+ */
+export function probeCapabilities(
+  type: DestinationType,
+  options: { timeoutMs?: number } = {},
+): Promise<DestinationCapabilities> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [PROBE, type],
+      { timeout: options.timeoutMs ?? 60_000, maxBuffer: 1 << 20 },
+      (error, stdout, stderr) => {
+        let answer: ProbeAnswer | undefined;
+        try {
+          answer = JSON.parse(stdout) as ProbeAnswer;
+        } catch {
+          const detail = (error?.message ?? stderr).trim().split('\n').slice(-3).join(' ');
+          reject(
+            new SynclineError(
+              'ConnectorLoadFailed',
+              `could not read the capabilities of the "${type}" connector: ${detail || 'no answer'}`,
+            ),
+          );
+          return;
+        }
+        if (answer.ok) resolve(answer.capabilities);
+        else reject(new SynclineError(answer.reason, answer.message));
+      },
+    );
+  });
+}
