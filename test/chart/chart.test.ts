@@ -140,6 +140,7 @@ describe('helm template with default values', () => {
       SYNCLINE_RUNNER_IMAGE: 'ghcr.io/syncline/syncline:0.1.0',
       SYNCLINE_RUNNER_COMMAND: 'node /app/bin/syncline.mjs',
       SYNCLINE_RUNNER_DEADLINE_SECONDS: '3600',
+      NODE_OPTIONS: '--max-semi-space-size=4',
     });
     expect(JSON.parse(env['SYNCLINE_RUNNER_RESOURCES'] as string)).toEqual({
       requests: { cpu: '250m', memory: '512Mi' },
