@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { RunRecord } from '../crds/index.ts';
+import { RUN_RESULTS, type RunRecord } from '../crds/index.ts';
 import type { RunSummary } from '../runner/summary.ts';
 
 /** Syncline's own metrics, registered beside the controller runtime's. */
@@ -74,6 +74,22 @@ export class SynclineMetrics {
     });
   }
 
+  private readonly seen = new Set<string>();
+
+  /**
+   * Called on every reconcile of a Sync; acts once per Sync and process. The run counters exist at 0 from the
+   * start, so `increase()` sees a Sync's first failure, and the last-success gauge is restored from status after
+   * an operator restart, so the staleness alerts keep working.
+   */
+  syncSeen(namespace: string, sync: string, lastSuccessfulRunAt: string | undefined): void {
+    const key = `${namespace}/${sync}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    for (const result of RUN_RESULTS) this.runsTotal.inc({ namespace, sync, result }, 0);
+    const last = lastSuccessfulRunAt ? Date.parse(lastSuccessfulRunAt) : Number.NaN;
+    if (Number.isFinite(last)) this.lastSuccess.set({ namespace, sync }, last / 1000);
+  }
+
   runFinished(namespace: string, sync: string, record: RunRecord, summary: RunSummary | undefined): void {
     const result = record.result ?? 'Failed';
     this.runsTotal.inc({ namespace, sync, result });
@@ -99,6 +115,7 @@ export class SynclineMetrics {
 
   /** Drops the per-Sync gauges of a deleted Sync (counters keep their totals, as Prometheus expects). */
   forget(namespace: string, sync: string): void {
+    this.seen.delete(`${namespace}/${sync}`);
     this.lastSuccess.remove({ namespace, sync });
     this.activeRuns.remove({ namespace, sync });
   }

@@ -170,6 +170,7 @@ export async function reconcileSync(ctx: ReconcileContext, sync: Sync): Promise<
   const namespace = sync.metadata.namespace ?? 'default';
   const name = sync.metadata.name;
   if (sync.metadata.deletionTimestamp) return finalizeSync(ctx, sync);
+  ctx.metrics.syncSeen(namespace, name, sync.status?.lastSuccessfulRunAt);
   // The finalizer is needed only to delete snapshots; with retain, deletion needs no help from us.
   const finalizers = sync.metadata.finalizers ?? [];
   const wantsFinalizer = sync.spec.snapshotPolicy === 'delete';
