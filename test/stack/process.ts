@@ -69,8 +69,11 @@ export function startProcess(
   const logFile = join(logDir, `${name}.log`);
   const log = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  // Both streams feed one log, and a server's own children (postgres under runuser) may write after the
+  // direct child exits: the log ends only once every stdio stream has closed.
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  child.once('close', () => log.end());
   let done = false;
   const exitedPromise = new Promise<void>((resolve) => {
     child.once('exit', () => {
@@ -97,7 +100,6 @@ export function startProcess(
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await exitedPromise;
       clearTimeout(timer);
-      log.end();
     },
   };
 }
