@@ -8,11 +8,11 @@ import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
-import { isSynclineError, type SynclineError } from '../../runner/errors.ts';
 import { runDbt } from '../../test/stack/dbt.ts';
 import { startPostgres, type PostgresServer } from '../../test/stack/postgres.ts';
 import { testContext } from '../shared/test-context.ts';
 import { resolveDbtModel } from './index.ts';
+import { synclineFailure as failure } from '../shared/test-context.ts';
 
 let postgres: PostgresServer;
 let warehouseUrl: string;
@@ -77,15 +77,6 @@ function pgSource(): SourceSpec {
     type: 'postgres',
     postgres: { host: postgres.host, port: postgres.port, database: 'warehouse', user: postgres.user },
   };
-}
-
-async function failure(promise: Promise<unknown>): Promise<SynclineError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isSynclineError(error)) throw new Error(`expected a SynclineError, got ${String(error)}`);
-  return error;
 }
 
 async function count(table: string): Promise<number> {

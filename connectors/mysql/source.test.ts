@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
-import { isSynclineError, type SynclineError } from '../../runner/errors.ts';
 import { startMysql, type MysqlServer } from '../../test/stack/mysql.ts';
 import { openDuck, rowsOf, testContext } from '../shared/test-context.ts';
 import type { StageRequest } from '../types.ts';
 import { mysqlSource } from './source.ts';
+import { synclineFailure as failure } from '../shared/test-context.ts';
 
 let server: MysqlServer;
 let tlsServer: MysqlServer;
@@ -42,15 +42,6 @@ async function stage(model: Partial<ModelSpec>, source: SourceSpec = spec()) {
   } finally {
     close();
   }
-}
-
-async function failure(promise: Promise<unknown>): Promise<SynclineError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isSynclineError(error)) throw new Error(`expected a SynclineError, got ${String(error)}`);
-  return error;
 }
 
 beforeAll(async () => {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { isSynclineError, type SynclineError } from '../../runner/errors.ts';
 import { secretResolver } from '../../runner/secrets.ts';
 import type { DestinationSpec, Mapping, SyncSpec } from '../../crds/index.ts';
 import type {
@@ -118,4 +119,14 @@ export function change(
 ): RowChange {
   changeCounter += 1;
   return { operation, key: String(key), fields, idempotencyKey: `idem-${changeCounter}-${operation}-${key}` };
+}
+
+/** The SynclineError a promise rejects with; fails the test when it resolves or rejects with anything else. */
+export async function synclineFailure(promise: Promise<unknown>): Promise<SynclineError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!isSynclineError(error)) throw new Error(`expected a SynclineError, got ${String(error)}`);
+  return error;
 }

@@ -1,12 +1,12 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
-import { isSynclineError, type SynclineError } from '../../runner/errors.ts';
 import { startSnowflakeEmulator, type SnowflakeEmulator } from '../../test/emulators/snowflake/server.ts';
 import { freePort } from '../../test/stack/process.ts';
 import { openDuck, rowsOf, testContext } from '../shared/test-context.ts';
 import type { StageRequest } from '../types.ts';
 import { snowflakeSource } from './source.ts';
+import { synclineFailure as failure } from '../shared/test-context.ts';
 
 let sf: SnowflakeEmulator;
 const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -61,15 +61,6 @@ async function stage(model: Partial<ModelSpec>, source: SourceSpec = spec(), sig
   } finally {
     close();
   }
-}
-
-async function failure(promise: Promise<unknown>): Promise<SynclineError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isSynclineError(error)) throw new Error(`expected a SynclineError, got ${String(error)}`);
-  return error;
 }
 
 beforeAll(async () => {

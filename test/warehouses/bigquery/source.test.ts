@@ -6,10 +6,10 @@ import type { ModelSpec, SourceSpec } from '../../../crds/index.ts';
 import { bigquerySource } from '../../../connectors/bigquery/source.ts';
 import { openDuck, rowsOf, testContext } from '../../../connectors/shared/test-context.ts';
 import type { StageRequest } from '../../../connectors/types.ts';
-import { isSynclineError, type SynclineError } from '../../../runner/errors.ts';
 import { startBigQueryEmulator, type BigQueryEmulator } from '../../stack/bigquery.ts';
 import { freePort } from '../../stack/process.ts';
 import { measureStage } from '../rss.ts';
+import { synclineFailure as failure } from '../../../connectors/shared/test-context.ts';
 
 let emulator: BigQueryEmulator;
 const ctx = testContext({ bq: { key: '{"type": "service_account"}' } });
@@ -42,15 +42,6 @@ async function stage(model: Partial<ModelSpec>, source: SourceSpec = spec()) {
   } finally {
     close();
   }
-}
-
-async function failure(promise: Promise<unknown>): Promise<SynclineError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isSynclineError(error)) throw new Error(`expected a SynclineError, got ${String(error)}`);
-  return error;
 }
 
 beforeAll(async () => {
