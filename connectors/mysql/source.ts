@@ -8,6 +8,7 @@ import type { SecretResolver } from '../../runner/secrets.ts';
 import { stageTextRows, type TextValue } from '../shared/text-stage.ts';
 import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../types.ts';
 import { planColumn, type MysqlColumnPlan, type MysqlField } from './types.ts';
+import { NETWORK_ERROR_CODES, TLS_ERROR_CODES } from '../shared/net-errors.ts';
 
 type Settings = NonNullable<SourceSpec['mysql']>;
 
@@ -44,25 +45,8 @@ function connectionOptions(settings: Settings, secrets: SecretResolver): mysql.C
   };
 }
 
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ECONNRESET',
-  'EPIPE',
-  'PROTOCOL_CONNECTION_LOST',
-]);
-const TLS_CODES = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
+// mysql2 reports a connection that dropped mid-protocol with its own code.
+const NETWORK_CODES = new Set([...NETWORK_ERROR_CODES, 'PROTOCOL_CONNECTION_LOST']);
 
 interface MysqlError {
   code?: string;
@@ -106,7 +90,7 @@ export function mysqlConnectError(error: unknown, settings: Settings): SynclineE
     );
   }
   const tlsRejected = code === 'HANDSHAKE_SSL_ERROR' && /certificate|altnames|verify/i.test(e.message ?? '');
-  if (TLS_CODES.has(code) || tlsRejected) {
+  if (TLS_ERROR_CODES.has(code) || tlsRejected) {
     return new SynclineError(
       'TlsVerificationFailed',
       `the TLS certificate of ${where} could not be verified (${e.message ?? code}). Provide the CA in tls.caCert, or use tls.mode require.`,

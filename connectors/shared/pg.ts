@@ -5,6 +5,7 @@ import type { SecretValue } from '../../crds/index.ts';
 import { SynclineError, isSynclineError } from '../../runner/errors.ts';
 import type { SecretResolver } from '../../runner/secrets.ts';
 import type { Logger } from '../types.ts';
+import { NETWORK_ERROR_CODES, TLS_ERROR_CODES } from './net-errors.ts';
 
 export interface PgConnectionSettings {
   host: string;
@@ -43,25 +44,6 @@ export function pgClientConfig(settings: PgConnectionSettings, secrets: SecretRe
   };
 }
 
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ECONNRESET',
-  'EPIPE',
-]);
-const TLS_CODES = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
 function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
@@ -70,13 +52,13 @@ function errorCode(error: unknown): string | undefined {
 /** A PostgreSQL server error (it carries a five-character SQLSTATE). */
 export function isPgServerError(error: unknown): error is pg.DatabaseError {
   const code = errorCode(error);
-  return code !== undefined && /^[0-9A-Z]{5}$/.test(code) && !NETWORK_CODES.has(code);
+  return code !== undefined && /^[0-9A-Z]{5}$/.test(code) && !NETWORK_ERROR_CODES.has(code);
 }
 
 /** Whether an error means the connection is gone or could not be made (as opposed to a bad statement). */
 export function isPgConnectionError(error: unknown): boolean {
   const code = errorCode(error);
-  if (code !== undefined && (NETWORK_CODES.has(code) || code.startsWith('08') || code === '57P01'))
+  if (code !== undefined && (NETWORK_ERROR_CODES.has(code) || code.startsWith('08') || code === '57P01'))
     return true;
   const message = error instanceof Error ? error.message : String(error);
   return /Connection terminated|timeout expired|connection timeout|Client has encountered a connection error|not queryable/i.test(
@@ -105,7 +87,7 @@ export function pgConnectError(error: unknown, settings: PgConnectionSettings, s
       { cause: error },
     );
   }
-  if (code !== undefined && TLS_CODES.has(code)) {
+  if (code !== undefined && TLS_ERROR_CODES.has(code)) {
     return new SynclineError(
       'TlsVerificationFailed',
       `the TLS certificate of ${where} could not be verified (${code}). Provide the CA in tls.caCert, or use tls.mode require.`,
