@@ -1,32 +1,47 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { hashedItems, rowHashSql, type LoadedPrevious } from './diff.ts';
 import { ident, literal, queryOne, toCount } from './duck.ts';
-import { previousValueSql } from './diff.ts';
-import { SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';
+import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';
+
+// A snapshot (version 2) has one row per key the destination holds: the key as text, a stale flag (the
+// row must be sent again), the typed key (to join on, and to address a record after its row left the
+// model) and the hash of the compared columns as they were last delivered.
+
+/** The previous snapshot's typed key as the current key type, or NULL where it has none. */
+function previousKeySql(primaryKey: string, keyType: string, previous: LoadedPrevious): string {
+  if (previous.keyType === undefined) return `CAST(NULL AS ${keyType})`;
+  const key = `p.${ident(primaryKey)}`;
+  return previous.keyType === keyType ? key : `TRY_CAST(${key} AS ${keyType})`;
+}
 
 /**
  * Write the new snapshot as Parquet: the previous snapshot with every successfully delivered change
- * applied. Rows of the model whose operation did not fail take their current values (delivered, or
- * needing no delivery); rows whose operation failed, and rows whose key the model now holds more than
- * once (left out), keep their previous values and are marked stale so the next run resends them; rows that
- * left the model and were deleted, cleared or ignored leave it.
+ * applied. Rows of the model whose operation did not fail take their current hash (delivered, or needing
+ * no delivery); rows whose operation failed, and rows whose key the model now holds more than once (left
+ * out), keep their previous hash and are marked stale so the next run resends them; rows that left the
+ * model and were deleted, cleared or ignored leave it.
  * Returns the number of rows written.
  */
 export async function writeSnapshot(
   conn: DuckDBConnection,
-  options: { shape: SyncShape; previousColumns: Map<string, string>; file: string },
+  options: {
+    shape: SyncShape;
+    primaryKey: string;
+    keyType: string;
+    previous: LoadedPrevious;
+    file: string;
+  },
 ): Promise<number> {
-  const { shape, previousColumns } = options;
+  const { primaryKey, keyType } = options;
   const k = SNAPSHOT_KEY;
-  const current = shape.compared.map((item) => `CAST(${item.sql} AS ${item.type}) AS ${ident(item.name)}`);
-  const previous = shape.compared.map(
-    (item) => `${previousValueSql(item, previousColumns)} AS ${ident(item.name)}`,
-  );
+  const pk = ident(primaryKey);
+  const hash = rowHashSql(hashedItems(options.shape));
   await conn.run(`
     COPY (
-      SELECT c.${k}, FALSE AS ${SNAPSHOT_STALE}, ${current.join(', ')}
-      FROM cur c WHERE NOT EXISTS (SELECT 1 FROM failed f WHERE f.k = c.${k})
+      SELECT CAST(c.${pk} AS VARCHAR) AS ${k}, FALSE AS ${SNAPSHOT_STALE}, c.${pk}, ${hash} AS ${SNAPSHOT_HASH}
+      FROM valid_rows c WHERE NOT EXISTS (SELECT 1 FROM failed f WHERE f.k = CAST(c.${pk} AS VARCHAR))
       UNION ALL
-      SELECT p.${k}, TRUE AS ${SNAPSHOT_STALE}, ${previous.join(', ')}
+      SELECT p.${k}, TRUE, ${previousKeySql(primaryKey, keyType, options.previous)}, p.${SNAPSHOT_HASH}
       FROM prev p WHERE EXISTS (SELECT 1 FROM failed f WHERE f.k = p.${k})
         OR p.${k} IN (SELECT CAST(d.k AS VARCHAR) FROM duplicate_keys d)
     ) TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`);
@@ -36,18 +51,25 @@ export async function writeSnapshot(
 
 /**
  * Before delivering: the previous snapshot plus every key this run is about to add, marked stale with no
- * values. Committed first, it makes a run killed during delivery safe for deletes: the next run sees
- * those keys (whose rows may have arrived) and, if they left the model meanwhile, deletes them.
+ * hash. Committed first, it makes a run killed during delivery safe for deletes: the next run sees those
+ * keys (whose rows may have arrived) and, if they left the model meanwhile, deletes them. Rows whose
+ * compared constants changed are marked stale too, as the manifest written with it carries the new ones.
  * Returns the number of rows written.
  */
-export async function writeIntentSnapshot(conn: DuckDBConnection, file: string): Promise<number> {
+export async function writeIntentSnapshot(
+  conn: DuckDBConnection,
+  options: { primaryKey: string; keyType: string; previous: LoadedPrevious; file: string },
+): Promise<number> {
   const k = SNAPSHOT_KEY;
+  const pk = ident(options.primaryKey);
   await conn.run(`
     COPY (
-      SELECT * FROM prev
-      UNION ALL BY NAME
-      SELECT ${k}, TRUE AS ${SNAPSHOT_STALE} FROM diff WHERE change = 'added' AND op IS NOT NULL
-    ) TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd)`);
-  const row = await queryOne(conn, `SELECT count(*) AS n FROM read_parquet(${literal(file)})`);
+      SELECT p.${k}, p.${SNAPSHOT_STALE} OR ${options.previous.constantsChanged} AS ${SNAPSHOT_STALE},
+        ${previousKeySql(options.primaryKey, options.keyType, options.previous)} AS ${pk}, p.${SNAPSHOT_HASH}
+      FROM prev p
+      UNION ALL
+      SELECT ${k}, TRUE, current_key, CAST(NULL AS UBIGINT) FROM diff WHERE change = 'added' AND op IS NOT NULL
+    ) TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`);
+  const row = await queryOne(conn, `SELECT count(*) AS n FROM read_parquet(${literal(options.file)})`);
   return toCount(row['n']);
 }

@@ -1,19 +1,27 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
+import type { ColumnInfo } from '../connectors/types.ts';
 import type { RowOperation, SyncMode } from '../crds/index.ts';
-import { ident, literal, queryAll, toCount } from './duck.ts';
+import type { Manifest } from './diffstore/index.ts';
+import { ident, literal, queryAll, queryOne, toCount } from './duck.ts';
 import { fieldsSql, idempotencyKeySql } from './fields.ts';
-import { SNAPSHOT_KEY, SNAPSHOT_STALE, type ComparedItem, type SyncShape } from './mappings.ts';
+import {
+  SNAPSHOT_HASH,
+  SNAPSHOT_KEY,
+  SNAPSHOT_STALE,
+  type ComparedItem,
+  type SyncShape,
+} from './mappings.ts';
 
-/** The previous snapshot as this run sees it: its file on local disk and the types it was written with. */
+/** The previous snapshot as this run sees it: its file on local disk and the manifest that made it current. */
 export interface PreviousSnapshot {
   file: string;
-  /** Type of each compared value when it was committed (from the manifest). */
-  types: Map<string, string>;
-  rowCount: number;
+  manifest: Manifest;
 }
 
 export interface DiffOptions {
   shape: SyncShape;
+  /** Every staged model column (a column compared last run may no longer be mapped, yet still be read). */
+  columns: ColumnInfo[];
   primaryKey: string;
   mode: SyncMode;
   deleteBehavior: 'ignore' | 'clear' | 'delete';
@@ -22,6 +30,8 @@ export interface DiffOptions {
   previous: PreviousSnapshot | undefined;
   /** Treat every row still in the model as changed. */
   resendAll: boolean;
+  /** This runner's hash probe (see hashProbe). */
+  hashProbe: string;
 }
 
 export interface DiffResult {
@@ -34,34 +44,145 @@ export interface DiffResult {
   /** Deletes and clears caused by rows leaving the model: what the safety rail weighs. */
   removalDeletes: number;
   previousRows: number;
-  /** Columns of the `prev` view and their types as read back from Parquet. */
-  previousColumns: Map<string, string>;
+  /** What table `prev` holds, for writing the next snapshot. */
+  previous: LoadedPrevious;
 }
 
-/** SQL reading one compared value of a previous-snapshot row (alias `p`) as the type it has now. */
-export function previousValueSql(item: ComparedItem, previousColumns: Map<string, string>): string {
-  const stored = previousColumns.get(item.name);
-  if (stored === undefined) return `CAST(NULL AS ${item.type})`;
-  if (stored === item.type) return `p.${ident(item.name)}`;
-  return `TRY_CAST(p.${ident(item.name)} AS ${item.type})`;
+/** Table `prev` as loaded: always key text, stale flag and hash; the typed key when the snapshot has it. */
+export interface LoadedPrevious {
+  /** Type of the typed key column, when there is one. */
+  keyType: string | undefined;
+  /** The columns `__syncline_hash` covers, in order. */
+  hashed: string[];
+  /** SQL (alias `p`): whether a compared constant (static value, template) changed since the row was sent. */
+  constantsChanged: string;
+  /** Whether the previous hashes were made by the hash function this runner has. */
+  hashComparable: boolean;
 }
 
-function changedCondition(options: DiffOptions, previousColumns: Map<string, string>): string {
-  if (options.resendAll) return 'TRUE';
-  const terms = [`coalesce(p.${ident(SNAPSHOT_STALE)}, FALSE)`];
-  for (const item of options.shape.compared) {
-    const storedType = options.previous?.types.get(item.name);
-    if (!previousColumns.has(item.name)) {
-      // Never sent: counts as null, so only rows with a value are resent.
-      terms.push(`(${item.sql}) IS NOT NULL`);
-    } else if (storedType !== undefined && storedType !== item.type) {
-      // A changed type is a change ('1' is not 1), even where the values compare equal.
-      return 'TRUE';
-    } else {
-      terms.push(`(${item.sql}) IS DISTINCT FROM ${previousValueSql(item, previousColumns)}`);
-    }
+const CONSTANTS_CHANGED = '__syncline_constants_changed';
+
+/** The compared columns, in order: what the row hash covers. */
+export function hashedItems(shape: SyncShape): ComparedItem[] {
+  return shape.compared.filter((item) => item.column !== undefined);
+}
+
+/** The compared constants (static values and template texts) by item name. */
+export function comparedConstants(shape: SyncShape): Record<string, string> {
+  return Object.fromEntries(
+    shape.compared.flatMap((item) => (item.constant === undefined ? [] : [[item.name, item.constant]])),
+  );
+}
+
+/**
+ * SQL of one row's hash over `items` (alias `alias`). DuckDB's hash(): 64 bits, vectorised, defined for
+ * every type (NULL, '' and 0 all differ; -0.0 equals 0.0). A changed row goes unnoticed only if its hash
+ * collides, a chance of 2^-64 per changed row.
+ */
+export function rowHashSql(items: { sql: string; type: string }[]): string {
+  if (items.length === 0) return 'CAST(NULL AS UBIGINT)';
+  return `hash(${items.map((item) => `CAST(${item.sql} AS ${item.type})`).join(', ')})`;
+}
+
+/**
+ * The hash of fixed sample values of many types. Stored in the manifest: a runner whose DuckDB hashes
+ * differently (a version upgrade that changed hash()) sees a different probe and resends every row,
+ * instead of taking every row for changed or, worse, for the same.
+ */
+export async function hashProbe(conn: DuckDBConnection): Promise<string> {
+  const row = await queryOne(
+    conn,
+    `SELECT CAST(hash(42::BIGINT, -7::INTEGER, 'Syncline \u2713 ∑', NULL::VARCHAR, ''::VARCHAR, 1.5::DOUBLE,
+      12.34::DECIMAL(12,2), 1234567890.123456789::DECIMAL(38,9), TRUE, DATE '2024-02-29',
+      TIMESTAMP '2024-02-29 12:34:56.789', TIMESTAMPTZ '2024-02-29 12:34:56.789+00', '{"a":[1,2]}'::JSON,
+      [1, 2, 3]::INTEGER[], {'a': 1, 'b': 'x'}, '\\xAA\\xBB'::BLOB, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::UUID,
+      INTERVAL 3 DAY, 170141183460469231731687303715884105727::HUGEINT) AS VARCHAR) AS probe`,
+  );
+  return String(row['probe']);
+}
+
+/** Types of the model columns as the previous run staged them. */
+function previousTypes(manifest: Manifest): Map<string, string> {
+  return new Map(manifest.columns.map((c) => [c.name, c.type]));
+}
+
+/**
+ * Load the previous snapshot into table `prev` (k, stale, typed key, hash). A version 1 snapshot keeps
+ * values: they are hashed here, over the columns it compared, with the types they were staged with.
+ */
+async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promise<LoadedPrevious> {
+  const { primaryKey } = options;
+  const k = SNAPSHOT_KEY;
+  const pk = ident(primaryKey);
+  const constants = comparedConstants(options.shape);
+  const previous = options.previous;
+  // Loaded into a table rather than read in place: joins against a table can spill to disk under the
+  // memory limit, while joins against a Parquet scan run out of memory first.
+  if (!previous) {
+    const keyType = options.columns.find((c) => c.name === primaryKey)?.type ?? 'VARCHAR';
+    await conn.run(
+      `CREATE OR REPLACE TABLE prev (${k} VARCHAR, ${SNAPSHOT_STALE} BOOLEAN, ${pk} ${keyType}, ${SNAPSHOT_HASH} UBIGINT)`,
+    );
+    return { keyType, hashed: [], constantsChanged: 'FALSE', hashComparable: true };
   }
-  return terms.join(' OR ');
+  const source = `read_parquet(${literal(previous.file)})`;
+  const described = await queryAll(conn, `DESCRIBE SELECT * FROM ${source}`);
+  const stored = new Map(described.map((r) => [String(r['column_name']), String(r['column_type'])]));
+  const keyType = stored.get(primaryKey);
+  const typedKey = keyType === undefined ? '' : `, p.${pk}`;
+  const m = previous.manifest;
+  if (m.version === 2) {
+    await conn.run(
+      `CREATE OR REPLACE TABLE prev AS SELECT p.${k}, p.${SNAPSHOT_STALE}${typedKey}, p.${SNAPSHOT_HASH} FROM ${source} p`,
+    );
+    const before = m.comparedConstants ?? {};
+    const changed = Object.entries(constants).some(([name, value]) => before[name] !== value);
+    return {
+      keyType,
+      hashed: m.comparedColumns,
+      constantsChanged: changed ? 'TRUE' : 'FALSE',
+      hashComparable: m.hashProbe === options.hashProbe,
+    };
+  }
+  const types = previousTypes(m);
+  const hashed = m.comparedColumns.filter((name) => stored.has(name) && types.has(name));
+  const hash = rowHashSql(
+    hashed.map((name) => ({ sql: `TRY_CAST(p.${ident(name)} AS ${types.get(name)})`, type: types.get(name)! })),
+  );
+  const constantTerms = Object.entries(constants).map(([name, value]) =>
+    stored.has(name) ? `p.${ident(name)} IS DISTINCT FROM ${literal(value)}` : 'TRUE',
+  );
+  await conn.run(
+    `CREATE OR REPLACE TABLE prev AS SELECT p.${k}, coalesce(p.${SNAPSHOT_STALE}, FALSE) AS ${SNAPSHOT_STALE}${typedKey}, ` +
+      `${hash} AS ${SNAPSHOT_HASH}, ${constantTerms.join(' OR ') || 'FALSE'} AS ${CONSTANTS_CHANGED} FROM ${source} p`,
+  );
+  return {
+    keyType,
+    hashed,
+    constantsChanged: `p.${CONSTANTS_CHANGED}`,
+    hashComparable: true,
+  };
+}
+
+/** SQL (aliases `c` current, `p` previous) telling whether a row still in the model must be sent again. */
+function changedCondition(options: DiffOptions, loaded: LoadedPrevious): string {
+  if (options.resendAll || !loaded.hashComparable) return 'TRUE';
+  const current = new Map(options.columns.map((c) => [c.name, c.type]));
+  const before = options.previous ? previousTypes(options.previous.manifest) : new Map<string, string>();
+  const hashed: { sql: string; type: string }[] = [];
+  for (const name of loaded.hashed) {
+    const type = current.get(name);
+    // A dropped column, or a changed type ('1' is not 1): every row counts as changed.
+    if (type === undefined || before.get(name) !== type) return 'TRUE';
+    hashed.push({ sql: `c.${ident(name)}`, type });
+  }
+  const terms = [`p.${SNAPSHOT_STALE}`, loaded.constantsChanged];
+  terms.push(hashed.length === 0 ? 'TRUE' : `p.${SNAPSHOT_HASH} IS DISTINCT FROM ${rowHashSql(hashed)}`);
+  // A column compared for the first time was never sent: it counts as null, so only rows with a value go.
+  for (const item of hashedItems(options.shape)) {
+    if (!loaded.hashed.includes(item.name)) terms.push(`${item.sql} IS NOT NULL`);
+  }
+  return terms.filter((t) => t !== 'FALSE').join(' OR ');
 }
 
 function operationSql(options: DiffOptions): string {
@@ -82,44 +203,29 @@ function operationSql(options: DiffOptions): string {
 
 /**
  * Compare the model (view `valid_rows`) with the previous snapshot by primary key, entirely in DuckDB:
- * creates view `cur` (key text and the columns delivery reads), view `prev`, and table `diff` with one row
- * per key that is added, changed or removed (and, for modes all and archive, unchanged), with the row
- * operation it gets.
+ * loads table `prev` and creates table `diff` with one row per key that is added, changed or removed (and,
+ * for modes all and archive, unchanged), with the row operation it gets. Rows are compared by the hash of
+ * their compared columns, so the join carries two numbers per row whatever the width of the model.
  */
 export async function computeDiff(conn: DuckDBConnection, options: DiffOptions): Promise<DiffResult> {
-  const { shape, primaryKey } = options;
-  const columns = shape.readColumns.map((c) => ident(c.name)).join(', ');
-  await conn.run(
-    `CREATE OR REPLACE VIEW cur AS SELECT CAST(${ident(primaryKey)} AS VARCHAR) AS ${SNAPSHOT_KEY}, ${columns} FROM valid_rows`,
-  );
-  if (options.previous) {
-    // Loaded into a table rather than read in place: joins against a table can spill to disk under the
-    // memory limit, while joins against a Parquet scan run out of memory first.
-    await conn.run(
-      `CREATE OR REPLACE TABLE prev AS SELECT * FROM read_parquet(${literal(options.previous.file)})`,
-    );
-  } else {
-    await conn.run(`CREATE OR REPLACE TABLE prev (${SNAPSHOT_KEY} VARCHAR, ${SNAPSHOT_STALE} BOOLEAN)`);
-  }
-  const described = await queryAll(conn, 'DESCRIBE prev');
-  const previousColumns = new Map(described.map((r) => [String(r['column_name']), String(r['column_type'])]));
-
+  const { primaryKey } = options;
+  const loaded = await loadPrevious(conn, options);
   const keepUnchanged = options.mode === 'all' || options.mode === 'archive';
   const k = SNAPSHOT_KEY;
   const pk = ident(primaryKey);
-  const pkType = shape.readColumns.find((c) => c.name === primaryKey)?.type;
+  const pkType = options.columns.find((c) => c.name === primaryKey)?.type;
   // Join on the typed key when the snapshot has it with the same type (much faster than text); the key
   // text is only built for the rows that differ.
-  const typedJoin =
-    pkType !== undefined &&
-    previousColumns.get(primaryKey) === pkType &&
-    (options.previous?.types.get(primaryKey) ?? pkType) === pkType;
+  const previousKeyType = options.previous ? previousTypes(options.previous.manifest).get(primaryKey) : pkType;
+  const typedJoin = pkType !== undefined && loaded.keyType === pkType && (previousKeyType ?? pkType) === pkType;
   const join = typedJoin ? `c.${pk} = p.${pk}` : `CAST(c.${pk} AS VARCHAR) = p.${k}`;
+  const read = new Set([primaryKey, ...loaded.hashed, ...hashedItems(options.shape).map((i) => i.name)]);
+  const readColumns = options.columns.filter((c) => read.has(c.name)).map((c) => ident(c.name));
   // A key the model now holds more than once (left out with invalidPrimaryKeys: skip) is 'held': it has
   // not left the model, so it is neither deleted nor cleared, and its snapshot row is carried over.
   // The previous key value of a removed row (as last delivered) is kept, so that delivery reads the diff
   // and the model only.
-  const previousKey = previousColumns.has(primaryKey) ? `p.${pk}` : 'NULL';
+  const previousKey = loaded.keyType !== undefined ? `p.${pk}` : 'NULL';
   await conn.run(`
     CREATE OR REPLACE TABLE diff AS
     SELECT coalesce(CAST(current_key AS VARCHAR), previous_text_key) AS ${k}, change, ${operationSql(options)} AS op,
@@ -129,9 +235,9 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
         CASE WHEN p.${k} IS NULL THEN 'added'
              WHEN c.${pk} IS NULL AND p.${k} IN (SELECT CAST(k AS VARCHAR) FROM duplicate_keys) THEN 'held'
              WHEN c.${pk} IS NULL THEN 'removed'
-             WHEN ${changedCondition(options, previousColumns)} THEN 'changed'
+             WHEN ${changedCondition(options, loaded)} THEN 'changed'
              ELSE 'same' END AS change
-      FROM (SELECT ${columns} FROM valid_rows) c FULL OUTER JOIN prev p ON ${join}
+      FROM (SELECT ${readColumns.join(', ')} FROM valid_rows) c FULL OUTER JOIN prev p ON ${join}
     ) ${keepUnchanged ? "WHERE change <> 'held'" : "WHERE change NOT IN ('same', 'held')"}`);
 
   const groups = await queryAll(conn, 'SELECT change, op, count(*) AS n FROM diff GROUP BY ALL');
@@ -142,8 +248,8 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
     operations: {},
     totalOperations: 0,
     removalDeletes: 0,
-    previousRows: options.previous?.rowCount ?? 0,
-    previousColumns,
+    previousRows: options.previous?.manifest.rowCount ?? 0,
+    previous: loaded,
   };
   for (const g of groups) {
     const n = toCount(g['n']);

@@ -15,6 +15,8 @@ export interface ComparedItem {
   type: string;
   /** The model column it is, when it is one. */
   column?: string;
+  /** The text of a static value or template: the same for every row, so compared once per run. */
+  constant?: string;
 }
 
 /** What a Sync reads from the model and compares between runs, derived once per run. */
@@ -30,6 +32,7 @@ export interface SyncShape {
 
 export const SNAPSHOT_KEY = '__syncline_key';
 export const SNAPSHOT_STALE = '__syncline_stale';
+export const SNAPSHOT_HASH = '__syncline_hash';
 const STATIC_PREFIX = '__syncline_value:';
 const TEMPLATE_PREFIX = '__syncline_template:';
 
@@ -91,10 +94,15 @@ export function resolveShape(options: {
           read.add(column);
         } else readsAll = true; // row[some_variable]: any column may be read
       }
-      definitions.push({ name: TEMPLATE_PREFIX + m.to, sql: literal(m.template), type: 'VARCHAR' });
+      definitions.push({
+        name: TEMPLATE_PREFIX + m.to,
+        sql: literal(m.template),
+        type: 'VARCHAR',
+        constant: m.template,
+      });
     } else {
-      const value = staticValue(m);
-      definitions.push({ name: STATIC_PREFIX + m.to, sql: literal(JSON.stringify(value)), type: 'VARCHAR' });
+      const value = JSON.stringify(staticValue(m));
+      definitions.push({ name: STATIC_PREFIX + m.to, sql: literal(value), type: 'VARCHAR', constant: value });
     }
   }
   const readColumns = readsAll ? columns : columns.filter((c) => read.has(c.name));

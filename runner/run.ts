@@ -3,12 +3,19 @@ import type { ColumnInfo, DeliveryContext, DestinationCapabilities, Logger } fro
 import { destinationConnector, sourceConnector } from '../connectors/registry.ts';
 import { DEFAULT_BACKOFF, lowest, rateLimiter, type BackoffSettings } from './backoff.ts';
 import { writeIntentSnapshot, writeSnapshot } from './commit.ts';
-import { computeDiff, type DiffResult, type PreviousSnapshot } from './diff.ts';
+import {
+  comparedConstants,
+  computeDiff,
+  hashedItems,
+  hashProbe,
+  type DiffResult,
+  type PreviousSnapshot,
+} from './diff.ts';
 import { DiffStore, type Manifest } from './diffstore/index.ts';
 import { openEmbeddedDuck, type EmbeddedDuck } from './duck.ts';
 import { createFailedTable, deliver, sampleOperations, type DeliveryProgress } from './deliver.ts';
 import { describeError, SynclineError } from './errors.ts';
-import { modelFingerprint, resolveShape, type SyncShape } from './mappings.ts';
+import { modelFingerprint, resolveShape } from './mappings.ts';
 import type { RunPlan } from './plan.ts';
 import { resolveModel, type ConfigMapReader } from './model.ts';
 import { RequestLog } from './requestlog.ts';
@@ -86,28 +93,20 @@ function checkCapabilities(plan: RunPlan, caps: DestinationCapabilities): void {
   }
 }
 
-/** Types of the compared values as the previous run committed them. */
-function previousTypes(manifest: Manifest): Map<string, string> {
-  const types = new Map(manifest.columns.map((c) => [c.name, c.type]));
-  for (const name of manifest.comparedColumns) if (!types.has(name)) types.set(name, 'VARCHAR');
-  return types;
-}
-
+/** Whether the current snapshot already describes this run's rows exactly as the next one would. */
 function sameShapeAs(
   manifest: Manifest,
-  shape: SyncShape,
+  expected: Pick<Manifest, 'primaryKey' | 'destinationType' | 'comparedColumns' | 'comparedConstants' | 'hashProbe'>,
   columns: ColumnInfo[],
-  primaryKey: string,
-  destinationType: string,
 ): boolean {
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
   return (
-    manifest.primaryKey === primaryKey &&
-    manifest.destinationType === destinationType &&
-    same(
-      manifest.comparedColumns,
-      shape.compared.map((c) => c.name),
-    ) &&
+    manifest.version === 2 &&
+    manifest.primaryKey === expected.primaryKey &&
+    manifest.destinationType === expected.destinationType &&
+    manifest.hashProbe === expected.hashProbe &&
+    same(manifest.comparedColumns, expected.comparedColumns) &&
+    same(manifest.comparedConstants ?? {}, expected.comparedConstants ?? {}) &&
     same(
       manifest.columns,
       columns.map((c) => ({ name: c.name, type: c.type })),
@@ -239,15 +238,17 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
             'with what was sent before; request a full resync (annotate the Sync, or syncline run --full-resync) to send every row again',
         );
       }
-      if (m.primaryKey === primaryKey)
-        previous = { file: previousFile, types: previousTypes(m), rowCount: m.rowCount };
+      if (m.primaryKey === primaryKey) previous = { file: previousFile, manifest: m };
       if (m.modelFingerprint !== state.fingerprint || m.destinationType !== plan.destination.spec.type) {
         log.info({ ...labels }, 'the model columns (or the destination type) changed: resending every row');
         resendAll = true;
       }
     }
+    const probe = await hashProbe(conn);
     const diff: DiffResult = await computeDiff(conn, {
       shape,
+      columns: staged.columns,
+      hashProbe: probe,
       primaryKey,
       mode: spec.mode,
       deleteBehavior: spec.deleteBehavior,
@@ -255,6 +256,20 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       previous,
       resendAll,
     });
+    if (!diff.previous.hashComparable) {
+      log.warn(
+        { ...labels },
+        'the snapshot was hashed by a different hash function (another DuckDB version): resending every row',
+      );
+    }
+    const keyType = staged.columns.find((c) => c.name === primaryKey)?.type ?? 'VARCHAR';
+    const shapeOfRun = {
+      primaryKey,
+      destinationType: plan.destination.spec.type,
+      comparedColumns: hashedItems(shape).map((item) => item.name),
+      comparedConstants: comparedConstants(shape),
+      hashProbe: probe,
+    };
     state.counts.added = diff.added;
     state.counts.changed = diff.changed;
     state.counts.removed = diff.removed;
@@ -306,10 +321,10 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       mark = performance.now();
       const intentId = `${plan.runId}.pending`;
       const file = join(duck.dir, 'intent.parquet');
-      const rowCount = await writeIntentSnapshot(conn, file);
+      const rowCount = await writeIntentSnapshot(conn, { primaryKey, keyType, previous: diff.previous, file });
       const snapshot = await store.uploadSnapshot(intentId, file);
       const base: Manifest = current?.manifest ?? {
-        version: 1,
+        version: 2,
         runId: intentId,
         snapshot,
         committedAt: '',
@@ -323,11 +338,16 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       await store.commit(
         {
           ...base,
+          version: 2,
           runId: intentId,
           snapshot,
           rowCount,
           committedAt: new Date().toISOString(),
           primaryKey: base.primaryKey,
+          // The hashes carried over were made over these columns; rows whose constants changed are stale.
+          comparedColumns: diff.previous.hashed,
+          comparedConstants: shapeOfRun.comparedConstants,
+          hashProbe: diff.previous.hashComparable ? probe : (base.hashProbe ?? probe),
         },
         expectedEtag,
       );
@@ -409,26 +429,30 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       !resendAll &&
       diff.totalOperations === 0 &&
       diff.added + diff.changed + diff.removed === 0 &&
-      sameShapeAs(current.manifest, shape, staged.columns, primaryKey, plan.destination.spec.type);
+      sameShapeAs(current.manifest, shapeOfRun, staged.columns);
     if (unchanged && current) {
       state.snapshot = current.manifest.snapshot; // nothing changed: the current snapshot stays current
     } else {
       const file = join(duck.dir, 'next.parquet');
-      const rowCount = await writeSnapshot(conn, { shape, previousColumns: diff.previousColumns, file });
+      const rowCount = await writeSnapshot(conn, {
+        shape,
+        primaryKey,
+        keyType,
+        previous: diff.previous,
+        file,
+      });
       signal.throwIfAborted();
       const snapshot = await store.uploadSnapshot(plan.runId, file);
       await store.commit(
         {
-          version: 1,
+          ...shapeOfRun,
+          version: 2,
           runId: plan.runId,
           snapshot,
           committedAt: new Date().toISOString(),
-          primaryKey,
           columns: staged.columns.map((c) => ({ name: c.name, type: c.type })),
           modelFingerprint: state.fingerprint,
-          comparedColumns: shape.compared.map((c) => c.name),
           rowCount,
-          destinationType: plan.destination.spec.type,
         },
         expectedEtag,
       );

@@ -3,7 +3,12 @@ import { SynclineError, isSynclineError } from '../errors.ts';
 import type { BlobStore } from '../storage/index.ts';
 
 export const manifestSchema = z.object({
-  version: z.literal(1),
+  /**
+   * 1: the snapshot keeps every compared value as a column. 2: it keeps one hash of the compared columns
+   * per row (comparedColumns, in that order), and the compared constants live here. Version 1 snapshots
+   * are still read: their values are hashed when loaded.
+   */
+  version: z.union([z.literal(1), z.literal(2)]),
   runId: z.string().min(1),
   /** Path of the snapshot relative to the sync's folder, e.g. snapshots/<runId>.parquet. */
   snapshot: z.string().min(1),
@@ -12,6 +17,10 @@ export const manifestSchema = z.object({
   columns: z.array(z.object({ name: z.string(), type: z.string() })),
   modelFingerprint: z.string(),
   comparedColumns: z.array(z.string()),
+  /** Version 2: static values and template texts of the mappings, by compared item name. */
+  comparedConstants: z.record(z.string(), z.string()).optional(),
+  /** Version 2: the row hash of fixed sample values, to notice a hash function that changed. */
+  hashProbe: z.string().optional(),
   rowCount: z.number().int().min(0),
   destinationType: z.string(),
 });
@@ -77,7 +86,7 @@ export class DiffStore {
     if (!parsed.success) {
       throw new SynclineError(
         'DiffStoreCorrupt',
-        `${this.url}manifest.json is not a version 1 manifest (${parsed.error.issues[0]?.message ?? 'invalid'}): request a full resync`,
+        `${this.url}manifest.json is not a manifest this runner can read (${parsed.error.issues[0]?.message ?? 'invalid'}): request a full resync`,
       );
     }
     return { manifest: parsed.data, etag: found.etag };
