@@ -50,6 +50,11 @@ async function reason(promise: Promise<unknown>): Promise<{ reason: string; mess
   throw new Error('expected a SynclineError');
 }
 
+/** The info lines of stages that started again with large read buffers. */
+function retries() {
+  return ctx.log.lines.filter((l) => l.level === 'info' && /staging again from the start/.test(l.msg ?? ''));
+}
+
 beforeAll(async () => {
   server = await startPostgres();
   const url = await server.createDatabase('src');
@@ -211,8 +216,10 @@ describe('postgres source: stage', () => {
 
   it('streams many rows with embedded newlines, quotes and commas intact', async () => {
     const req = request({ table: 'notes' });
+    const before = retries().length;
     const result = await source!.stage(req);
     expect(result.rows).toBe(50000);
+    expect(retries()).toHaveLength(before); // no row longer than 4 MiB: one pass
     const digest = await db.query(
       `SELECT md5(string_agg(id || ':' || body, '|' ORDER BY id)) AS h FROM notes`,
     );
@@ -221,6 +228,70 @@ describe('postgres source: stage', () => {
       `SELECT md5(string_agg(id || ':' || body, '|' ORDER BY id)) AS h FROM ${req.table}`,
     );
     expect(staged[0]?.h).toBe(digest.rows[0].h);
+  });
+
+  it('stages a row longer than 4 MiB again, from the start, with large buffers and its value intact', async () => {
+    // ~5 MiB of lines with quotes, commas and a two-byte character, between ordinary rows.
+    await db.query(`
+      CREATE TABLE long_rows (id int PRIMARY KEY, body text);
+      INSERT INTO long_rows SELECT g, 'row ' || g || ', "short"' FROM generate_series(1, 100000) g;
+      INSERT INTO long_rows SELECT 100001, string_agg('line ' || g || ', "quoted", é', E'\\n' ORDER BY g)
+        FROM generate_series(1, 215000) g;
+      INSERT INTO long_rows SELECT g, 'row ' || g FROM generate_series(100002, 150000) g;
+    `);
+    const expected = await db.query<{ bytes: number; h: string; all: string }>(
+      `SELECT (SELECT octet_length(body) FROM long_rows WHERE id = 100001) AS bytes,
+              (SELECT md5(body) FROM long_rows WHERE id = 100001) AS h,
+              md5(string_agg(id || ':' || body, '|' ORDER BY id)) AS "all" FROM long_rows`,
+    );
+    expect(expected.rows[0]!.bytes).toBeGreaterThan(5 * 1024 * 1024);
+    const before = retries().length;
+
+    // The long row in the middle of the stream, then first in it.
+    for (const [model, count] of [
+      [{ table: 'long_rows' }, 150000],
+      [{ query: 'SELECT * FROM long_rows WHERE id >= 100001' }, 50000],
+    ] as const) {
+      const req = request(model);
+      const result = await source!.stage(req);
+      expect(result.rows).toBe(count);
+      const staged = await rowsOf(
+        duck.duck,
+        `SELECT count(*)::INTEGER AS n,
+                (SELECT strlen(body) FROM ${req.table} WHERE id = 100001)::INTEGER AS bytes,
+                (SELECT md5(body) FROM ${req.table} WHERE id = 100001) AS h,
+                md5(string_agg(id || ':' || body, '|' ORDER BY id)) AS "all" FROM ${req.table}`,
+      );
+      expect(staged[0]).toMatchObject({ n: count, bytes: expected.rows[0]!.bytes, h: expected.rows[0]!.h });
+      if (count === 150000) expect(staged[0]?.all).toBe(expected.rows[0]!.all);
+    }
+
+    // Logged once a stage, without values.
+    const logged = retries().slice(before);
+    expect(logged).toHaveLength(2);
+    expect(logged[1]?.msg).toContain('a row of the model is longer than 4 MiB');
+    for (const line of logged)
+      expect(line.obj).toEqual({ maxLineSize: 4 * 1024 * 1024, retryMaxLineSize: 16 * 1024 * 1024 });
+  });
+
+  it('fails a row longer than 16 MiB with DuckDB’s message and keeps no table', async () => {
+    const req = request({
+      query:
+        "SELECT g AS id, CASE WHEN g = 2 THEN repeat('x', 17 * 1024 * 1024) ELSE 'small' END AS body FROM generate_series(1, 3) g",
+    });
+    const error = await reason(source!.stage(req));
+    expect(error.reason).toBe('SourceQueryFailed');
+    expect(error.message).toContain(
+      'loading the model rows into DuckDB failed: Invalid Input Error: CSV Error on Line: 2',
+    );
+    expect(error.message).toContain('a row of the model is longer than 16 MiB');
+    expect(error.message).not.toContain('xxxx');
+    expect(error.message.length).toBeLessThan(300);
+    const tables = await rowsOf(
+      duck.duck,
+      `SELECT table_name FROM information_schema.tables WHERE table_name = '${req.table}'`,
+    );
+    expect(tables).toEqual([]);
   });
 
   it('fails a broken query with PostgreSQL’s code and message', async () => {

@@ -1,6 +1,7 @@
 // PostgreSQL as a Source: find the model's columns with a LIMIT 0 probe, stream the rows with
 // COPY (SELECT ...) TO STDOUT (FORMAT csv) into DuckDB (see transfer.ts), loaded with
-// DuckDB's read_csv with every column's type declared. No row is ever held in JavaScript memory.
+// DuckDB's read_csv with every column's type declared. No row is ever held in JavaScript memory. A model
+// with a row longer than the small read buffers allow is staged again, from the start, with large ones.
 import type pg from 'pg';
 import type { SourceSpec } from '../../crds/index.ts';
 import { SynclineError, isSynclineError } from '../../runner/errors.ts';
@@ -97,15 +98,63 @@ async function planColumns(client: pg.Client, sql: string): Promise<ColumnPlan[]
   );
 }
 
+/** How much of the CSV stream DuckDB's read_csv takes at once; buffer_size must be at least max_line_size. */
+interface CsvSizes {
+  maxLineSize: number;
+  bufferSize: number;
+}
+
+const MiB = 1024 * 1024;
+// Through a pipe DuckDB fills a whole buffer before parsing it, so small buffers let it parse while PostgreSQL sends.
+const SMALL_ROWS: CsvSizes = { maxLineSize: 4 * MiB, bufferSize: 4 * MiB };
+// The fallback, from the start, for a model with a row longer than SMALL_ROWS allows.
+const LARGE_ROWS: CsvSizes = { maxLineSize: 16 * MiB, bufferSize: 64 * MiB };
+
 /** The CSV file read back with exactly the planned types: no sniffing, NULL only for an unquoted empty field. */
-function loadSql(table: string, file: string, plans: ColumnPlan[]): string {
+function loadSql(table: string, file: string, plans: ColumnPlan[], sizes: CsvSizes): string {
   const columns = plans.map((p, i) => `${quoteLiteral(`c${i}`)}: ${quoteLiteral(p.csvType)}`).join(', ');
   const select = plans.map((p, i) => `${p.loadExpr(`c${i}`)} AS ${quoteIdent(p.name)}`).join(', ');
   return (
     `CREATE TABLE ${quoteIdent(table)} AS SELECT ${select} FROM read_csv(${quoteLiteral(file)}, ` +
     `columns = {${columns}}, header = false, auto_detect = false, delim = ',', quote = '"', escape = '"', ` +
-    `new_line = '\\n', nullstr = '', allow_quoted_nulls = false, max_line_size = 16777216, buffer_size = 67108864)`
+    `new_line = '\\n', nullstr = '', allow_quoted_nulls = false, ` +
+    `max_line_size = ${sizes.maxLineSize}, buffer_size = ${sizes.bufferSize})`
   );
+}
+
+/** DuckDB's own report of a row longer than max_line_size (in the message's later lines). */
+const LINE_TOO_LONG = /Maximum line size of (\d+) bytes exceeded/;
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Whether a failed load may be a row longer than max_line_size. PostgreSQL writes well-formed CSV, so any
+ * error of DuckDB's CSV reader may be one: DuckDB names the line size only when the row spans at most two
+ * buffers; across more it loses its place and reports an unterminated quote, a failed conversion of part of
+ * the value, or a parallel read it cannot complete.
+ */
+function mayBeLongRow(error: unknown): boolean {
+  return LINE_TOO_LONG.test(errorText(error)) || /CSV Error on Line|CSV Reader/.test(duckMessage(error));
+}
+
+/** The error of a failed transfer: DuckDB's message for the load, PostgreSQL's for the COPY. */
+function stageError(error: unknown, settings: PgConnectionSettings): SynclineError {
+  if (error instanceof TransferError && error.side === 'load') {
+    // The first line only says where; the row size is further down, after the row itself.
+    const limit = LINE_TOO_LONG.exec(errorText(error.cause))?.[1];
+    const longRow =
+      limit === undefined
+        ? ''
+        : ` (a row of the model is longer than ${Number(limit) / MiB} MiB, the most DuckDB is set to read)`;
+    return new SynclineError(
+      'SourceQueryFailed',
+      `loading the model rows into DuckDB failed: ${duckMessage(error.cause)}${longRow}`,
+      { cause: error.cause },
+    );
+  }
+  return queryError(error instanceof TransferError ? error.cause : error, settings, 'reading the model rows');
 }
 
 export const postgresSource: SourceConnector = {
@@ -125,13 +174,19 @@ export const postgresSource: SourceConnector = {
     const settings = settingsOf(req.source);
     const sql = modelSql(req.model);
     const { namespace, sync, runId } = req.labels;
-    const client = await connectPg(
-      settings,
-      req.secrets,
-      req.log,
-      'Source',
-      sessionSettings(settings, `syncline ${namespace}/${sync} ${runId}`),
-    );
+    const connect = () =>
+      connectPg(
+        settings,
+        req.secrets,
+        req.log,
+        'Source',
+        sessionSettings(settings, `syncline ${namespace}/${sync} ${runId}`),
+      );
+    const close = (client: pg.Client) =>
+      client
+        .end()
+        .catch((error: unknown) => req.log.debug({ err: String(error) }, 'closing the source connection'));
+    let client: pg.Client | undefined = await connect();
     try {
       let plans: ColumnPlan[];
       try {
@@ -144,31 +199,43 @@ export const postgresSource: SourceConnector = {
 
       const started = Date.now();
       const copySql = `COPY (SELECT ${plans.map((p) => p.copyExpr).join(', ')} FROM (${sql}\n) AS m) TO STDOUT WITH (FORMAT csv)`;
-      let via: string;
-      try {
-        ({ via } = await copyIntoDuck({
-          client,
+      const transfer = (from: pg.Client, sizes: CsvSizes) =>
+        copyIntoDuck({
+          client: from,
           copySql,
           duck: req.duck,
           table: req.table,
-          loadSql: (path) => loadSql(req.table, path, plans),
+          loadSql: (path) => loadSql(req.table, path, plans, sizes),
           dir: req.tmpDir,
           signal: req.signal,
           log: req.log,
-        }));
+        });
+      let via: string;
+      try {
+        ({ via } = await transfer(client, SMALL_ROWS));
       } catch (error) {
-        if (error instanceof TransferError && error.side === 'load') {
-          throw new SynclineError(
-            'SourceQueryFailed',
-            `loading the model rows into DuckDB failed: ${duckMessage(error.cause)}`,
-            { cause: error.cause },
-          );
-        }
-        throw queryError(
-          error instanceof TransferError ? error.cause : error,
-          settings,
-          'reading the model rows',
+        if (
+          !(error instanceof TransferError && error.side === 'load' && mayBeLongRow(error.cause)) ||
+          req.signal.aborted
+        )
+          throw stageError(error, settings);
+        const small = `${SMALL_ROWS.maxLineSize / MiB} MiB`;
+        const again = `staging again from the start with rows of up to ${LARGE_ROWS.maxLineSize / MiB} MiB`;
+        req.log.info(
+          { maxLineSize: SMALL_ROWS.maxLineSize, retryMaxLineSize: LARGE_ROWS.maxLineSize },
+          LINE_TOO_LONG.test(errorText(error.cause))
+            ? `a row of the model is longer than ${small}; ${again}`
+            : `DuckDB could not read the rows with ${small} buffers, as when a row is longer than ${small}; ${again}`,
         );
+        // The failed COPY may have left the connection mid-stream: the retry runs on a fresh one.
+        await close(client);
+        client = undefined; // if reconnecting fails, nothing is left to close
+        client = await connect();
+        try {
+          ({ via } = await transfer(client, LARGE_ROWS));
+        } catch (retryError) {
+          throw stageError(retryError, settings);
+        }
       }
       const rows = await countRows(req.duck, req.table);
       req.log.info({ rows, via, ms: Date.now() - started }, 'staged PostgreSQL rows');
@@ -177,9 +244,7 @@ export const postgresSource: SourceConnector = {
       const columns: ColumnInfo[] = staged.map((c, i) => ({ ...c, sourceType: plans[i]?.sourceType }));
       return { columns, rows };
     } finally {
-      await client
-        .end()
-        .catch((error: unknown) => req.log.debug({ err: String(error) }, 'closing the source connection'));
+      if (client) await close(client);
     }
   },
 };

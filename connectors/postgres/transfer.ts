@@ -53,6 +53,14 @@ async function releaseWriter(path: string): Promise<void> {
   await handle.close();
 }
 
+/**
+ * After a failed transfer: no partial model survives, and the table name is free for another attempt. A
+ * failed CREATE TABLE ... AS leaves no table behind in autocommit; this makes sure of it.
+ */
+async function dropPartial(req: TransferRequest): Promise<void> {
+  await req.duck.run(`DROP TABLE IF EXISTS ${quoteIdent(req.table)}`);
+}
+
 export async function copyIntoDuck(req: TransferRequest): Promise<{ via: 'pipe' | 'file' }> {
   const base = join(req.dir, `pg-${req.table}-${process.pid}-${Date.now()}`);
   const pipePath = `${base}.pipe`;
@@ -67,7 +75,8 @@ export async function copyIntoDuck(req: TransferRequest): Promise<{ via: 'pipe' 
       await copy().catch((error: unknown) => {
         throw new TransferError('copy', error);
       });
-      await req.duck.run(req.loadSql(path)).catch((error: unknown) => {
+      await req.duck.run(req.loadSql(path)).catch(async (error: unknown) => {
+        await dropPartial(req);
         throw new TransferError('load', error);
       });
       return { via: 'file' };
@@ -93,12 +102,15 @@ export async function copyIntoDuck(req: TransferRequest): Promise<{ via: 'pipe' 
     await Promise.all([load, sent]);
     if (copyError !== undefined) {
       // DuckDB saw the stream end early and may have loaded part of it: never keep a partial model.
-      await req.duck.run(`DROP TABLE IF EXISTS ${quoteIdent(req.table)}`);
+      await dropPartial(req);
       // A DuckDB failure makes the COPY fail with EPIPE; then DuckDB's error is the one that explains.
       if (loadError !== undefined && !isPgServerError(copyError)) throw new TransferError('load', loadError);
       throw new TransferError('copy', copyError);
     }
-    if (loadError !== undefined) throw new TransferError('load', loadError);
+    if (loadError !== undefined) {
+      await dropPartial(req);
+      throw new TransferError('load', loadError);
+    }
     return { via: 'pipe' };
   } finally {
     await rm(path, { force: true });

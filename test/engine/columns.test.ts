@@ -2,6 +2,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mapping, SyncSpec } from '../../crds/index.ts';
 import type { RunProgress } from '../../runner/run.ts';
@@ -176,6 +177,97 @@ describe('what counts as a change', () => {
     await s.source("UPDATE $T SET last = 'smith' WHERE id = 2");
     expect((await s.run()).counts).toMatchObject({ changed: 1, delivered: 1 });
     expect((await s.dest('SELECT name FROM $D WHERE id = 2'))[0]?.['name']).toBe('first2 SMITH');
+  });
+});
+
+describe('the snapshot', () => {
+  const manifestFile = (s: { state: { dir: string } }, sync: string) =>
+    join(s.state.dir, 'test', sync, 'manifest.json');
+  const syncName = () => `sync-${counter}`;
+
+  it('keeps one hash per row, not the values it compared', async () => {
+    const s = await scenario(3, { mappings: map('id', 'first') });
+    const first = await s.run();
+    const manifest = JSON.parse(readFileSync(manifestFile(s, syncName()), 'utf8')) as Record<string, unknown>;
+    expect(manifest).toMatchObject({ version: 2, comparedColumns: ['id', 'first'], comparedConstants: {} });
+    expect(manifest['hashProbe']).toMatch(/^\d+$/);
+    const duck = await DuckDBInstance.create(':memory:');
+    const conn = await duck.connect();
+    const file = join(s.state.dir, 'test', syncName(), String(first.snapshot));
+    const columns = (
+      await conn.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet('${file}')`)
+    ).getRowObjectsJson();
+    expect(columns.map((c) => [c['column_name'], c['column_type']])).toEqual([
+      ['__syncline_key', 'VARCHAR'],
+      ['__syncline_stale', 'BOOLEAN'],
+      ['id', 'INTEGER'],
+      ['__syncline_hash', 'UBIGINT'],
+    ]);
+    conn.closeSync();
+    duck.closeSync();
+  });
+
+  it('unmapping a field resends nothing, and a value changed meanwhile is still noticed', async () => {
+    const s = await scenario(5, { mappings: map('id', 'first', 'last') });
+    await s.run();
+    expect((await s.run({ sync: { mappings: map('id', 'first') } })).counts.changed).toBe(0);
+    await s.source("UPDATE $T SET first = 'changed' WHERE id = 2");
+    const summary = await s.run({ sync: { mappings: map('id', 'first') } });
+    expect(summary.counts).toMatchObject({ changed: 1, delivered: 1 });
+  });
+
+  it('resends every row once when the hash function is not the one that made the snapshot', async () => {
+    const s = await scenario(4, { mappings: map('id', 'first') });
+    await s.run();
+    const file = manifestFile(s, syncName());
+    const manifest = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    writeFileSync(file, JSON.stringify({ ...manifest, hashProbe: '12345' }));
+    expect((await s.run()).counts).toMatchObject({ changed: 4, delivered: 4 });
+    expect((await s.run()).counts.changed).toBe(0);
+  });
+
+  it('reads a version 1 snapshot (values per row) and compares with it as before', async () => {
+    const withStatic = {
+      mappings: [...map('id', 'first'), { to: 'extra', value: 'one', valueType: 'string' as const }],
+    };
+    const s = await scenario(4, withStatic);
+    await s.run();
+    // Rewrite the state as a version 1 runner left it: every compared value kept as a column.
+    const dir = join(s.state.dir, 'test', syncName());
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+    const { comparedConstants: _c, hashProbe: _h, ...rest } = manifest;
+    const writeVersion1 = async () => {
+      const duck = await DuckDBInstance.create(':memory:');
+      const conn = await duck.connect();
+      await conn.run(`COPY (SELECT CAST(g AS VARCHAR) AS __syncline_key, g = 4 AS __syncline_stale,
+          CAST(g AS INTEGER) AS id, 'first' || g AS first, '"one"' AS "__syncline_value:extra" FROM range(1, 5) t(g))
+        TO '${join(dir, 'snapshots', 'v1.parquet')}' (FORMAT parquet)`);
+      conn.closeSync();
+      duck.closeSync();
+      writeFileSync(
+        join(dir, 'manifest.json'),
+        JSON.stringify({
+          ...rest,
+          version: 1,
+          runId: 'v1',
+          snapshot: 'snapshots/v1.parquet',
+          comparedColumns: ['id', 'first', '__syncline_value:extra'],
+        }),
+      );
+    };
+    await writeVersion1();
+    await s.source("UPDATE $T SET first = 'edited' WHERE id = 2");
+    const summary = await s.run({ sync: withStatic });
+    // Row 2 changed, row 4 was stale; rows 1 and 3 compare equal through their hashed values.
+    expect(summary.counts).toMatchObject({ changed: 2, delivered: 2 });
+    expect(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))).toMatchObject({ version: 2 });
+    expect((await s.run({ sync: withStatic })).counts.changed).toBe(0);
+    // A static value changed since the version 1 snapshot resends every row.
+    await writeVersion1();
+    const other = {
+      mappings: [...map('id', 'first'), { to: 'extra', value: 'two', valueType: 'string' as const }],
+    };
+    expect((await s.run({ sync: other })).counts.changed).toBe(4);
   });
 });
 
