@@ -147,7 +147,10 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
   const types = previousTypes(m);
   const hashed = m.comparedColumns.filter((name) => stored.has(name) && types.has(name));
   const hash = rowHashSql(
-    hashed.map((name) => ({ sql: `TRY_CAST(p.${ident(name)} AS ${types.get(name)})`, type: types.get(name)! })),
+    hashed.map((name) => ({
+      sql: `TRY_CAST(p.${ident(name)} AS ${types.get(name)})`,
+      type: types.get(name)!,
+    })),
   );
   const constantTerms = Object.entries(constants).map(([name, value]) =>
     stored.has(name) ? `p.${ident(name)} IS DISTINCT FROM ${literal(value)}` : 'TRUE',
@@ -216,8 +219,11 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
   const pkType = options.columns.find((c) => c.name === primaryKey)?.type;
   // Join on the typed key when the snapshot has it with the same type (much faster than text); the key
   // text is only built for the rows that differ.
-  const previousKeyType = options.previous ? previousTypes(options.previous.manifest).get(primaryKey) : pkType;
-  const typedJoin = pkType !== undefined && loaded.keyType === pkType && (previousKeyType ?? pkType) === pkType;
+  const previousKeyType = options.previous
+    ? previousTypes(options.previous.manifest).get(primaryKey)
+    : pkType;
+  const typedJoin =
+    pkType !== undefined && loaded.keyType === pkType && (previousKeyType ?? pkType) === pkType;
   const join = typedJoin ? `c.${pk} = p.${pk}` : `CAST(c.${pk} AS VARCHAR) = p.${k}`;
   const read = new Set([primaryKey, ...loaded.hashed, ...hashedItems(options.shape).map((i) => i.name)]);
   const readColumns = options.columns.filter((c) => read.has(c.name)).map((c) => ident(c.name));

@@ -96,7 +96,10 @@ function checkCapabilities(plan: RunPlan, caps: DestinationCapabilities): void {
 /** Whether the current snapshot already describes this run's rows exactly as the next one would. */
 function sameShapeAs(
   manifest: Manifest,
-  expected: Pick<Manifest, 'primaryKey' | 'destinationType' | 'comparedColumns' | 'comparedConstants' | 'hashProbe'>,
+  expected: Pick<
+    Manifest,
+    'primaryKey' | 'destinationType' | 'comparedColumns' | 'comparedConstants' | 'hashProbe'
+  >,
   columns: ColumnInfo[],
 ): boolean {
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -321,7 +324,12 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       mark = performance.now();
       const intentId = `${plan.runId}.pending`;
       const file = join(duck.dir, 'intent.parquet');
-      const rowCount = await writeIntentSnapshot(conn, { primaryKey, keyType, previous: diff.previous, file });
+      const rowCount = await writeIntentSnapshot(conn, {
+        primaryKey,
+        keyType,
+        previous: diff.previous,
+        file,
+      });
       const snapshot = await store.uploadSnapshot(intentId, file);
       const base: Manifest = current?.manifest ?? {
         version: 2,
