@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     rows: { type: 'string', default: '1000000' },
     'memory-limit': { type: 'string' },
     'batch-size': { type: 'string' },
+    concurrency: { type: 'string' },
   },
 });
 const ROWS = Number(args.rows);
@@ -133,7 +134,10 @@ async function syncJob(
         destinationRef: { name: 'pg' },
         mode: 'upsert',
         target: { table: 'bench_target' },
-        ...(args['batch-size'] ? { delivery: { batchSize: Number(args['batch-size']) } } : {}),
+        delivery: {
+          ...(args['batch-size'] ? { batchSize: Number(args['batch-size']) } : {}),
+          ...(args.concurrency ? { concurrency: Number(args.concurrency) } : {}),
+        },
       },
     },
     model: { name: 'bench', spec: { sourceRef: { name: 'pg' }, query: MODEL_QUERY, primaryKey: 'id' } },

@@ -125,13 +125,15 @@ export interface BulkBatch {
   keys: string[];
   /**
    * CSV text, one line per change ending in \n: one value per bulk field, in the order the writer asked
-   * for, each quoted with `"` (a `"` inside doubled); an unquoted empty value is SQL NULL. Values are plain
+   * for; text values quoted with `"` (a `"` inside doubled), values of other types (which never hold a
+   * comma, quote or newline) bare; an unquoted empty value is SQL NULL. Values are plain
    * scalar text: integers and decimals as digits, floats as DuckDB prints them (inf, nan included),
    * booleans true/false, timestamps with a time zone as ISO 8601 in UTC, dates, times, timestamps,
    * intervals and UUIDs as DuckDB prints them, strings as they are. A removed row carries its key
    * fields (its previous key, or its key text when the previous value is unknown) and NULL elsewhere.
+   * As UTF-8 bytes: they go to the destination as DuckDB wrote them, never decoded into a string.
    */
-  csv: string;
+  csv: Uint8Array;
 }
 
 /** A row a bulk write rejected: its position in the batch and why. */

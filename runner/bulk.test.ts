@@ -1,9 +1,9 @@
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBBlobValue, type DuckDBConnection } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ColumnInfo } from '../connectors/types.ts';
 import { toPgText } from '../connectors/shared/values.ts';
 import type { Mapping } from '../crds/index.ts';
-import { bulkLineSql, bulkOperationsQuery } from './bulk.ts';
+import { bulkBatchSql, bulkLineSql, bulkRowsSource, bulkRowsSql, lineFor } from './bulk.ts';
 import { operationsQuery } from './diff.ts';
 import { changeBuilder } from './fields.ts';
 import { resolveShape } from './mappings.ts';
@@ -11,7 +11,7 @@ import { resolveShape } from './mappings.ts';
 let instance: DuckDBInstance;
 let conn: DuckDBConnection;
 
-/** A CSV line as BulkBatch defines it: quoted values, an unquoted empty value is null. */
+/** A CSV line as BulkBatch defines it: text quoted, other values bare, an unquoted empty value is null. */
 function parseLine(line: string): (string | null)[] {
   expect(line.endsWith('\n')).toBe(true);
   const values: (string | null)[] = [];
@@ -33,7 +33,13 @@ function parseLine(line: string): (string | null)[] {
         }
       }
       values.push(text);
-    } else values.push(null);
+    } else {
+      const end = body.indexOf(',', i);
+      const bare = body.slice(i, end === -1 ? body.length : end);
+      expect(bare).not.toMatch(/["\n]/);
+      values.push(bare === '' ? null : bare);
+      i += bare.length;
+    }
     if (i >= body.length) break;
     expect(body[i]).toBe(',');
     i++;
@@ -108,8 +114,24 @@ describe('bulk lines', () => {
 
     const bulk = new Map<string, (string | null)[]>();
     for (const op of ['upsert', 'delete', 'clear'] as const) {
-      const reader = await conn.runAndReadAll(bulkOperationsQuery(line as string, 'id', op));
-      for (const [key, text] of reader.getRowsJson()) bulk.set(String(key), parseLine(String(text)));
+      await conn.run(bulkRowsSql('batch', shape, 'id', op));
+      // Two batches of the operation's rows, each one CSV text and its keys in the same order.
+      for (const [from, to] of [
+        [0, 2],
+        [2, 10],
+      ] as const) {
+        const reader = await conn.runAndReadAll(
+          bulkBatchSql(bulkRowsSource('batch'), lineFor(line!, op), from, to),
+        );
+        const [blob, keysJson] = reader.getRows()[0] ?? [];
+        if (blob === null) continue;
+        const csv = Buffer.from((blob as DuckDBBlobValue).bytes).toString('utf8');
+        const keys = JSON.parse(String(keysJson)) as string[];
+        const lines = csv.match(/(?:[^"\n]|"(?:[^"]|"")*")*\n/g) ?? [];
+        expect(lines.join('')).toBe(csv);
+        expect(lines).toHaveLength(keys.length);
+        keys.forEach((key, i) => bulk.set(key, parseLine(lines[i] as string)));
+      }
     }
     const toChange = changeBuilder(shape, 'ns/sync');
     const rows = await conn.runAndReadAll(operationsQuery({ shape, primaryKey: 'id', syncId: 'ns/sync' }));
@@ -158,5 +180,10 @@ describe('bulk lines', () => {
     expect(bulkLineSql(shapeOf(json), 'id', ['id', 'doc'])).toBeUndefined();
     expect(bulkLineSql(shapeOf(undefined), 'id', ['id', 'unmapped'])).toBeUndefined();
     expect(bulkLineSql(shapeOf(undefined), 'id', all(COLUMNS))).toBeDefined();
+    // A column that would hide the batch table's rowid or its own columns.
+    for (const name of ['rowid', 'ROWID', '__syncline_change', '__syncline_previous_key']) {
+      const hiding: ColumnInfo[] = [...COLUMNS, { name, type: 'VARCHAR' }];
+      expect(bulkLineSql(shapeOf(undefined, hiding), 'id', all(hiding))).toBeUndefined();
+    }
   });
 });

@@ -28,6 +28,11 @@ function quoted(textSql: string): string {
   return `CASE WHEN (${textSql}) IS NULL THEN '' ELSE concat('"', replace(${textSql}, '"', '""'), '"') END`;
 }
 
+/** Text of a type that never holds a comma, quote or newline (nor is empty) goes unquoted: less to build. */
+function field(textSql: string, type: string): string {
+  return type.toUpperCase() === 'VARCHAR' ? quoted(textSql) : `coalesce(${textSql}, '')`;
+}
+
 function staticText(value: unknown): string | null | undefined {
   if (value === null) return null;
   if (typeof value === 'string') return value;
@@ -36,50 +41,107 @@ function staticText(value: unknown): string | null | undefined {
   return undefined;
 }
 
+/** Where the line SQL reads from: the batch table's columns (see bulkRowsSql). */
+const ROW = 'b';
+const CHANGE = '__syncline_change';
+const PREVIOUS_KEY = '__syncline_previous_key';
+
+/** The CSV line SQL of a row still in the model, and of a removed row (delete, clear). */
+export interface BulkLines {
+  current: string;
+  removed: string;
+}
+
+/** The line SQL an operation's rows take: only delete and clear are of rows that left the model. */
+export function lineFor(lines: BulkLines, op: RowOperation): string {
+  return op === 'delete' || op === 'clear' ? lines.removed : lines.current;
+}
+
 /**
- * SQL of one CSV line (with its newline) per row of `diff d LEFT JOIN valid_rows c`, carrying `fields` in
+ * SQL of one CSV line (with its newline) per row of the batch table (alias `b`), carrying `fields` in
  * order; undefined when a field cannot be rendered as scalar text (a template, a nested field, a
  * non-scalar column or static value, or a field no mapping writes).
  */
-export function bulkLineSql(shape: SyncShape, primaryKey: string, fields: string[]): string | undefined {
+export function bulkLineSql(shape: SyncShape, primaryKey: string, fields: string[]): BulkLines | undefined {
   const types = new Map(shape.readColumns.map((c) => [c.name, c.type]));
   const pkType = types.get(primaryKey);
   if (pkType === undefined) return undefined;
-  const previousKey = scalarTextSql(`TRY_CAST(d.previous_key AS ${pkType})`, pkType);
+  // The batch table's own columns must not be shadowed by model columns of the same name.
+  const reserved = [CHANGE, PREVIOUS_KEY, SNAPSHOT_KEY];
+  if ([...types.keys()].some((name) => reserved.includes(name) || /^rowid$/i.test(name))) return undefined;
+  const previousKey = scalarTextSql(`TRY_CAST(${ROW}.${PREVIOUS_KEY} AS ${pkType})`, pkType);
   if (previousKey === undefined) return undefined;
-  const values: string[] = [];
-  for (const field of fields) {
-    if (shape.mappings.some((m) => m.to.startsWith(`${field}.`))) return undefined;
+  const current: string[] = [];
+  const removed: string[] = [];
+  for (const name of fields) {
+    if (shape.mappings.some((m) => m.to.startsWith(`${name}.`))) return undefined;
     // A later mapping to the same field replaces an earlier one, as in the row-object path.
-    const mapping = shape.mappings.findLast((m) => m.to === field);
+    const mapping = shape.mappings.findLast((m) => m.to === name);
     if (mapping === undefined || mapping.template !== undefined) return undefined;
-    let current: string;
     if (mapping.from !== undefined) {
       const type = types.get(mapping.from);
-      const sql = type === undefined ? undefined : scalarTextSql(`c.${ident(mapping.from)}`, type);
-      if (sql === undefined) return undefined;
-      current = quoted(sql);
+      const sql = type === undefined ? undefined : scalarTextSql(`${ROW}.${ident(mapping.from)}`, type);
+      if (sql === undefined || type === undefined) return undefined;
+      current.push(field(sql, type));
     } else {
       const text = staticText(staticValue(mapping));
       if (text === undefined) return undefined;
-      current = text === null ? "''" : literal(`"${text.replaceAll('"', '""')}"`);
+      current.push(text === null ? "''" : literal(`"${text.replaceAll('"', '""')}"`));
     }
     // Removed rows (delete, clear) carry their previous key in the key fields and nothing else; the key
     // text where the snapshot has no typed value (keys recorded before delivery).
-    const removed = shape.keyFields.includes(field)
-      ? quoted(`coalesce(${previousKey}, d.${SNAPSHOT_KEY})`)
-      : "''";
-    values.push(`CASE WHEN d.change = 'removed' THEN ${removed} ELSE ${current} END`);
+    removed.push(
+      shape.keyFields.includes(name) ? quoted(`coalesce(${previousKey}, ${ROW}.${SNAPSHOT_KEY})`) : "''",
+    );
   }
-  if (values.length === 0) return undefined;
+  if (current.length === 0) return undefined;
   // One concat: a chain of || builds an intermediate string per step.
-  return `concat(${values.join(", ',', ")}, chr(10))`;
+  const line = (values: string[]) => `concat(${values.join(", ',', ")}, chr(10))`;
+  return { current: line(current), removed: line(removed) };
 }
 
-/** The keys and CSV lines of every operation `op` of the diff, streamed by delivery. */
-export function bulkOperationsQuery(lineSql: string, primaryKey: string, op: RowOperation): string {
+/**
+ * The statement creating table `name` with every operation `op` of the diff and the model columns its
+ * lines read. A new table's rowids run from 0 without gaps, and a rowid range reads only the row groups
+ * that hold it: a batch is a range of rowids. (A model column named rowid would hide them: such Syncs use
+ * the row-object path.)
+ */
+export function bulkRowsSql(name: string, shape: SyncShape, primaryKey: string, op: RowOperation): string {
+  const columns = shape.readColumns.map((c) => `c.${ident(c.name)}`).join(', ');
   return (
-    `SELECT d.${SNAPSHOT_KEY} AS k, ${lineSql} AS line ` +
+    `CREATE OR REPLACE TABLE ${ident(name)} AS SELECT ` +
+    `d.${SNAPSHOT_KEY}, d.change AS ${CHANGE}, d.previous_key AS ${PREVIOUS_KEY}, ${columns} ` +
     `FROM diff d LEFT JOIN valid_rows c ON c.${ident(primaryKey)} = d.current_key WHERE d.op = ${literal(op)}`
+  );
+}
+
+/** Where batches are read from: a table whose rowids number its rows, and the SQL of a row's key text. */
+export interface BulkSource {
+  table: string;
+  key: string;
+}
+
+/** The table bulkRowsSql made. */
+export function bulkRowsSource(table: string): BulkSource {
+  return { table, key: `${ROW}.${SNAPSHOT_KEY}` };
+}
+
+/**
+ * The staged model itself, when every one of its rows gets the same operation (a first sync, or mode
+ * all with nothing removed): no table of operations needs to be built.
+ */
+export function stagedRowsSource(table: string, primaryKey: string): BulkSource {
+  return { table, key: `CAST(${ROW}.${ident(primaryKey)} AS VARCHAR)` };
+}
+
+/**
+ * One batch of `source`, rows [from, to): its CSV text as one BLOB of UTF-8 and its keys as a JSON array
+ * in the same order, so that JavaScript handles two values per batch rather than two per row.
+ */
+export function bulkBatchSql(source: BulkSource, lineSql: string, from: number, to: number): string {
+  return (
+    `SELECT encode(string_agg(line, '' ORDER BY seq)) AS csv, to_json(list(k ORDER BY seq)) AS keys FROM (` +
+    `SELECT ${ROW}.rowid AS seq, ${source.key} AS k, ${lineSql} AS line FROM ${ident(source.table)} ${ROW} ` +
+    `WHERE ${ROW}.rowid >= ${from} AND ${ROW}.rowid < ${to})`
   );
 }

@@ -1,4 +1,5 @@
 import {
+  DuckDBBlobValue,
   LIST,
   listValue,
   VARCHAR,
@@ -15,9 +16,17 @@ import type {
   RowResult,
 } from '../connectors/types.ts';
 import { retryDelay, sleep, type BackoffSettings } from './backoff.ts';
-import { bulkLineSql, bulkOperationsQuery } from './bulk.ts';
+import {
+  bulkBatchSql,
+  bulkLineSql,
+  bulkRowsSource,
+  bulkRowsSql,
+  lineFor,
+  stagedRowsSource,
+  type BulkLines,
+} from './bulk.ts';
 import { operationsQuery } from './diff.ts';
-import { literal } from './duck.ts';
+import { ident, literal } from './duck.ts';
 import { describeError, isSynclineError, SynclineError } from './errors.ts';
 import { changeBuilder } from './fields.ts';
 import { SNAPSHOT_KEY, type SyncShape } from './mappings.ts';
@@ -61,6 +70,13 @@ export interface DeliverOptions {
     operations: Partial<Record<RowOperation, number>>;
     batchSize: number;
     connect: () => Promise<DuckDBConnection>;
+    /** How many batches DuckDB renders at the same time (one thread each). */
+    renderers: number;
+    /**
+     * The staged model table, when every one of its rows is an operation of the diff and the model has no
+     * left-out rows: an operation covering all of them reads its batches straight from it.
+     */
+    stagedTable?: string;
   };
 }
 
@@ -203,12 +219,12 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
     },
     operation: RowOperation,
     keys: string[],
-    lines: string[],
+    csv: Uint8Array,
   ) => {
     signal.throwIfAborted();
     let rejections: BulkRejection[];
     try {
-      rejections = await bulk.writeBulk({ operation, keys, csv: lines.join('') });
+      rejections = await bulk.writeBulk({ operation, keys, csv });
     } catch (error) {
       if (signal.aborted) throw error;
       // Nothing was applied: the row-object path retries, and isolates the rows at fault.
@@ -223,33 +239,61 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
     report();
   };
 
-  /** Operations of one kind as CSV lines built by DuckDB, in bulk batches. */
+  /**
+   * Operations of one kind as CSV built by DuckDB, in bulk batches: the operations and the columns they
+   * read are put in a table once, then each batch is one query for a range of its rows. Rendering a batch
+   * runs on one DuckDB thread, so several connections render batches side by side, ahead of the
+   * destination taking them (batches are independent: their order does not matter).
+   */
   const streamBulk = async (
     bulk: NonNullable<DeliverOptions['bulk']> & { writeBulk: NonNullable<DestinationWriter['writeBulk']> },
-    lineSql: string,
+    lines: BulkLines,
     op: RowOperation,
   ) => {
-    const result = await options.reader.stream(bulkOperationsQuery(lineSql, options.primaryKey, op));
-    let keys: string[] = [];
-    let lines: string[] = [];
-    const flush = async () => {
-      const [k, l] = [keys, lines];
-      keys = [];
-      lines = [];
-      await schedule(() => sendBulk(bulk, op, k, l));
-    };
-    for (;;) {
-      const chunk = await result.fetchChunk();
-      if (!chunk || chunk.rowCount === 0) break;
-      const keyColumn = chunk.getColumnVector(0) as DuckDBVarCharVector;
-      const lineColumn = chunk.getColumnVector(1) as DuckDBVarCharVector;
-      for (let i = 0; i < chunk.rowCount; i++) {
-        keys.push(keyColumn.getItem(i) as string);
-        lines.push(lineColumn.getItem(i) as string);
-        if (keys.length >= bulk.batchSize) await flush();
+    const lineSql = lineFor(lines, op);
+    const direct =
+      bulk.stagedTable !== undefined &&
+      op !== 'delete' &&
+      op !== 'clear' &&
+      bulk.operations[op] === options.total;
+    const table = `bulk_${op}`;
+    const source = direct
+      ? stagedRowsSource(bulk.stagedTable as string, options.primaryKey)
+      : bulkRowsSource(table);
+    if (!direct) await options.reader.run(bulkRowsSql(table, shape, options.primaryKey, op));
+    try {
+      const counted = await options.reader.runAndReadAll(`SELECT count(*) AS n FROM ${ident(source.table)}`);
+      const rows = Number(counted.getRowsJson()[0]?.[0] ?? 0);
+      let next = 0;
+      const render = async (conn: DuckDBConnection) => {
+        for (let from = next; from < rows; from = next) {
+          next += bulk.batchSize;
+          signal.throwIfAborted();
+          const result = await conn.runAndReadAll(bulkBatchSql(source, lineSql, from, from + bulk.batchSize));
+          const [csv, keysJson] = result.getRows()[0] ?? [];
+          if (!(csv instanceof DuckDBBlobValue) || typeof keysJson !== 'string') continue;
+          const keys = JSON.parse(keysJson) as string[];
+          await schedule(() => sendBulk(bulk, op, keys, csv.bytes));
+        }
+      };
+      const renderers = Math.min(bulk.renderers, Math.ceil(rows / bulk.batchSize));
+      const extra = await Promise.all(
+        Array.from({ length: Math.max(0, renderers - 1) }, () => bulk.connect()),
+      );
+      // One batch is a few row groups at most, so a query gains nothing from a second thread, which only
+      // spins waiting for work: the connections render one batch each, on one thread each.
+      await options.reader.run('SET threads = 1');
+      try {
+        await Promise.all([render(options.reader), ...extra.map(render)]);
+      } finally {
+        for (const conn of extra) conn.closeSync();
+        await options.reader.run(`SET threads = ${bulk.renderers}`);
       }
+      // Every batch has been read: the table can go once they are sent.
+      await queue.onIdle();
+    } finally {
+      if (!direct) await options.reader.run(`DROP TABLE IF EXISTS ${table}`);
     }
-    if (keys.length > 0) await flush();
   };
 
   const streamRowChanges = async () => {
@@ -278,15 +322,15 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
 
   const writeBulk = options.writer.writeBulk?.bind(options.writer);
   const bulkFields = options.bulk && writeBulk ? options.writer.bulkFields?.() : undefined;
-  const lineSql = bulkFields ? bulkLineSql(shape, options.primaryKey, bulkFields) : undefined;
+  const bulkLines = bulkFields ? bulkLineSql(shape, options.primaryKey, bulkFields) : undefined;
 
   try {
     // Streamed results are computed this far ahead, in parallel; with the default (1 MB) DuckDB's threads
     // wait on the reader, which halved the delivery rate.
     await options.reader.run("SET streaming_buffer_size = '32MB'");
-    if (options.bulk && writeBulk && lineSql !== undefined) {
+    if (options.bulk && writeBulk && bulkLines !== undefined) {
       for (const op of Object.keys(options.bulk.operations) as RowOperation[])
-        await streamBulk({ ...options.bulk, writeBulk }, lineSql, op);
+        await streamBulk({ ...options.bulk, writeBulk }, bulkLines, op);
     } else {
       await streamRowChanges();
     }

@@ -10,6 +10,8 @@ export interface EmbeddedDuck {
   connection: DuckDBConnection;
   /** A private scratch folder (also handed to connectors); DuckDB's spill files live in it. */
   dir: string;
+  /** DuckDB's worker threads. */
+  threads: number;
   close(): void;
 }
 
@@ -33,10 +35,11 @@ export async function openEmbeddedDuck(options: DuckOptions = {}): Promise<Embed
     // An in-memory database: its tables are never written out in DuckDB's compressed storage format
     // (which took as long as reading the model), yet stay bounded by the memory limit, since the buffer
     // manager moves their blocks to the temp folder past it. Nothing is kept after the run.
+    const threads = options.threads ?? Math.max(1, availableParallelism());
     const instance = await DuckDBInstance.create(':memory:', {
       memory_limit: options.memoryLimit ?? DEFAULT_MEMORY_LIMIT,
       temp_directory: spill,
-      threads: String(options.threads ?? Math.max(1, availableParallelism())),
+      threads: String(threads),
       // Values are compared and written as they are; no insertion-order bookkeeping is needed.
       preserve_insertion_order: 'false',
       // Hand freed memory back to the OS early: without it the resident size stays far above the limit.
@@ -51,6 +54,7 @@ export async function openEmbeddedDuck(options: DuckOptions = {}): Promise<Embed
       instance,
       connection,
       dir,
+      threads,
       close() {
         connection.closeSync();
         instance.closeSync();

@@ -47,10 +47,10 @@ const SAMPLE_ROWS = 5;
 const DEFAULT_CONCURRENCY = 4;
 /**
  * Rows per batch on a destination's bulk path (one transaction each), unless the Sync sets a batch size:
- * large enough that per-batch costs vanish, small enough to keep the heap small and every key of a batch
- * in its request-log entry.
+ * large enough that per-batch costs vanish (measured: 25,000 delivered 1M rows ~20% faster than 10,000,
+ * and 50,000 or more no faster), small enough to keep the heap small (a few MB of CSV per batch in flight).
  */
-const BULK_BATCH_SIZE = 10_000;
+const BULK_BATCH_SIZE = 25_000;
 
 type Timings = RunSummary['timings'];
 
@@ -414,6 +414,10 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
             operations: diff.operations,
             batchSize: spec.delivery?.batchSize ?? BULK_BATCH_SIZE,
             connect: () => (duck as EmbeddedDuck).instance.connect(),
+            renderers: duck.threads,
+            ...(keys.nullCount + keys.duplicateKeys === 0 && diff.totalOperations === staged.rows
+              ? { stagedTable: STAGED_TABLE }
+              : {}),
           },
         });
         state.counts.delivered = outcome.delivered;

@@ -323,7 +323,7 @@ describe('bulk batches', () => {
     { name: 'amount', type: 'DECIMAL(10,2)' },
     { name: 'note', type: 'VARCHAR' },
   ];
-  const csv = (lines: string[]) => lines.map((l) => `${l}\n`).join('');
+  const csv = (lines: string[]) => Buffer.from(lines.map((l) => `${l}\n`).join(''));
 
   it('are offered only where every column takes plain text', async () => {
     const plain = await open('bulk_plain', {}, undefined, cols);

@@ -194,8 +194,8 @@ class PostgresWriter implements DestinationWriter {
     }
   }
 
-  private async copyFrom(client: pg.PoolClient, sql: string, csv: string): Promise<void> {
-    await pipeline(Readable.from([csv]), client.query(copyFrom(sql)));
+  private async copyFrom(client: pg.PoolClient, sql: string, csv: Uint8Array): Promise<void> {
+    await pipeline(Readable.from([csv], { objectMode: false }), client.query(copyFrom(sql)));
   }
 
   private async copyIntoTable(client: pg.PoolClient, batch: BulkBatch): Promise<void> {
