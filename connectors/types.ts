@@ -49,11 +49,25 @@ export interface StageRequest extends ConnectorContext {
   table: string;
   /** Labels for query tags and logs. */
   labels: { namespace: string; sync: string; runId: string };
+  /**
+   * Optional: given the model's column names (known before its rows are read), the columns whose row hash
+   * the engine will compare, in order, or undefined. A source that can add a column to the staged table
+   * while loading it stores `hash(<those columns>)` as STAGED_ROW_HASH and names them in
+   * StageResult.hashed, which saves the engine a pass over the whole table (and, past the memory limit,
+   * reading every spilled column back from disk).
+   */
+  rowHashColumns?: (columns: string[]) => string[] | undefined;
 }
 
+/** The column of the staged table holding the row hash (see StageRequest.rowHashColumns). */
+export const STAGED_ROW_HASH = '__syncline_row_hash';
+
 export interface StageResult {
+  /** The model's columns (never STAGED_ROW_HASH). */
   columns: ColumnInfo[];
   rows: number;
+  /** The columns STAGED_ROW_HASH covers, in order, when the source stored it. */
+  hashed?: string[];
 }
 
 export interface SourceConnector {

@@ -1,5 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { hashedItems, rowHashSql, type LoadedPrevious } from './diff.ts';
+import { STAGED_ROW_HASH } from '../connectors/types.ts';
+import { hashedItems, rowHashSql, stagedHashCovers, type LoadedPrevious } from './diff.ts';
 import { ident, literal, queryOne, toCount } from './duck.ts';
 import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';
 
@@ -30,12 +31,20 @@ export async function writeSnapshot(
     keyType: string;
     previous: LoadedPrevious;
     file: string;
+    /** The columns the staged table's row hash covers, when it has one. */
+    stagedHash?: string[] | undefined;
   },
 ): Promise<number> {
   const { primaryKey, keyType } = options;
   const k = SNAPSHOT_KEY;
   const pk = ident(primaryKey);
-  const hash = rowHashSql(hashedItems(options.shape));
+  const items = hashedItems(options.shape);
+  const hash = stagedHashCovers(
+    options.stagedHash,
+    items.map((i) => i.name),
+  )
+    ? `c.${STAGED_ROW_HASH}`
+    : rowHashSql(items);
   await conn.run(`
     COPY (
       SELECT CAST(c.${pk} AS VARCHAR) AS ${k}, FALSE AS ${SNAPSHOT_STALE}, c.${pk}, ${hash} AS ${SNAPSHOT_HASH}

@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { ColumnInfo } from '../connectors/types.ts';
+import { STAGED_ROW_HASH, type ColumnInfo } from '../connectors/types.ts';
 import type { RowOperation, SyncMode } from '../crds/index.ts';
 import type { Manifest } from './diffstore/index.ts';
 import { ident, literal, queryAll, queryOne, toCount } from './duck.ts';
@@ -32,6 +32,8 @@ export interface DiffOptions {
   resendAll: boolean;
   /** This runner's hash probe (see hashProbe). */
   hashProbe: string;
+  /** The columns the staged table's STAGED_ROW_HASH covers, when the source stored one. */
+  stagedHash?: string[] | undefined;
 }
 
 export interface DiffResult {
@@ -167,6 +169,11 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
   };
 }
 
+/** Whether the staged row hash covers exactly `names`, in order: then it stands for rowHashSql of them. */
+export function stagedHashCovers(stagedHash: string[] | undefined, names: string[]): boolean {
+  return stagedHash !== undefined && JSON.stringify(stagedHash) === JSON.stringify(names);
+}
+
 /** SQL (aliases `c` current, `p` previous) telling whether a row still in the model must be sent again. */
 function changedCondition(options: DiffOptions, loaded: LoadedPrevious): string {
   if (options.resendAll || !loaded.hashComparable) return 'TRUE';
@@ -180,7 +187,10 @@ function changedCondition(options: DiffOptions, loaded: LoadedPrevious): string 
     hashed.push({ sql: `c.${ident(name)}`, type });
   }
   const terms = [`p.${SNAPSHOT_STALE}`, loaded.constantsChanged];
-  terms.push(hashed.length === 0 ? 'TRUE' : `p.${SNAPSHOT_HASH} IS DISTINCT FROM ${rowHashSql(hashed)}`);
+  const currentHash = stagedHashCovers(options.stagedHash, loaded.hashed)
+    ? `c.${STAGED_ROW_HASH}`
+    : rowHashSql(hashed);
+  terms.push(hashed.length === 0 ? 'TRUE' : `p.${SNAPSHOT_HASH} IS DISTINCT FROM ${currentHash}`);
   // A column compared for the first time was never sent: it counts as null, so only rows with a value go.
   for (const item of hashedItems(options.shape)) {
     if (!loaded.hashed.includes(item.name)) terms.push(`${item.sql} IS NOT NULL`);
@@ -225,8 +235,11 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
   const typedJoin =
     pkType !== undefined && loaded.keyType === pkType && (previousKeyType ?? pkType) === pkType;
   const join = typedJoin ? `c.${pk} = p.${pk}` : `CAST(c.${pk} AS VARCHAR) = p.${k}`;
-  const read = new Set([primaryKey, ...loaded.hashed, ...hashedItems(options.shape).map((i) => i.name)]);
+  const useStaged = stagedHashCovers(options.stagedHash, loaded.hashed);
+  const fresh = hashedItems(options.shape).filter((i) => !loaded.hashed.includes(i.name));
+  const read = new Set([primaryKey, ...(useStaged ? [] : loaded.hashed), ...fresh.map((i) => i.name)]);
   const readColumns = options.columns.filter((c) => read.has(c.name)).map((c) => ident(c.name));
+  if (useStaged) readColumns.push(STAGED_ROW_HASH);
   // A key the model now holds more than once (left out with invalidPrimaryKeys: skip) is 'held': it has
   // not left the model, so it is neither deleted nor cleared, and its snapshot row is carried over.
   // The previous key value of a removed row (as last delivered) is kept, so that delivery reads the diff

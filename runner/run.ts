@@ -189,6 +189,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
     progress('Querying');
     let mark = performance.now();
     const source = await sourceConnector(plan.source.spec.type);
+    const comparesAllColumns = destination.capabilities.comparesAllColumns;
     const staged = await source.stage({
       ...context,
       source: plan.source.spec,
@@ -196,6 +197,17 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       duck: conn,
       table: STAGED_TABLE,
       labels,
+      rowHashColumns: (names) => {
+        try {
+          const columns = names.map((name) => ({ name, type: 'VARCHAR' }));
+          const early = resolveShape({ mappings: spec.mappings, columns, primaryKey, comparesAllColumns });
+          return hashedItems(early).map((item) => item.name);
+        } catch (error) {
+          // The same check runs on the staged columns below and reports it; here it only means no hash.
+          log.debug({ ...labels, err: describeError(error).message }, 'no row hash while staging');
+          return undefined;
+        }
+      },
     });
     signal.throwIfAborted();
     state.counts.queried = staged.rows;
@@ -208,7 +220,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       mappings: spec.mappings,
       columns: staged.columns,
       primaryKey,
-      comparesAllColumns: destination.capabilities.comparesAllColumns,
+      comparesAllColumns,
     });
     const keys = await checkPrimaryKey(conn, STAGED_TABLE, primaryKey, spec.invalidPrimaryKeys);
     if (keys.nullCount + keys.duplicateKeys > 0) {
@@ -252,6 +264,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       shape,
       columns: staged.columns,
       hashProbe: probe,
+      stagedHash: staged.hashed,
       primaryKey,
       mode: spec.mode,
       deleteBehavior: spec.deleteBehavior,
@@ -452,6 +465,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
         keyType,
         previous: diff.previous,
         file,
+        stagedHash: staged.hashed,
       });
       signal.throwIfAborted();
       const snapshot = await store.uploadSnapshot(plan.runId, file);

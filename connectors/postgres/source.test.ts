@@ -5,7 +5,8 @@ import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
 import { isSynclineError } from '../../runner/errors.ts';
 import { startPostgres, type PostgresServer } from '../../test/stack/postgres.ts';
 import { openDuck, rowsOf, testContext } from '../shared/test-context.ts';
-import type { StageRequest } from '../types.ts';
+import { STAGED_ROW_HASH, type StageRequest } from '../types.ts';
+import { rowHashSql } from '../../runner/diff.ts';
 import { source } from './index.ts';
 
 let server: PostgresServer;
@@ -138,6 +139,36 @@ describe('postgres source: stage', () => {
       addr: 'VARCHAR',
     });
     expect(result.columns.find((c) => c.name === 'wide')?.sourceType).toBe('numeric');
+  });
+
+  it('stores the row hash the engine asks for, equal to the one it would compute itself', async () => {
+    const req = request({ table: 'everything' });
+    let offered: string[] = [];
+    const result = await source!.stage({
+      ...req,
+      rowHashColumns: (names) => {
+        offered = names;
+        return names.filter((name) => name !== 'small');
+      },
+    });
+    expect(offered).toContain('id');
+    expect(offered).not.toContain(STAGED_ROW_HASH);
+    expect(result.hashed).toEqual(offered.filter((name) => name !== 'small'));
+    expect(result.columns.map((c) => c.name)).toEqual(offered);
+    const engine = rowHashSql(
+      result.columns.filter((c) => c.name !== 'small').map((c) => ({ sql: `"${c.name}"`, type: c.type })),
+    );
+    const rows = await rowsOf(
+      duck.duck,
+      `SELECT count(*) AS n, count(*) FILTER (WHERE ${STAGED_ROW_HASH} = ${engine}) AS same FROM ${req.table}`,
+    );
+    expect(rows[0]).toEqual({ n: '3', same: '3' });
+    // A column the model does not have: no hash, never a failed stage.
+    const other = await source!.stage({
+      ...request({ table: 'everything' }),
+      rowHashColumns: () => ['nope'],
+    });
+    expect(other.hashed).toBeUndefined();
   });
 
   it('keeps every value exact', async () => {

@@ -14,7 +14,14 @@ import {
   type PgConnectionSettings,
 } from '../shared/pg.ts';
 import { quoteIdent, quoteLiteral, quoteQualifiedName } from '../shared/sql.ts';
-import type { ColumnInfo, ConnectorContext, SourceConnector, StageRequest, StageResult } from '../types.ts';
+import {
+  STAGED_ROW_HASH,
+  type ColumnInfo,
+  type ConnectorContext,
+  type SourceConnector,
+  type StageRequest,
+  type StageResult,
+} from '../types.ts';
 import { copyIntoDuck, TransferError } from './transfer.ts';
 import { planColumn, type ColumnPlan, type PgTypeInfo } from './types.ts';
 
@@ -110,15 +117,25 @@ const SMALL_ROWS: CsvSizes = { maxLineSize: 4 * MiB, bufferSize: 4 * MiB };
 // The fallback, from the start, for a model with a row longer than SMALL_ROWS allows.
 const LARGE_ROWS: CsvSizes = { maxLineSize: 16 * MiB, bufferSize: 64 * MiB };
 
-/** The CSV file read back with exactly the planned types: no sniffing, NULL only for an unquoted empty field. */
-function loadSql(table: string, file: string, plans: ColumnPlan[], sizes: CsvSizes): string {
+/**
+ * The CSV file read back with exactly the planned types: no sniffing, NULL only for an unquoted empty field;
+ * plus the row hash of `hashed`, when the engine asked for one.
+ */
+function loadSql(
+  table: string,
+  file: string,
+  plans: ColumnPlan[],
+  sizes: CsvSizes,
+  hashed: string[] | undefined,
+): string {
   const columns = plans.map((p, i) => `${quoteLiteral(`c${i}`)}: ${quoteLiteral(p.csvType)}`).join(', ');
   const select = plans.map((p, i) => `${p.loadExpr(`c${i}`)} AS ${quoteIdent(p.name)}`).join(', ');
+  const hash = hashed ? `, hash(${hashed.map(quoteIdent).join(', ')}) AS ${STAGED_ROW_HASH}` : '';
   return (
-    `CREATE TABLE ${quoteIdent(table)} AS SELECT ${select} FROM read_csv(${quoteLiteral(file)}, ` +
+    `CREATE TABLE ${quoteIdent(table)} AS SELECT *${hash} FROM (SELECT ${select} FROM read_csv(${quoteLiteral(file)}, ` +
     `columns = {${columns}}, header = false, auto_detect = false, delim = ',', quote = '"', escape = '"', ` +
     `new_line = '\\n', nullstr = '', allow_quoted_nulls = false, ` +
-    `max_line_size = ${sizes.maxLineSize}, buffer_size = ${sizes.bufferSize})`
+    `max_line_size = ${sizes.maxLineSize}, buffer_size = ${sizes.bufferSize}))`
   );
 }
 
@@ -197,6 +214,10 @@ export const postgresSource: SourceConnector = {
       if (plans.length === 0)
         throw new SynclineError('SourceQueryFailed', 'the model query returns no columns');
 
+      const names = plans.map((p) => p.name);
+      // Hashed while the rows stream in, where DuckDB would otherwise read the whole table again for it.
+      const wanted = names.includes(STAGED_ROW_HASH) ? undefined : req.rowHashColumns?.(names);
+      const hashed = wanted?.every((name) => names.includes(name)) && wanted.length > 0 ? wanted : undefined;
       const started = Date.now();
       const copySql = `COPY (SELECT ${plans.map((p) => p.copyExpr).join(', ')} FROM (${sql}\n) AS m) TO STDOUT WITH (FORMAT csv)`;
       const transfer = (from: pg.Client, sizes: CsvSizes) =>
@@ -205,7 +226,7 @@ export const postgresSource: SourceConnector = {
           copySql,
           duck: req.duck,
           table: req.table,
-          loadSql: (path) => loadSql(req.table, path, plans, sizes),
+          loadSql: (path) => loadSql(req.table, path, plans, sizes, hashed),
           dir: req.tmpDir,
           signal: req.signal,
           log: req.log,
@@ -241,8 +262,10 @@ export const postgresSource: SourceConnector = {
       req.log.info({ rows, via, ms: Date.now() - started }, 'staged PostgreSQL rows');
       // Types as DuckDB itself spells them, so they compare equal to what the engine describes later.
       const staged = await describeTable(req.duck, req.table);
-      const columns: ColumnInfo[] = staged.map((c, i) => ({ ...c, sourceType: plans[i]?.sourceType }));
-      return { columns, rows };
+      const columns: ColumnInfo[] = staged
+        .filter((c) => c.name !== STAGED_ROW_HASH)
+        .map((c, i) => ({ ...c, sourceType: plans[i]?.sourceType }));
+      return { columns, rows, ...(hashed ? { hashed } : {}) };
     } finally {
       if (client) await close(client);
     }
