@@ -1,13 +1,14 @@
 // The engine benchmark (issue 3): a generated PostgreSQL model of N rows x 10 columns synced to a
 // PostgreSQL table, each step next to raw COPY of the same rows in the same run.
 //
-//   npm run bench -- --rows 1000000
+//   npm run bench -- --rows 1000000 [--repeat 3] [--memory-limit 512MB] [--batch-size N] [--concurrency N]
 //
 // (a) first sync        vs  COPY (query) TO STDOUT + COPY ... FROM STDIN
 // (b) resync, no change vs  COPY (query) TO STDOUT
 // (c) resync, 1% changed vs COPY (query) TO STDOUT
 // Each sync runs as `syncline job` in a child process; its peak memory is the kernel's high-water mark
-// of resident memory (VmHWM), which includes DuckDB's native memory.
+// of resident memory (VmHWM), which includes DuckDB's native memory. Each step runs --repeat times right
+// after its baseline; the ratios are of the medians.
 import { spawn } from 'node:child_process';
 import {
   createReadStream,
@@ -34,9 +35,11 @@ const { values: args } = parseArgs({
     'memory-limit': { type: 'string' },
     'batch-size': { type: 'string' },
     concurrency: { type: 'string' },
+    repeat: { type: 'string', default: '3' },
   },
 });
 const ROWS = Number(args.rows);
+const REPEAT = Math.max(1, Number(args.repeat));
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'syncline-bench-'));
 const MODEL_QUERY =
@@ -175,20 +178,37 @@ async function syncJob(
   return { summary, wallMs, peakMb: peakKb / 1024 };
 }
 
-function row(
-  label: string,
-  syncMs: number,
-  rawMs: number,
-  rawLabel: string,
-  peakMb: number,
-  summary: RunSummary,
-): string {
-  const t = summary.timings;
+interface Measured {
+  /** The baseline's time, measured right before the sync. */
+  raw: number;
+  summary: RunSummary;
+  wallMs: number;
+  peakMb: number;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)}s`;
+
+/** One line per step: median times (the engine's own, from the summary: no Node start-up), their ratio, the highest peak. */
+function row(label: string, runs: Measured[], rawLabel: string): string {
+  const syncMs = median(runs.map((m) => m.summary.timings.totalMs ?? 0));
+  const rawMs = median(runs.map((m) => m.raw));
+  const peakMb = Math.max(...runs.map((m) => m.peakMb));
+  const phase = (key: keyof RunSummary['timings']) =>
+    Math.round(median(runs.map((m) => m.summary.timings[key] ?? 0)));
+  const last = runs[runs.length - 1] as Measured;
   return (
-    `${label.padEnd(24)} sync ${(syncMs / 1000).toFixed(2)}s  ${rawLabel} ${(rawMs / 1000).toFixed(2)}s  ` +
+    `${label.padEnd(24)} sync ${seconds(syncMs)}  ${rawLabel} ${seconds(rawMs)}  ` +
     `ratio ${(syncMs / rawMs).toFixed(2)}x  peak RSS ${peakMb.toFixed(0)} MiB  ` +
-    `[query ${t.queryMs}ms, validate ${t.validateMs}ms, diff ${t.diffMs}ms, deliver ${t.deliverMs}ms, commit ${t.commitMs}ms; ` +
-    `delivered ${summary.counts.delivered}]`
+    `[query ${phase('queryMs')}ms, validate ${phase('validateMs')}ms, diff ${phase('diffMs')}ms, deliver ${phase('deliverMs')}ms, ` +
+    `commit ${phase('commitMs')}ms; delivered ${last.summary.counts.delivered}]`
   );
 }
 
@@ -206,31 +226,38 @@ async function main(): Promise<void> {
       c.query(`CREATE TABLE bench_target_shape (id bigint, name text, email text, amount numeric(12,2), qty integer,
         score double precision, active boolean, created_at timestamptz, category text, note text)`),
     );
-    const stateUrl = pathToFileURL(join(work, 'state')).href;
+    // Each step runs REPEAT times, each time right after its baseline, and the medians are compared: one
+    // run of either is at the mercy of whatever else the machine does in that second.
+    let stateUrl = '';
+    const a: Measured[] = [];
+    for (let i = 0; i < REPEAT; i++) {
+      await withClient(dstUrl, (cl) => cl.query('DROP TABLE IF EXISTS bench_target'));
+      stateUrl = pathToFileURL(join(work, `state-${i}`)).href;
+      const raw = await rawCopy(srcUrl, dstUrl, true);
+      a.push({ raw: raw.outMs + raw.inMs, ...(await syncJob(server, stateUrl, `bench-a${i}`)) });
+    }
+    const b: Measured[] = [];
+    for (let i = 0; i < REPEAT; i++) {
+      const raw = await rawCopy(srcUrl, dstUrl, false);
+      b.push({ raw: raw.outMs, ...(await syncJob(server, stateUrl, `bench-b${i}`)) });
+    }
+    const c: Measured[] = [];
+    for (let i = 0; i < REPEAT; i++) {
+      await withClient(srcUrl, (cl) =>
+        cl.query(`UPDATE bench_model SET note = note || '!' WHERE id % 100 = 0`),
+      );
+      const raw = await rawCopy(srcUrl, dstUrl, false);
+      c.push({ raw: raw.outMs, ...(await syncJob(server, stateUrl, `bench-c${i}`)) });
+    }
 
-    const rawA = await rawCopy(srcUrl, dstUrl, true);
-    const a = await syncJob(server, stateUrl, 'bench-a');
-    const rawB = await rawCopy(srcUrl, dstUrl, false);
-    const b = await syncJob(server, stateUrl, 'bench-b');
-    await withClient(srcUrl, (c) => c.query(`UPDATE bench_model SET note = note || '!' WHERE id % 100 = 0`));
-    const rawC = await rawCopy(srcUrl, dstUrl, false);
-    const c = await syncJob(server, stateUrl, 'bench-c');
-
-    // The engine's own time (from the summary) excludes Node's start-up in the child process.
-    const engineMs = (s: RunSummary) => s.timings.totalMs ?? 0;
+    console.log('');
+    console.log(row('(a) first sync', a, 'COPY out+in'));
+    console.log(row('(b) resync, no change', b, 'COPY out'));
+    console.log(row('(c) resync, 1% changed', c, 'COPY out'));
     console.log('');
     console.log(
-      row('(a) first sync', engineMs(a.summary), rawA.outMs + rawA.inMs, 'COPY out+in', a.peakMb, a.summary),
-    );
-    console.log(
-      row('(b) resync, no change', engineMs(b.summary), rawB.outMs, 'COPY out', b.peakMb, b.summary),
-    );
-    console.log(
-      row('(c) resync, 1% changed', engineMs(c.summary), rawC.outMs, 'COPY out', c.peakMb, c.summary),
-    );
-    console.log('');
-    console.log(
-      `process wall time (incl. Node start-up): (a) ${(a.wallMs / 1000).toFixed(2)}s, (b) ${(b.wallMs / 1000).toFixed(2)}s, (c) ${(c.wallMs / 1000).toFixed(2)}s`,
+      `medians of ${REPEAT} run(s) each; process wall time incl. Node start-up: (a) ${seconds(median(a.map((m) => m.wallMs)))}, ` +
+        `(b) ${seconds(median(b.map((m) => m.wallMs)))}, (c) ${seconds(median(c.map((m) => m.wallMs)))}`,
     );
     console.log(`targets: (b) <= 1.3x COPY out, (a) <= 2x COPY out + COPY in, peak <= 1 GiB at 10M rows`);
     const rows = await withClient(dstUrl, (cl) =>

@@ -3,7 +3,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ColumnInfo } from '../connectors/types.ts';
 import { toPgText } from '../connectors/shared/values.ts';
 import type { Mapping } from '../crds/index.ts';
-import { bulkBatchSql, bulkLineSql, bulkRowsSource, bulkRowsSql, lineFor } from './bulk.ts';
+import {
+  bulkBatchSql,
+  bulkKeysSql,
+  bulkLineSql,
+  bulkRowsSource,
+  bulkRowsSql,
+  KEY_SEPARATOR,
+  lineFor,
+} from './bulk.ts';
 import { operationsQuery } from './diff.ts';
 import { changeBuilder } from './fields.ts';
 import { resolveShape } from './mappings.ts';
@@ -123,10 +131,13 @@ describe('bulk lines', () => {
         const reader = await conn.runAndReadAll(
           bulkBatchSql(bulkRowsSource('batch'), lineFor(line!, op), from, to),
         );
-        const [blob, keysJson] = reader.getRows()[0] ?? [];
+        const [blob, joined, separated] = reader.getRows()[0] ?? [];
         if (blob === null) continue;
         const csv = Buffer.from((blob as DuckDBBlobValue).bytes).toString('utf8');
-        const keys = JSON.parse(String(keysJson)) as string[];
+        expect(separated).toBe(true);
+        const keys = String(joined).split(KEY_SEPARATOR);
+        const json = await conn.runAndReadAll(bulkKeysSql(bulkRowsSource('batch'), from, to));
+        expect(JSON.parse(String(json.getRows()[0]?.[0]))).toEqual(keys);
         const lines = csv.match(/(?:[^"\n]|"(?:[^"]|"")*")*\n/g) ?? [];
         expect(lines.join('')).toBe(csv);
         expect(lines).toHaveLength(keys.length);

@@ -134,14 +134,27 @@ export function stagedRowsSource(table: string, primaryKey: string): BulkSource 
   return { table, key: `CAST(${ROW}.${ident(primaryKey)} AS VARCHAR)` };
 }
 
+/** Separates the keys of a batch in bulkBatchSql's `keys` (the ASCII record separator). */
+export const KEY_SEPARATOR = '\x1e';
+
 /**
- * One batch of `source`, rows [from, to): its CSV text as one BLOB of UTF-8 and its keys as a JSON array
- * in the same order, so that JavaScript handles two values per batch rather than two per row.
+ * One batch of `source`, rows [from, to): its CSV text as one BLOB of UTF-8 and its keys joined by
+ * KEY_SEPARATOR in the same order (`separated` is false when a key itself holds one: then bulkKeysSql
+ * gives them), so that JavaScript handles a few values per batch rather than two per row.
  */
 export function bulkBatchSql(source: BulkSource, lineSql: string, from: number, to: number): string {
   return (
-    `SELECT encode(string_agg(line, '' ORDER BY seq)) AS csv, to_json(list(k ORDER BY seq)) AS keys FROM (` +
+    `SELECT encode(string_agg(line, '' ORDER BY seq)) AS csv, string_agg(k, chr(30) ORDER BY seq) AS keys, ` +
+    `NOT bool_or(contains(k, chr(30))) AS separated FROM (` +
     `SELECT ${ROW}.rowid AS seq, ${source.key} AS k, ${lineSql} AS line FROM ${ident(source.table)} ${ROW} ` +
     `WHERE ${ROW}.rowid >= ${from} AND ${ROW}.rowid < ${to})`
+  );
+}
+
+/** The keys of one batch as a JSON array, in the order of bulkBatchSql. */
+export function bulkKeysSql(source: BulkSource, from: number, to: number): string {
+  return (
+    `SELECT to_json(list(k ORDER BY seq)) AS keys FROM (SELECT ${ROW}.rowid AS seq, ${source.key} AS k ` +
+    `FROM ${ident(source.table)} ${ROW} WHERE ${ROW}.rowid >= ${from} AND ${ROW}.rowid < ${to})`
   );
 }

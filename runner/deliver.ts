@@ -18,9 +18,11 @@ import type {
 import { retryDelay, sleep, type BackoffSettings } from './backoff.ts';
 import {
   bulkBatchSql,
+  bulkKeysSql,
   bulkLineSql,
   bulkRowsSource,
   bulkRowsSql,
+  KEY_SEPARATOR,
   lineFor,
   stagedRowsSource,
   type BulkLines,
@@ -265,14 +267,19 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
       const counted = await options.reader.runAndReadAll(`SELECT count(*) AS n FROM ${ident(source.table)}`);
       const rows = Number(counted.getRowsJson()[0]?.[0] ?? 0);
       let next = 0;
+      const keysOf = async (conn: DuckDBConnection, from: number, to: number) => {
+        const found = await conn.runAndReadAll(bulkKeysSql(source, from, to));
+        return JSON.parse(String(found.getRows()[0]?.[0] ?? '[]')) as string[];
+      };
       const render = async (conn: DuckDBConnection) => {
         for (let from = next; from < rows; from = next) {
           next += bulk.batchSize;
           signal.throwIfAborted();
-          const result = await conn.runAndReadAll(bulkBatchSql(source, lineSql, from, from + bulk.batchSize));
-          const [csv, keysJson] = result.getRows()[0] ?? [];
-          if (!(csv instanceof DuckDBBlobValue) || typeof keysJson !== 'string') continue;
-          const keys = JSON.parse(keysJson) as string[];
+          const to = from + bulk.batchSize;
+          const result = await conn.runAndReadAll(bulkBatchSql(source, lineSql, from, to));
+          const [csv, joined, separated] = result.getRows()[0] ?? [];
+          if (!(csv instanceof DuckDBBlobValue) || typeof joined !== 'string') continue;
+          const keys = separated === true ? joined.split(KEY_SEPARATOR) : await keysOf(conn, from, to);
           await schedule(() => sendBulk(bulk, op, keys, csv.bytes));
         }
       };

@@ -325,6 +325,39 @@ describe('the snapshot', () => {
 });
 
 describe('primary key and mapping checks', () => {
+  it('delivers text keys holding separators, quotes and newlines through the bulk path', async () => {
+    counter++;
+    const table = `texts_${counter}`;
+    const state = tempState();
+    states.push(state);
+    await sql(
+      srcUrl,
+      `CREATE TABLE ${table} AS SELECT * FROM (VALUES ('a' || chr(30) || 'b', 1), ('say "hi", ' || chr(10) || 'x', 2),
+        ('', 3), ('plain', 4)) v(k, n)`,
+    );
+    await sql(dstUrl, `CREATE TABLE ${table}_copy (k text PRIMARY KEY, n int)`);
+    const plan = () =>
+      makePlan({
+        server,
+        sourceDb: 'src',
+        query: `SELECT k, n FROM ${table}`,
+        primaryKey: 'k',
+        destination: { type: 'postgres', postgres: { ...pgSettings(server, 'dst'), schema: 'public' } },
+        sync: { mode: 'upsert', deleteBehavior: 'delete', target: { table: `${table}_copy` } },
+        stateUrl: state.url,
+        name: `texts-${counter}`,
+      });
+    // First straight from the staged rows, then through a table of operations (changes and a delete).
+    expect((await run(plan(), server)).counts.delivered).toBe(4);
+    await sql(srcUrl, `UPDATE ${table} SET n = n * 10; DELETE FROM ${table} WHERE n = 40`);
+    const second = await run(plan(), server);
+    expect(second.counts).toMatchObject({ changed: 3, removed: 1, delivered: 4, failed: 0 });
+    await sql(srcUrl, `DELETE FROM ${table} WHERE n = 10`);
+    expect((await run(plan(), server)).counts).toMatchObject({ removed: 1, delivered: 1, failed: 0 });
+    const source = await sql(srcUrl, `SELECT k, n FROM ${table} ORDER BY k`);
+    expect(await sql(dstUrl, `SELECT k, n FROM ${table}_copy ORDER BY k`)).toEqual(source);
+  });
+
   it('fails on null keys, naming them', async () => {
     const s = await scenario(3);
     await s.source("INSERT INTO $T VALUES (NULL, 'nobody', 'x', NULL, 0)");
