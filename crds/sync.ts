@@ -251,7 +251,13 @@ export const syncSpec = withRules(
             .min(30)
             .optional()
             .describe('Kill a run that takes longer.'),
-          memoryLimit: z.string().max(32).optional().describe("DuckDB's memory limit, e.g. 1GB."),
+          memoryLimit: z
+            .string()
+            .max(32)
+            .optional()
+            .describe(
+              "DuckDB's memory limit, e.g. 1GB. Default: 40% of the runner container's memory limit (DuckDB's resident memory runs above its limit, and the runner needs some besides), or 400MiB without one.",
+            ),
         })
         .optional()
         .describe('Overrides of the runner Job for this Sync.'),
