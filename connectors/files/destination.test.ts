@@ -63,11 +63,23 @@ afterAll(() => {
 
 describe('files destination', () => {
   it('writes one JSON lines file per run, published only on close', async () => {
-    const { writer } = await open('jsonl', 'run-1');
+    const { writer, requests } = await open('jsonl', 'run-1');
     expect(await writer.write(changes())).toEqual([{ ok: true }, { ok: true }, { ok: true }]);
+    // The live debugger: each batch by operation with its keys, then the publishing of the file.
+    expect(requests.map((r) => [r.operation, r.keys, r.status])).toEqual([
+      ['upsert', ['9007199254740993'], '1 records buffered'],
+      ['delete', ['2'], '1 records buffered'],
+      ['clear', ['3'], '1 records buffered'],
+    ]);
     const file = join(out, 'default', 'test-sync', 'run-1.jsonl');
     expect(existsSync(file)).toBe(false);
     await writer.close();
+    expect(requests.at(-1)).toMatchObject({
+      operation: 'publish',
+      target: `files ${file}`,
+      keys: [],
+      status: '3 records written',
+    });
     const lines = readFileSync(file, 'utf8').trim().split('\n');
     expect(lines).toHaveLength(3);
     expect(lines[0]).toBe(

@@ -123,6 +123,7 @@ class FilesWriter implements DestinationWriter {
   write(batch: RowChange[]): Promise<RowResult[]> {
     // Batches may arrive concurrently: appends are queued so lines never interleave.
     const run = this.queue.then(async () => {
+      const started = performance.now();
       const results: RowResult[] = [];
       const lines: string[] = [];
       for (const change of batch) {
@@ -139,6 +140,19 @@ class FilesWriter implements DestinationWriter {
       }
       await this.handle.write(lines.join(''));
       this.records += lines.length;
+      // The records reach the destination when close() publishes the file; each batch is recorded here,
+      // with its keys, so the debugger finds a row by its key.
+      for (const operation of new Set(batch.map((c) => c.operation))) {
+        const keys = batch.filter((c, i) => c.operation === operation && results[i]?.ok).map((c) => c.key);
+        if (keys.length === 0) continue;
+        this.ctx.debug({
+          operation,
+          target: `files ${this.publishedUrl()}`,
+          keys,
+          status: `${keys.length} records buffered`,
+          latencyMs: Math.round(performance.now() - started),
+        });
+      }
       return results;
     });
     this.queue = run.then(
@@ -153,8 +167,24 @@ class FilesWriter implements DestinationWriter {
     await this.handle.close();
     try {
       if (this.records === 0) return;
-      const file = this.settings.format === 'jsonl' ? this.buffer : await this.convert();
-      await this.publish(file);
+      const started = performance.now();
+      const published = (status: string, error?: unknown) =>
+        this.ctx.debug({
+          operation: 'publish',
+          target: `files ${this.publishedUrl()}`,
+          keys: [],
+          status,
+          latencyMs: Math.round(performance.now() - started),
+          ...(error === undefined ? {} : { error: (error as Error).message }),
+        });
+      try {
+        const file = this.settings.format === 'jsonl' ? this.buffer : await this.convert();
+        await this.publish(file);
+      } catch (error) {
+        published('error', error);
+        throw error;
+      }
+      published(`${this.records} records written`);
       this.ctx.log.info(
         { file: this.publishedUrl(), records: this.records, format: this.settings.format },
         'wrote the run file',
