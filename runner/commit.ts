@@ -41,7 +41,7 @@ export async function writeSnapshot(
   const items = hashedItems(options.shape);
   const hash = stagedHashCovers(
     options.stagedHash,
-    items.map((i) => i.name),
+    items.map((i) => i.column ?? i.name),
   )
     ? `c.${STAGED_ROW_HASH}`
     : rowHashSql(items);

@@ -54,8 +54,10 @@ export interface DiffResult {
 export interface LoadedPrevious {
   /** Type of the typed key column, when there is one. */
   keyType: string | undefined;
-  /** The columns `__syncline_hash` covers, in order. */
+  /** The compared items `__syncline_hash` covers, in order. */
   hashed: string[];
+  /** The model column of each of them whose name is not the column's. */
+  sources: Record<string, string>;
   /** SQL (alias `p`): whether a compared constant (static value, template) changed since the row was sent. */
   constantsChanged: string;
   /** Whether the previous hashes were made by the hash function this runner has. */
@@ -64,9 +66,18 @@ export interface LoadedPrevious {
 
 const CONSTANTS_CHANGED = '__syncline_constants_changed';
 
-/** The compared columns, in order: what the row hash covers. */
+/** The compared items read from a column, in order: what the row hash covers. */
 export function hashedItems(shape: SyncShape): ComparedItem[] {
   return shape.compared.filter((item) => item.column !== undefined);
+}
+
+/** The model column of each hashed item whose name is not the column's, for the manifest. */
+export function comparedSources(shape: SyncShape): Record<string, string> {
+  return Object.fromEntries(
+    hashedItems(shape).flatMap((item) =>
+      item.column === undefined || item.column === item.name ? [] : [[item.name, item.column]],
+    ),
+  );
 }
 
 /** The compared constants (static values and template texts) by item name. */
@@ -125,7 +136,7 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
     await conn.run(
       `CREATE OR REPLACE TABLE prev (${k} VARCHAR, ${SNAPSHOT_STALE} BOOLEAN, ${pk} ${keyType}, ${SNAPSHOT_HASH} UBIGINT)`,
     );
-    return { keyType, hashed: [], constantsChanged: 'FALSE', hashComparable: true };
+    return { keyType, hashed: [], sources: {}, constantsChanged: 'FALSE', hashComparable: true };
   }
   const source = `read_parquet(${literal(previous.file)})`;
   const described = await queryAll(conn, `DESCRIBE SELECT * FROM ${source}`);
@@ -142,6 +153,7 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
     return {
       keyType,
       hashed: m.comparedColumns,
+      sources: m.comparedSources ?? {},
       constantsChanged: changed ? 'TRUE' : 'FALSE',
       hashComparable: m.hashProbe === options.hashProbe,
     };
@@ -164,14 +176,20 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
   return {
     keyType,
     hashed,
+    sources: {},
     constantsChanged: `p.${CONSTANTS_CHANGED}`,
     hashComparable: true,
   };
 }
 
-/** Whether the staged row hash covers exactly `names`, in order: then it stands for rowHashSql of them. */
-export function stagedHashCovers(stagedHash: string[] | undefined, names: string[]): boolean {
-  return stagedHash !== undefined && JSON.stringify(stagedHash) === JSON.stringify(names);
+/** Whether the staged row hash covers exactly `columns`, in order: then it stands for rowHashSql of them. */
+export function stagedHashCovers(stagedHash: string[] | undefined, columns: string[]): boolean {
+  return stagedHash !== undefined && JSON.stringify(stagedHash) === JSON.stringify(columns);
+}
+
+/** The model columns the previous hashes were made of, in order. */
+function previousColumnsOf(loaded: LoadedPrevious): string[] {
+  return loaded.hashed.map((name) => loaded.sources[name] ?? name);
 }
 
 /** SQL (aliases `c` current, `p` previous) telling whether a row still in the model must be sent again. */
@@ -180,14 +198,14 @@ function changedCondition(options: DiffOptions, loaded: LoadedPrevious): string 
   const current = new Map(options.columns.map((c) => [c.name, c.type]));
   const before = options.previous ? previousTypes(options.previous.manifest) : new Map<string, string>();
   const hashed: { sql: string; type: string }[] = [];
-  for (const name of loaded.hashed) {
-    const type = current.get(name);
+  for (const column of previousColumnsOf(loaded)) {
+    const type = current.get(column);
     // A dropped column, or a changed type ('1' is not 1): every row counts as changed.
-    if (type === undefined || before.get(name) !== type) return 'TRUE';
-    hashed.push({ sql: `c.${ident(name)}`, type });
+    if (type === undefined || before.get(column) !== type) return 'TRUE';
+    hashed.push({ sql: `c.${ident(column)}`, type });
   }
   const terms = [`p.${SNAPSHOT_STALE}`, loaded.constantsChanged];
-  const currentHash = stagedHashCovers(options.stagedHash, loaded.hashed)
+  const currentHash = stagedHashCovers(options.stagedHash, previousColumnsOf(loaded))
     ? `c.${STAGED_ROW_HASH}`
     : rowHashSql(hashed);
   terms.push(hashed.length === 0 ? 'TRUE' : `p.${SNAPSHOT_HASH} IS DISTINCT FROM ${currentHash}`);
@@ -235,9 +253,13 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
   const typedJoin =
     pkType !== undefined && loaded.keyType === pkType && (previousKeyType ?? pkType) === pkType;
   const join = typedJoin ? `c.${pk} = p.${pk}` : `CAST(c.${pk} AS VARCHAR) = p.${k}`;
-  const useStaged = stagedHashCovers(options.stagedHash, loaded.hashed);
+  const useStaged = stagedHashCovers(options.stagedHash, previousColumnsOf(loaded));
   const fresh = hashedItems(options.shape).filter((i) => !loaded.hashed.includes(i.name));
-  const read = new Set([primaryKey, ...(useStaged ? [] : loaded.hashed), ...fresh.map((i) => i.name)]);
+  const read = new Set([
+    primaryKey,
+    ...(useStaged ? [] : previousColumnsOf(loaded)),
+    ...fresh.map((i) => i.column ?? i.name),
+  ]);
   const readColumns = options.columns.filter((c) => read.has(c.name)).map((c) => ident(c.name));
   if (useStaged) readColumns.push(STAGED_ROW_HASH);
   // A key the model now holds more than once (left out with invalidPrimaryKeys: skip) is 'held': it has

@@ -28,13 +28,16 @@ describe('resolveShape', () => {
       comparesAllColumns: false,
     });
     expect(shape.readColumns.map((c) => c.name)).toEqual(['id', 'first', 'last']);
+    // id goes to the field user_id: the pair is compared too, so renaming the field resends.
     expect(shape.compared.map((c) => c.name)).toEqual([
       'id',
       'first',
       'last',
+      'user_id=id',
       '__syncline_template:name',
       '__syncline_value:source',
     ]);
+    expect(shape.compared.find((c) => c.name === 'user_id=id')).toMatchObject({ column: 'id', sql: 'c."id"' });
     expect(shape.compared.find((c) => c.name === '__syncline_value:source')?.sql).toBe("'7'");
     expect(shape.keyFields).toEqual(['user_id']);
   });

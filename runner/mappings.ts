@@ -106,8 +106,18 @@ export function resolveShape(options: {
     }
   }
   const readColumns = readsAll ? columns : columns.filter((c) => read.has(c.name));
+  // A column sent to a field of another name is compared once more under that pair: renaming the field (or
+  // filling it from another column) makes it a field never sent, which resends the rows that have a value.
+  const renamed = new Map<string, ComparedItem>();
+  for (const m of mappings) {
+    const column = m.from === undefined ? undefined : byName.get(m.from);
+    if (column === undefined || m.to === column.name) continue;
+    const name = `${m.to}=${column.name}`;
+    renamed.set(name, { name, sql: `c.${ident(column.name)}`, type: column.type, column: column.name });
+  }
   const compared: ComparedItem[] = [
     ...readColumns.map((c) => ({ name: c.name, sql: `c.${ident(c.name)}`, type: c.type, column: c.name })),
+    ...renamed.values(),
     ...definitions,
   ];
   return {

@@ -5,6 +5,7 @@ import { DEFAULT_BACKOFF, lowest, rateLimiter, type BackoffSettings } from './ba
 import { writeIntentSnapshot, writeSnapshot } from './commit.ts';
 import {
   comparedConstants,
+  comparedSources,
   computeDiff,
   hashedItems,
   hashProbe,
@@ -98,7 +99,12 @@ function sameShapeAs(
   manifest: Manifest,
   expected: Pick<
     Manifest,
-    'primaryKey' | 'destinationType' | 'comparedColumns' | 'comparedConstants' | 'hashProbe'
+    | 'primaryKey'
+    | 'destinationType'
+    | 'comparedColumns'
+    | 'comparedSources'
+    | 'comparedConstants'
+    | 'hashProbe'
   >,
   columns: ColumnInfo[],
 ): boolean {
@@ -110,6 +116,7 @@ function sameShapeAs(
     manifest.hashProbe === expected.hashProbe &&
     same(manifest.comparedColumns, expected.comparedColumns) &&
     same(manifest.comparedConstants ?? {}, expected.comparedConstants ?? {}) &&
+    same(manifest.comparedSources ?? {}, expected.comparedSources ?? {}) &&
     same(
       manifest.columns,
       columns.map((c) => ({ name: c.name, type: c.type })),
@@ -201,7 +208,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
         try {
           const columns = names.map((name) => ({ name, type: 'VARCHAR' }));
           const early = resolveShape({ mappings: spec.mappings, columns, primaryKey, comparesAllColumns });
-          return hashedItems(early).map((item) => item.name);
+          return hashedItems(early).map((item) => item.column ?? item.name);
         } catch (error) {
           // The same check runs on the staged columns below and reports it; here it only means no hash.
           log.debug({ ...labels, err: describeError(error).message }, 'no row hash while staging');
@@ -283,6 +290,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       primaryKey,
       destinationType: plan.destination.spec.type,
       comparedColumns: hashedItems(shape).map((item) => item.name),
+      comparedSources: comparedSources(shape),
       comparedConstants: comparedConstants(shape),
       hashProbe: probe,
     };
@@ -367,6 +375,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
           primaryKey: base.primaryKey,
           // The hashes carried over were made over these columns; rows whose constants changed are stale.
           comparedColumns: diff.previous.hashed,
+          comparedSources: diff.previous.sources,
           comparedConstants: shapeOfRun.comparedConstants,
           hashProbe: diff.previous.hashComparable ? probe : (base.hashProbe ?? probe),
         },

@@ -17,6 +17,8 @@ export const manifestSchema = z.object({
   columns: z.array(z.object({ name: z.string(), type: z.string() })),
   modelFingerprint: z.string(),
   comparedColumns: z.array(z.string()),
+  /** Version 2: the model column of each compared item whose name is not the column's (a field=column pair). */
+  comparedSources: z.record(z.string(), z.string()).optional(),
   /** Version 2: static values and template texts of the mappings, by compared item name. */
   comparedConstants: z.record(z.string(), z.string()).optional(),
   /** Version 2: the row hash of fixed sample values, to notice a hash function that changed. */

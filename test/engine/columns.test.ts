@@ -150,6 +150,32 @@ describe('what counts as a change', () => {
     expect(rows.map((r) => r['id'])).toEqual([2, 4, 6, 8, 10]);
   });
 
+  it('renaming a field, or filling it from another column, resends the rows that have a value for it', async () => {
+    const to = (field: string, column: string): Mapping => ({ to: field, from: column, valueType: 'string' });
+    const s = await scenario(6, { mappings: [...map('id'), to('name', 'first')] });
+    expect((await s.run()).counts.delivered).toBe(6);
+    expect((await s.run()).counts.changed).toBe(0);
+    // The field name changes: every row has a first name, so every row goes again, filling the new field.
+    const renamed = await s.run({ sync: { mappings: [...map('id'), to('extra', 'first')] } });
+    expect(renamed.counts).toMatchObject({ changed: 6, delivered: 6 });
+    expect((await s.dest("SELECT count(*)::int AS n FROM $D WHERE extra LIKE 'first%'"))[0]?.['n']).toBe(6);
+    expect((await s.run({ sync: { mappings: [...map('id'), to('extra', 'first')] } })).counts.changed).toBe(
+      0,
+    );
+    // The same field from another column: only the rows with an email (even ids) have something to send.
+    const refilled = await s.run({ sync: { mappings: [...map('id'), to('extra', 'email')] } });
+    expect(refilled.counts).toMatchObject({ changed: 3, delivered: 3 });
+    // A column sent to a second field: a field never sent, so every row with the value goes.
+    const twice = await s.run({
+      sync: { mappings: [...map('id'), to('extra', 'email'), to('name', 'email')] },
+    });
+    expect(twice.counts).toMatchObject({ changed: 3, delivered: 3 });
+    expect(
+      (await s.run({ sync: { mappings: [...map('id'), to('extra', 'email'), to('name', 'email')] } })).counts
+        .changed,
+    ).toBe(0);
+  });
+
   it('a static value is part of what is compared: adding or changing it resends every row', async () => {
     const s = await scenario(3, { mappings: map('id', 'first') });
     await s.run();
