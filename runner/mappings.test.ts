@@ -37,7 +37,10 @@ describe('resolveShape', () => {
       '__syncline_template:name',
       '__syncline_value:source',
     ]);
-    expect(shape.compared.find((c) => c.name === 'user_id=id')).toMatchObject({ column: 'id', sql: 'c."id"' });
+    expect(shape.compared.find((c) => c.name === 'user_id=id')).toMatchObject({
+      column: 'id',
+      sql: 'c."id"',
+    });
     expect(shape.compared.find((c) => c.name === '__syncline_value:source')?.sql).toBe("'7'");
     expect(shape.keyFields).toEqual(['user_id']);
   });
