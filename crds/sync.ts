@@ -256,7 +256,7 @@ export const syncSpec = withRules(
             .max(32)
             .optional()
             .describe(
-              "DuckDB's memory limit, e.g. 1GB. Default: 40% of the runner container's memory limit (DuckDB's resident memory runs above its limit, and the runner needs some besides), or 400MiB without one.",
+              "DuckDB's memory limit, e.g. 1GB. Default: 30% of the runner container's memory limit (DuckDB's resident memory runs well above its limit, and the runner needs some besides), or 320MiB without one.",
             ),
         })
         .optional()

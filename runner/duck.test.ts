@@ -18,8 +18,9 @@ describe('the default DuckDB memory limit', () => {
     expect(
       containerMemoryLimit(files({ '/sys/fs/cgroup/memory/memory.limit_in_bytes': '1073741824\n' })),
     ).toBe(1073741824);
-    expect(defaultMemoryLimit(2 * 1024 ** 3)).toBe('819MiB');
+    expect(defaultMemoryLimit(2 * 1024 ** 3)).toBe('614MiB');
     expect(defaultMemoryLimit(256 * 1024 ** 2)).toBe('128MiB');
+    expect(defaultMemoryLimit(4 * 1024 ** 3)).toBe('1228MiB');
   });
 
   it('is the fixed default where the container has no limit', () => {

@@ -24,13 +24,14 @@ export interface DuckOptions {
 }
 
 /** DuckDB's memory limit where the container has none: local runs of the CLI. */
-export const DEFAULT_MEMORY_LIMIT = '400MiB';
+export const DEFAULT_MEMORY_LIMIT = '320MiB';
 /**
- * DuckDB's share of the container's memory limit. Its resident memory runs ~1.5x its limit (allocations
- * outside the buffer pool, allocator caches, results not yet collected) and Node needs ~150 MB besides:
- * measured on 10M rows, a 400 MiB limit peaked at 984 MiB resident, a 512 MB one at 1,075 MiB.
+ * DuckDB's share of the container's memory limit. Its resident memory runs far above its limit
+ * (allocations outside the buffer pool, allocator caches, query results alive until V8 collects their
+ * wrappers) and Node needs ~150 MB besides. Measured peaks on 10M rows: limit 512 MB, 1,075 MiB resident;
+ * 400 MiB, 975-1,084 MiB; 320 MiB, 902 MiB, with no run slower.
  */
-const CONTAINER_SHARE = 0.4;
+const CONTAINER_SHARE = 0.3;
 const MiB = 1024 * 1024;
 
 function readIfExists(path: string): string | undefined {
