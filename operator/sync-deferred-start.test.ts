@@ -215,5 +215,23 @@ describe('deferred start of scheduled runs', () => {
     expect(recorded.status?.activeRun).toBeUndefined();
     expect(recorded.status?.nextRunAt).toBe(minute(3).toISOString());
     expect(recorded.status?.history?.map((r) => r.job)).toContain(third[0]);
+
+    // A run whose pod was stuck on a known problem, and whose Job then went: it failed of that problem.
+    await reconcileAt(minute(3));
+    const stuck = await reconcileAt(new Date(minute(3).getTime() + 500));
+    const job = stuck.status!.activeRun!.job!;
+    const problem = "couldn't find key rotating in Secret crm";
+    await kube.must(
+      'PATCH',
+      `/apis/syncline.io/v1alpha1/namespaces/${ns}/syncs/to-crm/status`,
+      { status: { activeRun: { ...stuck.status!.activeRun, reason: 'SecretNotFound', message: problem } } },
+      'application/merge-patch+json',
+    );
+    await deleteJob(job);
+    const failed = await reconcileAt(new Date(minute(3).getTime() + 1000));
+    expect(failed.status?.activeRun).toBeUndefined();
+    expect(failed.status?.lastRun).toMatchObject({ job, result: 'Failed', reason: 'SecretNotFound' });
+    expect(failed.status?.lastRun?.message).toContain(problem);
+    expect(failed.status?.lastRun?.message).toContain('deleted before it finished');
   });
 });

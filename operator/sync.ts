@@ -221,13 +221,16 @@ export async function reconcileSync(ctx: ReconcileContext, sync: Sync): Promise<
         ? undefined
         : await ctx.cluster.getJob(namespace, active.job));
     if (!job) {
+      // A run whose pod was stuck on a known problem (a missing Secret key, an image that cannot be pulled)
+      // failed of that problem, whoever removed its Job: that is what a person can act on.
+      const deleted = `the Job ${active.job} of the run was deleted before it finished; the next run re-sends what may be missing`;
       finish({
         record: {
           ...active,
           finishedAt: now.toISOString(),
           result: 'Failed',
-          reason: 'JobDeleted',
-          message: `the Job ${active.job} of the run was deleted before it finished; the next run re-sends what may be missing`,
+          reason: active.reason ?? 'JobDeleted',
+          message: active.reason ? `${active.message ?? active.reason} (${deleted})` : deleted,
         },
       });
     } else {
