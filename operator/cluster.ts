@@ -147,6 +147,21 @@ export class Cluster {
     return { created: false, job: existing };
   }
 
+  /** A Syncline object as the API server has it now (not the cache), or undefined when it is gone. */
+  async getObject(
+    plural: SynclinePlural,
+    namespace: string,
+    name: string,
+  ): Promise<Record<string, unknown> | undefined> {
+    const path = resourcePath({ group: GROUP, version: VERSION, plural, namespace }, name);
+    const res = await this.call<Record<string, unknown>>(
+      `reading ${plural}/${name}`,
+      { method: 'GET', path },
+      [200, 404],
+    );
+    return res.status === 404 ? undefined : res.body;
+  }
+
   async getJob(namespace: string, name: string): Promise<V1Job | undefined> {
     const path = resourcePath({ group: 'batch', version: 'v1', plural: 'jobs', namespace }, name);
     const res = await this.call<V1Job>(`reading Job ${name}`, { method: 'GET', path }, [200, 404]);

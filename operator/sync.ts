@@ -214,12 +214,17 @@ export async function reconcileSync(ctx: ReconcileContext, sync: Sync): Promise<
   // 1. The active run: still going, stuck before its container started, or finished.
   let active = next.activeRun;
   if (active?.job) {
-    // A cache miss right after creation is normal (the watch lags); only a seen deletion is certain.
+    // A cache miss right after creation is normal (the watch lags), and a deletion the informer reported may
+    // be a relist's guess: the API server decides whether the Job is gone.
     const job =
-      jobs.find((j) => j.metadata?.name === active?.job) ??
-      (ctx.store.jobDeleted(namespace, active.job)
-        ? undefined
-        : await ctx.cluster.getJob(namespace, active.job));
+      jobs.find((j) => j.metadata?.name === active?.job) ?? (await ctx.cluster.getJob(namespace, active.job));
+    const live = job ? undefined : await ctx.cluster.getObject('syncs', namespace, name);
+    const liveVersion = (live?.['metadata'] as { resourceVersion?: string } | undefined)?.resourceVersion;
+    if (!job && live && liveVersion !== sync.metadata.resourceVersion) {
+      // The cache is behind a status write (one that may have finished this run and removed its Job on
+      // purpose): reconcile from the newer state rather than record a deletion that was the operator's own.
+      return { requeueAfterMs: 100 };
+    }
     if (!job) {
       // A run whose pod was stuck on a known problem (a missing Secret key, an image that cannot be pulled)
       // failed of that problem, whoever removed its Job: that is what a person can act on.
