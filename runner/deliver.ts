@@ -271,8 +271,9 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
         const found = await conn.runAndReadAll(bulkKeysSql(source, from, to));
         return JSON.parse(String(found.getRows()[0]?.[0] ?? '[]')) as string[];
       };
+      let halted = false;
       const render = async (conn: DuckDBConnection) => {
-        for (let from = next; from < rows; from = next) {
+        for (let from = next; from < rows && !halted; from = next) {
           next += bulk.batchSize;
           signal.throwIfAborted();
           const to = from + bulk.batchSize;
@@ -290,12 +291,21 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
       // One batch is a few row groups at most, so a query gains nothing from a second thread, which only
       // spins waiting for work: the connections render one batch each, on one thread each.
       await options.reader.run('SET threads = 1');
+      let rendered: PromiseSettledResult<void>[];
       try {
-        await Promise.all([render(options.reader), ...extra.map(render)]);
+        // Settled, not raced: a connection is closed only once nothing runs on it; one failure halts the rest.
+        const halting = (conn: DuckDBConnection) =>
+          render(conn).catch((error: unknown) => {
+            halted = true;
+            throw error;
+          });
+        rendered = await Promise.allSettled([halting(options.reader), ...extra.map(halting)]);
       } finally {
         for (const conn of extra) conn.closeSync();
         await options.reader.run(`SET threads = ${bulk.renderers}`);
       }
+      const failure = rendered.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failure) throw failure.reason;
       // Every batch has been read: the table can go once they are sent.
       await queue.onIdle();
     } finally {
