@@ -162,7 +162,7 @@ async function syncJob(
       ...process.env,
       SYNCLINE_SECRET_PG__PASSWORD: server.password,
       SYNCLINE_TERMINATION_LOG: termination,
-      SYNCLINE_LOG_LEVEL: 'warn',
+      SYNCLINE_LOG_LEVEL: process.env['SYNCLINE_LOG_LEVEL'] ?? 'warn',
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -212,6 +212,18 @@ function row(label: string, runs: Measured[], rawLabel: string): string {
   );
 }
 
+/** Each run of a step: its time, its baseline's, and how it read the model (every row, or keys first). */
+function runs(runs: Measured[]): string {
+  return runs
+    .map((m) => {
+      const staging = m.summary.staging;
+      const how = staging?.keysOnly ? `keys+${staging.fetchedRows ?? 0} rows` : 'all rows';
+      const ms = m.summary.timings.totalMs ?? 0;
+      return `${seconds(ms)}/${seconds(m.raw)}=${(ms / m.raw).toFixed(2)}x ${how} -> ${staging?.hashFunction ?? '?'}`;
+    })
+    .join('; ');
+}
+
 async function main(): Promise<void> {
   console.log(
     `syncline engine benchmark: ${ROWS.toLocaleString('en')} rows x 10 columns, PostgreSQL -> PostgreSQL`,
@@ -254,6 +266,14 @@ async function main(): Promise<void> {
     console.log(row('(a) first sync', a, 'COPY out+in'));
     console.log(row('(b) resync, no change', b, 'COPY out'));
     console.log(row('(c) resync, 1% changed', c, 'COPY out'));
+    console.log('');
+    console.log('each run (sync/baseline, how the model was read -> hash function of the snapshot it left):');
+    for (const [label, step] of [
+      ['(a)', a],
+      ['(b)', b],
+      ['(c)', c],
+    ] as const)
+      console.log(`  ${label} ${runs(step)}`);
     console.log('');
     console.log(
       `medians of ${REPEAT} run(s) each; process wall time incl. Node start-up: (a) ${seconds(median(a.map((m) => m.wallMs)))}, ` +

@@ -50,24 +50,79 @@ export interface StageRequest extends ConnectorContext {
   /** Labels for query tags and logs. */
   labels: { namespace: string; sync: string; runId: string };
   /**
-   * Optional: given the model's column names (known before its rows are read), the columns whose row hash
-   * the engine will compare, in order, or undefined. A source that can add a column to the staged table
-   * while loading it stores `hash(<those columns>)` as STAGED_ROW_HASH and names them in
-   * StageResult.hashed, which saves the engine a pass over the whole table (and, past the memory limit,
-   * reading every spilled column back from disk).
+   * Optional: called once the model's columns are known (as they will be staged, before any row is read),
+   * with the source's own row hash function if it has one; says which row hashes to store beside the rows
+   * and whether to stage the keys only (see StagingPlan). A source that does not call it stages every row
+   * and no hash, and the engine hashes in SQL.
    */
-  rowHashColumns?: (columns: string[]) => string[] | undefined;
+  plan?: (columns: ColumnInfo[], sourceHash: SourceHashFunction | undefined) => StagingPlan;
 }
 
-/** The column of the staged table holding the row hash (see StageRequest.rowHashColumns). */
-export const STAGED_ROW_HASH = '__syncline_row_hash';
+/** Who computes a row hash: the engine (DuckDB's hash(), while the rows load) or the source itself. */
+export type HashBy = 'engine' | 'source';
+
+/** A row hash of `columns`, in that order. */
+export interface HashRequest {
+  by: HashBy;
+  columns: string[];
+}
+
+/** How a source stages the model, as the engine asks (StageRequest.plan). */
+export interface StagingPlan {
+  /** Row hashes to store in the staged table, the i-th as column stagedHashColumn(i). */
+  hashes: HashRequest[];
+  /**
+   * Stage only the primary key and the hashes, which must all be by the source; the engine then asks
+   * StageResult.keysOnly.fetch for the rows whose hash differs. Only a source with a hash function of its
+   * own is asked this.
+   */
+  keysOnly: boolean;
+}
+
+/**
+ * A row hash the source computes itself (so that only keys and hashes need to leave it). Hashes are only
+ * ever compared with hashes of the same function and probe (the hash of fixed sample values).
+ */
+export interface SourceHashFunction {
+  name: string;
+  probe: string;
+}
+
+/** The column of the staged table holding the i-th hash of StagingPlan.hashes. */
+export function stagedHashColumn(index: number): string {
+  return `${STAGED_HASH_PREFIX}${index}`;
+}
+
+/** Every column the engine adds to a staged table starts with this; no model column may. */
+export const STAGED_HASH_PREFIX = '__syncline_staged_hash_';
+
+/** A row hash stored in the staged table: which column, who made it, over which model columns. */
+export interface StagedHash extends HashRequest {
+  column: string;
+}
 
 export interface StageResult {
-  /** The model's columns (never STAGED_ROW_HASH). */
+  /** The model's columns (never a staged hash). */
   columns: ColumnInfo[];
   rows: number;
-  /** The columns STAGED_ROW_HASH covers, in order, when the source stored it. */
-  hashed?: string[];
+  /** The hashes the source stored (those of the plan it could compute). */
+  hashes?: StagedHash[];
+  /** The source's hash function, when it stored a hash of its own. */
+  sourceHash?: SourceHashFunction;
+  /** Present when only keys and hashes were staged (StagingPlan.keysOnly). */
+  keysOnly?: KeysOnlyStage;
+}
+
+/** The rest of a keys-only staging: the rows themselves, for the keys that need them. */
+export interface KeysOnlyStage {
+  /**
+   * Create table `table` with every model column and the plan's hashes, for the rows whose keys the
+   * DuckDB query `keysSql` returns (one column of typed keys, `keyCount` of them), read as of the same
+   * moment as the keys where the source can. Rows of other keys are left out.
+   */
+  fetch(request: { table: string; keysSql: string; keyCount: number }): Promise<{ rows: number }>;
+  /** End the source's read (its transaction, its connection). Always called, once. */
+  close(): Promise<void>;
 }
 
 export interface SourceConnector {

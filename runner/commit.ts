@@ -1,8 +1,12 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { STAGED_ROW_HASH } from '../connectors/types.ts';
-import { hashedItems, rowHashSql, stagedHashCovers, type LoadedPrevious } from './diff.ts';
+import type { StagedHash } from '../connectors/types.ts';
+import { rowHashSql, type LoadedPrevious } from './diff.ts';
 import { ident, literal, queryOne, toCount } from './duck.ts';
 import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';
+import { ENGINE_HASH, hashedItems, stagedHashOf, type HashFunction } from './staging.ts';
+
+/** The model's current rows (every valid key, with its staged hashes), as the commit reads them. */
+export const CURRENT_ROWS = 'current_rows';
 
 // A snapshot (version 2) has one row per key the destination holds: the key as text, a stale flag (the
 // row must be sent again), the typed key (to join on, and to address a record after its row left the
@@ -31,24 +35,30 @@ export async function writeSnapshot(
     keyType: string;
     previous: LoadedPrevious;
     file: string;
-    /** The columns the staged table's row hash covers, when it has one. */
-    stagedHash?: string[] | undefined;
+    /** The function the snapshot's hashes are made with. */
+    store: HashFunction;
+    /** The row hashes the source stored in the staged table. */
+    stagedHashes?: StagedHash[] | undefined;
   },
 ): Promise<number> {
   const { primaryKey, keyType } = options;
   const k = SNAPSHOT_KEY;
   const pk = ident(primaryKey);
   const items = hashedItems(options.shape);
-  const hash = stagedHashCovers(
-    options.stagedHash,
+  const by = options.store.name === ENGINE_HASH ? 'engine' : 'source';
+  const staged = stagedHashOf(
+    options.stagedHashes,
+    by,
     items.map((i) => i.column ?? i.name),
-  )
-    ? `c.${STAGED_ROW_HASH}`
-    : rowHashSql(items);
+  );
+  if (!staged && by === 'source') {
+    throw new Error(`the source stored no ${options.store.name} hash of the compared columns`);
+  }
+  const hash = staged ? `c.${ident(staged.column)}` : rowHashSql(items);
   await conn.run(`
     COPY (
       SELECT CAST(c.${pk} AS VARCHAR) AS ${k}, FALSE AS ${SNAPSHOT_STALE}, c.${pk}, ${hash} AS ${SNAPSHOT_HASH}
-      FROM valid_rows c WHERE NOT EXISTS (SELECT 1 FROM failed f WHERE f.k = CAST(c.${pk} AS VARCHAR))
+      FROM ${CURRENT_ROWS} c WHERE NOT EXISTS (SELECT 1 FROM failed f WHERE f.k = CAST(c.${pk} AS VARCHAR))
       UNION ALL
       SELECT p.${k}, TRUE, ${previousKeySql(primaryKey, keyType, options.previous)}, p.${SNAPSHOT_HASH}
       FROM prev p WHERE EXISTS (SELECT 1 FROM failed f WHERE f.k = p.${k})

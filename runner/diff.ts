@@ -1,16 +1,18 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { STAGED_ROW_HASH, type ColumnInfo } from '../connectors/types.ts';
+import type { ColumnInfo, SourceHashFunction, StagedHash } from '../connectors/types.ts';
 import type { RowOperation, SyncMode } from '../crds/index.ts';
 import type { Manifest } from './diffstore/index.ts';
 import { ident, literal, queryAll, queryOne, toCount } from './duck.ts';
 import { fieldsSql, idempotencyKeySql } from './fields.ts';
+import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';
 import {
-  SNAPSHOT_HASH,
-  SNAPSHOT_KEY,
-  SNAPSHOT_STALE,
-  type ComparedItem,
-  type SyncShape,
-} from './mappings.ts';
+  comparedConstants,
+  ENGINE_HASH,
+  hashBy,
+  hashedItems,
+  hashFunctionOf,
+  stagedHashOf,
+} from './staging.ts';
 
 /** The previous snapshot as this run sees it: its file on local disk and the manifest that made it current. */
 export interface PreviousSnapshot {
@@ -32,8 +34,10 @@ export interface DiffOptions {
   resendAll: boolean;
   /** This runner's hash probe (see hashProbe). */
   hashProbe: string;
-  /** The columns the staged table's STAGED_ROW_HASH covers, when the source stored one. */
-  stagedHash?: string[] | undefined;
+  /** The source's own hash function, when it stored hashes of it. */
+  sourceHash?: SourceHashFunction | undefined;
+  /** The row hashes the source stored in the staged table. */
+  stagedHashes?: StagedHash[] | undefined;
 }
 
 export interface DiffResult {
@@ -60,32 +64,15 @@ export interface LoadedPrevious {
   sources: Record<string, string>;
   /** SQL (alias `p`): whether a compared constant (static value, template) changed since the row was sent. */
   constantsChanged: string;
-  /** Whether the previous hashes were made by the hash function this runner has. */
+  /** Whether this run can make hashes comparable with the previous ones (same function, same probe). */
   hashComparable: boolean;
+  /** Who makes them: the engine in SQL, or the source (a staged hash). */
+  hashBy: 'engine' | 'source';
+  /** The function that made the previous hashes. */
+  hashFunction: string;
 }
 
 const CONSTANTS_CHANGED = '__syncline_constants_changed';
-
-/** The compared items read from a column, in order: what the row hash covers. */
-export function hashedItems(shape: SyncShape): ComparedItem[] {
-  return shape.compared.filter((item) => item.column !== undefined);
-}
-
-/** The model column of each hashed item whose name is not the column's, for the manifest. */
-export function comparedSources(shape: SyncShape): Record<string, string> {
-  return Object.fromEntries(
-    hashedItems(shape).flatMap((item) =>
-      item.column === undefined || item.column === item.name ? [] : [[item.name, item.column]],
-    ),
-  );
-}
-
-/** The compared constants (static values and template texts) by item name. */
-export function comparedConstants(shape: SyncShape): Record<string, string> {
-  return Object.fromEntries(
-    shape.compared.flatMap((item) => (item.constant === undefined ? [] : [[item.name, item.constant]])),
-  );
-}
 
 /**
  * SQL of one row's hash over `items` (alias `alias`). DuckDB's hash(): 64 bits, vectorised, defined for
@@ -136,7 +123,15 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
     await conn.run(
       `CREATE OR REPLACE TABLE prev (${k} VARCHAR, ${SNAPSHOT_STALE} BOOLEAN, ${pk} ${keyType}, ${SNAPSHOT_HASH} UBIGINT)`,
     );
-    return { keyType, hashed: [], sources: {}, constantsChanged: 'FALSE', hashComparable: true };
+    return {
+      keyType,
+      hashed: [],
+      sources: {},
+      constantsChanged: 'FALSE',
+      hashComparable: true,
+      hashBy: 'engine',
+      hashFunction: ENGINE_HASH,
+    };
   }
   const source = `read_parquet(${literal(previous.file)})`;
   const described = await queryAll(conn, `DESCRIBE SELECT * FROM ${source}`);
@@ -150,13 +145,24 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
     );
     const before = m.comparedConstants ?? {};
     const changed = Object.entries(constants).some(([name, value]) => before[name] !== value);
-    return {
+    const hashFunction = hashFunctionOf(m);
+    const by = hashBy(hashFunction, options.sourceHash);
+    const loaded = {
       keyType,
       hashed: m.comparedColumns,
       sources: m.comparedSources ?? {},
       constantsChanged: changed ? 'TRUE' : 'FALSE',
-      hashComparable: m.hashProbe === options.hashProbe,
+      hashBy: by ?? 'engine',
+      hashFunction,
     };
+    // The engine hashes in SQL at will; the source's hashes exist only where it stored them.
+    const comparable =
+      by === 'engine'
+        ? m.hashProbe === options.hashProbe
+        : by === 'source' &&
+          m.hashProbe === options.sourceHash?.probe &&
+          stagedHashOf(options.stagedHashes, 'source', previousColumnsOf(loaded)) !== undefined;
+    return { ...loaded, hashComparable: comparable };
   }
   const types = previousTypes(m);
   const hashed = m.comparedColumns.filter((name) => stored.has(name) && types.has(name));
@@ -179,16 +185,13 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
     sources: {},
     constantsChanged: `p.${CONSTANTS_CHANGED}`,
     hashComparable: true,
+    hashBy: 'engine',
+    hashFunction: ENGINE_HASH,
   };
 }
 
-/** Whether the staged row hash covers exactly `columns`, in order: then it stands for rowHashSql of them. */
-export function stagedHashCovers(stagedHash: string[] | undefined, columns: string[]): boolean {
-  return stagedHash !== undefined && JSON.stringify(stagedHash) === JSON.stringify(columns);
-}
-
 /** The model columns the previous hashes were made of, in order. */
-function previousColumnsOf(loaded: LoadedPrevious): string[] {
+function previousColumnsOf(loaded: Pick<LoadedPrevious, 'hashed' | 'sources'>): string[] {
   return loaded.hashed.map((name) => loaded.sources[name] ?? name);
 }
 
@@ -205,9 +208,8 @@ function changedCondition(options: DiffOptions, loaded: LoadedPrevious): string 
     hashed.push({ sql: `c.${ident(column)}`, type });
   }
   const terms = [`p.${SNAPSHOT_STALE}`, loaded.constantsChanged];
-  const currentHash = stagedHashCovers(options.stagedHash, previousColumnsOf(loaded))
-    ? `c.${STAGED_ROW_HASH}`
-    : rowHashSql(hashed);
+  const staged = stagedHashOf(options.stagedHashes, loaded.hashBy, previousColumnsOf(loaded));
+  const currentHash = staged ? `c.${ident(staged.column)}` : rowHashSql(hashed);
   terms.push(hashed.length === 0 ? 'TRUE' : `p.${SNAPSHOT_HASH} IS DISTINCT FROM ${currentHash}`);
   // A column compared for the first time was never sent: it counts as null, so only rows with a value go.
   for (const item of hashedItems(options.shape)) {
@@ -253,15 +255,15 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
   const typedJoin =
     pkType !== undefined && loaded.keyType === pkType && (previousKeyType ?? pkType) === pkType;
   const join = typedJoin ? `c.${pk} = p.${pk}` : `CAST(c.${pk} AS VARCHAR) = p.${k}`;
-  const useStaged = stagedHashCovers(options.stagedHash, previousColumnsOf(loaded));
+  const staged = stagedHashOf(options.stagedHashes, loaded.hashBy, previousColumnsOf(loaded));
   const fresh = hashedItems(options.shape).filter((i) => !loaded.hashed.includes(i.name));
   const read = new Set([
     primaryKey,
-    ...(useStaged ? [] : previousColumnsOf(loaded)),
+    ...(staged ? [] : previousColumnsOf(loaded)),
     ...fresh.map((i) => i.column ?? i.name),
   ]);
   const readColumns = options.columns.filter((c) => read.has(c.name)).map((c) => ident(c.name));
-  if (useStaged) readColumns.push(STAGED_ROW_HASH);
+  if (staged) readColumns.push(ident(staged.column));
   // A key the model now holds more than once (left out with invalidPrimaryKeys: skip) is 'held': it has
   // not left the model, so it is neither deleted nor cleared, and its snapshot row is carried over.
   // The previous key value of a removed row (as last delivered) is kept, so that delivery reads the diff

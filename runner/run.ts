@@ -1,17 +1,16 @@
 import { join } from 'node:path';
-import type { ColumnInfo, DeliveryContext, DestinationCapabilities, Logger } from '../connectors/types.ts';
+import type {
+  ColumnInfo,
+  DeliveryContext,
+  DestinationCapabilities,
+  KeysOnlyStage,
+  Logger,
+} from '../connectors/types.ts';
 import { destinationConnector, sourceConnector } from '../connectors/registry.ts';
 import { DEFAULT_BACKOFF, lowest, rateLimiter, type BackoffSettings } from './backoff.ts';
-import { writeIntentSnapshot, writeSnapshot } from './commit.ts';
-import {
-  comparedConstants,
-  comparedSources,
-  computeDiff,
-  hashedItems,
-  hashProbe,
-  type DiffResult,
-  type PreviousSnapshot,
-} from './diff.ts';
+import { CURRENT_ROWS, writeIntentSnapshot, writeSnapshot } from './commit.ts';
+import { computeDiff, hashProbe, type DiffResult, type PreviousSnapshot } from './diff.ts';
+import { FETCHED_TABLE, fetchChangedRows, recordUnfetched, type FetchOutcome } from './fetch.ts';
 import { DiffStore, type Manifest } from './diffstore/index.ts';
 import { openEmbeddedDuck, type EmbeddedDuck } from './duck.ts';
 import { createFailedTable, deliver, sampleOperations, type DeliveryProgress } from './deliver.ts';
@@ -22,6 +21,15 @@ import { resolveModel, type ConfigMapReader } from './model.ts';
 import { RequestLog } from './requestlog.ts';
 import type { SecretResolver } from './secrets.ts';
 import { openBlobStore } from './storage/index.ts';
+import {
+  comparedConstants,
+  comparedSources,
+  ENGINE_HASH,
+  hashedItems,
+  planStaging,
+  stagedHashOf,
+  type StagingDecision,
+} from './staging.ts';
 import { runSummary, type RunSummary } from './summary.ts';
 import { checkPrimaryKey } from './validate.ts';
 
@@ -63,6 +71,7 @@ interface RunState {
   rejected: RunSummary['rejected'];
   invalidKeys?: RunSummary['invalidKeys'];
   columns: ColumnInfo[];
+  staging?: RunSummary['staging'];
   fingerprint?: string;
   snapshot?: string;
   samples?: RunSummary['samples'];
@@ -105,6 +114,7 @@ function sameShapeAs(
     | 'comparedSources'
     | 'comparedConstants'
     | 'hashProbe'
+    | 'hashFunction'
   >,
   columns: ColumnInfo[],
 ): boolean {
@@ -114,6 +124,7 @@ function sameShapeAs(
     manifest.primaryKey === expected.primaryKey &&
     manifest.destinationType === expected.destinationType &&
     manifest.hashProbe === expected.hashProbe &&
+    (manifest.hashFunction ?? ENGINE_HASH) === expected.hashFunction &&
     same(manifest.comparedColumns, expected.comparedColumns) &&
     same(manifest.comparedConstants ?? {}, expected.comparedConstants ?? {}) &&
     same(manifest.comparedSources ?? {}, expected.comparedSources ?? {}) &&
@@ -158,6 +169,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
   let store: DiffStore | undefined;
   let duck: EmbeddedDuck | undefined;
   let requestLog: RequestLog | undefined;
+  let keysOnly: KeysOnlyStage | undefined;
   try {
     store = new DiffStore(
       openBlobStore(plan.diffStore.url, { s3: plan.diffStore.s3, gcs: plan.diffStore.gcs, secrets }),
@@ -184,19 +196,19 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
     const conn = duck.connection;
     const context = { secrets, log, signal, tmpDir: duck.dir };
 
-    // The previous snapshot downloads while the model is queried.
+    // The manifest decides how to stage; the previous snapshot downloads while the model is queried.
+    const current = await store.readManifest();
     const previousFile = join(duck.dir, 'previous.parquet');
-    const previousState = store.readManifest().then(async (found) => {
-      if (found) await store?.downloadSnapshot(found.manifest, previousFile);
-      return found;
-    });
-    previousState.catch(() => undefined); // awaited below; a failure is reported there
+    const download = current ? store.downloadSnapshot(current.manifest, previousFile) : Promise.resolve();
+    download.catch(() => undefined); // awaited below; a failure is reported there
+    const probe = await hashProbe(conn);
 
     // Query
     progress('Querying');
     let mark = performance.now();
     const source = await sourceConnector(plan.source.spec.type);
     const comparesAllColumns = destination.capabilities.comparesAllColumns;
+    let decision: StagingDecision | undefined;
     const staged = await source.stage({
       ...context,
       source: plan.source.spec,
@@ -204,18 +216,29 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       duck: conn,
       table: STAGED_TABLE,
       labels,
-      rowHashColumns: (names) => {
+      plan: (columns, sourceHash) => {
+        let early;
         try {
-          const columns = names.map((name) => ({ name, type: 'VARCHAR' }));
-          const early = resolveShape({ mappings: spec.mappings, columns, primaryKey, comparesAllColumns });
-          return hashedItems(early).map((item) => item.column ?? item.name);
+          early = resolveShape({ mappings: spec.mappings, columns, primaryKey, comparesAllColumns });
         } catch (error) {
           // The same check runs on the staged columns below and reports it; here it only means no hash.
           log.debug({ ...labels, err: describeError(error).message }, 'no row hash while staging');
-          return undefined;
         }
+        decision = planStaging({
+          columns,
+          shape: early,
+          primaryKey,
+          previous: current?.manifest,
+          fullResync: plan.fullResync,
+          mode: spec.mode,
+          destinationType: plan.destination.spec.type,
+          engineProbe: probe,
+          sourceHash,
+        });
+        return decision.plan;
       },
     });
+    keysOnly = staged.keysOnly;
     signal.throwIfAborted();
     state.counts.queried = staged.rows;
     state.columns = staged.columns;
@@ -243,12 +266,27 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       );
     }
     state.fingerprint = modelFingerprint(staged.columns, primaryKey);
+    // The next snapshot's hashes: the source's where it stored them over the compared columns, else
+    // DuckDB's (which the engine can always make, in SQL).
+    const wantedStore = decision?.store;
+    const nextHash =
+      wantedStore &&
+      wantedStore.name !== ENGINE_HASH &&
+      staged.sourceHash?.name === wantedStore.name &&
+      stagedHashOf(
+        staged.hashes,
+        'source',
+        hashedItems(shape).map((item) => item.column ?? item.name),
+      )
+        ? wantedStore
+        : { name: ENGINE_HASH, probe };
+    state.staging = { keysOnly: staged.keysOnly !== undefined, hashFunction: nextHash.name };
     state.timings.validateMs = elapsed(mark);
 
     // Diff
     progress('Diffing');
     mark = performance.now();
-    const current = await previousState;
+    await download;
     let previous: PreviousSnapshot | undefined;
     let resendAll = plan.fullResync;
     if (current) {
@@ -266,12 +304,12 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
         resendAll = true;
       }
     }
-    const probe = await hashProbe(conn);
     const diff: DiffResult = await computeDiff(conn, {
       shape,
       columns: staged.columns,
       hashProbe: probe,
-      stagedHash: staged.hashed,
+      sourceHash: staged.sourceHash,
+      stagedHashes: staged.hashes,
       primaryKey,
       mode: spec.mode,
       deleteBehavior: spec.deleteBehavior,
@@ -282,7 +320,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
     if (!diff.previous.hashComparable) {
       log.warn(
         { ...labels },
-        'the snapshot was hashed by a different hash function (another DuckDB version): resending every row',
+        `the snapshot was hashed by a function this run cannot compare with (${diff.previous.hashFunction}, another version of it, or over columns the source did not hash): resending every row`,
       );
     }
     const keyType = staged.columns.find((c) => c.name === primaryKey)?.type ?? 'VARCHAR';
@@ -292,13 +330,42 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       comparedColumns: hashedItems(shape).map((item) => item.name),
       comparedSources: comparedSources(shape),
       comparedConstants: comparedConstants(shape),
-      hashProbe: probe,
+      hashProbe: nextHash.probe,
+      hashFunction: nextHash.name,
     };
     state.counts.added = diff.added;
     state.counts.changed = diff.changed;
     state.counts.removed = diff.removed;
     state.operations = { ...diff.operations };
     state.timings.diffMs = elapsed(mark);
+
+    // Keys-only staging: the rows to deliver now come out of the source, in the same read.
+    let fetched: FetchOutcome | undefined;
+    if (keysOnly) {
+      mark = performance.now();
+      fetched = await fetchChangedRows(conn, {
+        stage: keysOnly,
+        primaryKey,
+        hashes: staged.hashes ?? [],
+      });
+      await keysOnly.close();
+      keysOnly = undefined;
+      state.staging = { ...(state.staging as NonNullable<RunState['staging']>), fetchedRows: fetched.rows };
+      for (const [op, n] of Object.entries(fetched.missing)) {
+        const left = (diff.operations[op as keyof typeof diff.operations] ?? 0) - n;
+        diff.operations[op as keyof typeof diff.operations] = left;
+        diff.totalOperations -= n;
+      }
+      if (fetched.missingCount > 0) {
+        log.warn(
+          { ...labels, keys: fetched.missingSample.map((m) => m.key), count: fetched.missingCount },
+          'rows the model returned when its keys were read were missing when the rows were read; they are retried next run',
+        );
+      }
+      state.timings.queryMs = (state.timings.queryMs ?? 0) + elapsed(mark);
+    } else {
+      await conn.run(`CREATE OR REPLACE VIEW ${CURRENT_ROWS} AS SELECT * FROM valid_rows`);
+    }
     const syncId = `${plan.namespace}/${plan.sync.name}`;
 
     if (plan.dryRun) {
@@ -377,7 +444,10 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
           comparedColumns: diff.previous.hashed,
           comparedSources: diff.previous.sources,
           comparedConstants: shapeOfRun.comparedConstants,
-          hashProbe: diff.previous.hashComparable ? probe : (base.hashProbe ?? probe),
+          // The hashes carried over keep the function that made them.
+          ...(current
+            ? { hashProbe: base.hashProbe, hashFunction: base.hashFunction }
+            : { hashProbe: nextHash.probe, hashFunction: nextHash.name }),
         },
         expectedEtag,
       );
@@ -437,8 +507,9 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
             batchSize: spec.delivery?.batchSize ?? BULK_BATCH_SIZE,
             connect: () => (duck as EmbeddedDuck).instance.connect(),
             renderers: duck.threads,
-            ...(keys.nullCount + keys.duplicateKeys === 0 && diff.totalOperations === staged.rows
-              ? { stagedTable: STAGED_TABLE }
+            ...(keys.nullCount + keys.duplicateKeys === 0 &&
+            diff.totalOperations === (fetched ? fetched.rows : staged.rows)
+              ? { stagedTable: fetched ? FETCHED_TABLE : STAGED_TABLE }
               : {}),
           },
         });
@@ -451,6 +522,19 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       }
     } else {
       await createFailedTable(conn);
+    }
+    if (fetched && fetched.missingCount > 0) {
+      await recordUnfetched(conn);
+      state.counts.failed += fetched.missingCount;
+      for (const { key, operation } of fetched.missingSample) {
+        if (state.rejected.length >= 100) break;
+        state.rejected.push({
+          key,
+          operation,
+          reason:
+            'the source did not return this row when the changed rows were read (is the model query deterministic?); retried next run',
+        });
+      }
     }
     state.timings.deliverMs = elapsed(mark);
 
@@ -474,7 +558,8 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
         keyType,
         previous: diff.previous,
         file,
-        stagedHash: staged.hashed,
+        store: nextHash,
+        stagedHashes: staged.hashes,
       });
       signal.throwIfAborted();
       const snapshot = await store.uploadSnapshot(plan.runId, file);
@@ -521,6 +606,11 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
   }
 
   async function finish(): Promise<RunSummary> {
+    if (keysOnly) {
+      const stage = keysOnly;
+      keysOnly = undefined;
+      await stage.close();
+    }
     if (requestLog) {
       const logFile = requestLog;
       requestLog = undefined;
@@ -554,6 +644,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       counts: state.counts,
       operations: state.operations,
       timings: state.timings,
+      ...(state.staging ? { staging: state.staging } : {}),
       rejected: state.rejected.slice(0, 100),
       ...(state.invalidKeys ? { invalidKeys: state.invalidKeys } : {}),
       columns: state.columns.map((c) => ({ name: c.name, type: c.type })),

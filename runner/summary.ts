@@ -39,6 +39,17 @@ export const runSummary = z.object({
   /** Planned operations by kind: insert, update, upsert, delete, clear, archive. */
   operations: z.record(z.string(), z.number()).default({}),
   timings: phaseTimings,
+  /**
+   * How the model was read: every row, or only keys and row hashes (the source hashing) with the rows
+   * that changed read afterwards; and the function of the hashes the committed snapshot keeps.
+   */
+  staging: z
+    .object({
+      keysOnly: z.boolean(),
+      fetchedRows: z.number().optional(),
+      hashFunction: z.string(),
+    })
+    .optional(),
   rejected: z.array(rejectedRow).max(100).default([]),
   invalidKeys: z
     .object({ nullCount: z.number(), duplicateCount: z.number(), sample: z.array(z.string()).max(20) })

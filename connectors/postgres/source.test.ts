@@ -5,7 +5,7 @@ import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
 import { isSynclineError } from '../../runner/errors.ts';
 import { startPostgres, type PostgresServer } from '../../test/stack/postgres.ts';
 import { openDuck, rowsOf, testContext } from '../shared/test-context.ts';
-import { STAGED_ROW_HASH, type StageRequest } from '../types.ts';
+import { stagedHashColumn, type StageRequest, type StagingPlan } from '../types.ts';
 import { rowHashSql } from '../../runner/diff.ts';
 import { source } from './index.ts';
 
@@ -146,29 +146,226 @@ describe('postgres source: stage', () => {
     let offered: string[] = [];
     const result = await source!.stage({
       ...req,
-      rowHashColumns: (names) => {
-        offered = names;
-        return names.filter((name) => name !== 'small');
+      plan: (columns) => {
+        offered = columns.map((c) => c.name);
+        return {
+          hashes: [{ by: 'engine', columns: offered.filter((name) => name !== 'small') }],
+          keysOnly: false,
+        };
       },
     });
     expect(offered).toContain('id');
-    expect(offered).not.toContain(STAGED_ROW_HASH);
-    expect(result.hashed).toEqual(offered.filter((name) => name !== 'small'));
+    expect(result.hashes).toEqual([
+      { by: 'engine', columns: offered.filter((name) => name !== 'small'), column: stagedHashColumn(0) },
+    ]);
     expect(result.columns.map((c) => c.name)).toEqual(offered);
     const engine = rowHashSql(
       result.columns.filter((c) => c.name !== 'small').map((c) => ({ sql: `"${c.name}"`, type: c.type })),
     );
     const rows = await rowsOf(
       duck.duck,
-      `SELECT count(*) AS n, count(*) FILTER (WHERE ${STAGED_ROW_HASH} = ${engine}) AS same FROM ${req.table}`,
+      `SELECT count(*) AS n, count(*) FILTER (WHERE ${stagedHashColumn(0)} = ${engine}) AS same FROM ${req.table}`,
     );
     expect(rows[0]).toEqual({ n: '3', same: '3' });
     // A column the model does not have: no hash, never a failed stage.
     const other = await source!.stage({
       ...request({ table: 'everything' }),
-      rowHashColumns: () => ['nope'],
+      plan: () => ({ hashes: [{ by: 'engine', columns: ['nope'] }], keysOnly: false }),
     });
-    expect(other.hashed).toBeUndefined();
+    expect(other.hashes).toEqual([]);
+  });
+
+  it('hashes rows in PostgreSQL: the same row the same way every time, a changed value of any type differently', async () => {
+    const columns = [
+      'small',
+      'medium',
+      'exact',
+      'unbounded',
+      'wide',
+      'f4',
+      'f8',
+      'flag',
+      'label',
+      'code',
+      'name',
+      'uid',
+      'day',
+      'clock',
+      'at',
+      'at_tz',
+      'span',
+      'doc',
+      'docb',
+      'raw',
+      'ints',
+      'bigs',
+      'texts',
+      'nums',
+      'stamps',
+      'feeling',
+      'addr',
+    ];
+    const plan: StagingPlan = { hashes: [{ by: 'source', columns }], keysOnly: false };
+    const hashes = async (table: string) => {
+      const req = request({ table });
+      const result = await source!.stage({ ...req, plan: () => plan });
+      expect(result.sourceHash?.name).toBe('postgres');
+      expect(result.sourceHash?.probe).toMatch(/^-?\d+$/);
+      expect(result.hashes).toEqual([{ by: 'source', columns, column: stagedHashColumn(0) }]);
+      const rows = await rowsOf(
+        duck.duck,
+        `SELECT CAST(id AS VARCHAR) AS id, CAST(${stagedHashColumn(0)} AS VARCHAR) AS h FROM ${req.table} ORDER BY id`,
+      );
+      return new Map(rows.map((r) => [String(r['id']), String(r['h'])]));
+    };
+    await db.query(
+      'DROP TABLE IF EXISTS everything_copy; CREATE TABLE everything_copy AS SELECT * FROM everything',
+    );
+    const before = await hashes('everything_copy');
+    expect(before.size).toBe(3);
+    expect(new Set(before.values()).size).toBe(3);
+    expect(await hashes('everything_copy')).toEqual(before);
+    // One changed value per column, each in its own row copy: every one changes the hash.
+    const top = '9223372036854775807';
+    const changes: Record<string, string> = {
+      small: '-32767',
+      medium: '1',
+      exact: '1.000000001',
+      unbounded: '0.1',
+      wide: '1',
+      f4: '1.25',
+      f8: '0.2',
+      flag: 'false',
+      label: "'Zoe'",
+      code: "'ab1'",
+      name: "'X'",
+      uid: "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'",
+      day: "'2024-03-01'",
+      clock: "'23:59:59.999998'",
+      at: "'2024-01-01 00:00:00.000002'",
+      at_tz: "'2024-06-01 12:00:00.123457+02'",
+      span: "'1 year 2 months -3 days 04:05:06.6'",
+      doc: `'{"a": [1, 2.5, "x"]}'`,
+      docb: `'{"big": 12345678901234567891}'`,
+      raw: "'\\x00ff42'",
+      ints: "'{1,2,3}'",
+      bigs: "'{9007199254740992}'",
+      texts: `'{"a,b","c\\"d",NULL,"x"}'`,
+      nums: "'{1.10,2.26}'",
+      stamps: '\'{"2024-01-01 00:00:01+00"}\'',
+      feeling: "'sad'",
+      addr: "'10.0.0.2/32'",
+    };
+    for (const [column, value] of Object.entries(changes)) {
+      await db.query(`UPDATE everything_copy SET "${column}" = ${value} WHERE id = ${top}`);
+      const after = await hashes('everything_copy');
+      expect(after.get(top), column).not.toBe(before.get(top));
+      expect(after.get('3')).toBe(before.get('3'));
+      await db.query(
+        `UPDATE everything_copy c SET "${column}" = e."${column}" FROM everything e WHERE e.id = c.id`,
+      );
+    }
+    expect(await hashes('everything_copy')).toEqual(before);
+    // NULL, '' and a case change under a case-insensitive collation all differ.
+    await db.query(
+      `CREATE COLLATION IF NOT EXISTS ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+       DROP TABLE IF EXISTS texts_ci; CREATE TABLE texts_ci (id int PRIMARY KEY, t text COLLATE ci);
+       INSERT INTO texts_ci VALUES (1, 'a'), (2, 'A'), (3, ''), (4, NULL)`,
+    );
+    const req = request({ table: 'texts_ci' });
+    await source!.stage({
+      ...req,
+      plan: () => ({ hashes: [{ by: 'source', columns: ['t'] }], keysOnly: false }),
+    });
+    const distinct = await rowsOf(
+      duck.duck,
+      `SELECT count(DISTINCT ${stagedHashColumn(0)}) AS n FROM ${req.table}`,
+    );
+    expect(distinct[0]).toEqual({ n: '4' });
+  });
+
+  it('stages keys and hashes only, then fetches the rows of the keys asked for, in the same transaction', async () => {
+    await db.query(`DROP TABLE IF EXISTS keyed;
+      CREATE TABLE keyed (id text PRIMARY KEY, n int, body text);
+      INSERT INTO keyed SELECT 'k' || g, g, 'body ' || g FROM generate_series(1, 1000) g;
+      INSERT INTO keyed VALUES (E'odd "key", with {braces} and \\\\ backslash', -1, 'odd'), ('it''s', -2, 'quote')`);
+    const plan: StagingPlan = { hashes: [{ by: 'source', columns: ['n', 'body'] }], keysOnly: true };
+    const req = request({ table: 'keyed' });
+    const result = await source!.stage({ ...req, plan: () => plan });
+    try {
+      expect(result.rows).toBe(1002);
+      expect(result.keysOnly).toBeDefined();
+      expect(result.columns.map((c) => c.name)).toEqual(['id', 'n', 'body']);
+      const stagedColumns = await rowsOf(duck.duck, `SELECT column_name FROM (DESCRIBE ${req.table})`);
+      expect(stagedColumns.map((r) => r['column_name'])).toEqual(['id', stagedHashColumn(0)]);
+      // Changed after the keys were read: the fetch still sees the rows as they were.
+      await db.query(`UPDATE keyed SET body = 'later' WHERE id = 'k1'`);
+      await duck.duck.run(
+        `CREATE OR REPLACE TABLE wanted AS SELECT id FROM ${req.table} WHERE id IN ('k1', 'k2', 'it''s') OR id LIKE 'odd%'`,
+      );
+      const fetched = await result.keysOnly!.fetch({
+        table: `${req.table}_rows`,
+        keysSql: 'SELECT id FROM wanted',
+        keyCount: 4,
+      });
+      expect(fetched.rows).toBe(4);
+      const rows = await rowsOf(
+        duck.duck,
+        `SELECT f.id, f.body, f.${stagedHashColumn(0)} = k.${stagedHashColumn(0)} AS same
+           FROM ${req.table}_rows f JOIN ${req.table} k USING (id) ORDER BY f.id`,
+      );
+      expect(rows).toEqual([
+        { id: "it's", body: 'quote', same: true },
+        { id: 'k1', body: 'body 1', same: true },
+        { id: 'k2', body: 'body 2', same: true },
+        { id: 'odd "key", with {braces} and \\ backslash', body: 'odd', same: true },
+      ]);
+      expect(
+        ctx.log.lines
+          .filter((l) => l.msg === 'staged the PostgreSQL rows whose hash changed')
+          .map((l) => (l.obj as { filteredIn?: string }).filteredIn),
+      ).toEqual(['PostgreSQL']);
+      // No keys at all: no read.
+      const none = await result.keysOnly!.fetch({
+        table: `${req.table}_none`,
+        keysSql: 'SELECT id FROM wanted WHERE false',
+        keyCount: 0,
+      });
+      expect(none.rows).toBe(0);
+    } finally {
+      await result.keysOnly?.close();
+    }
+    const filteredIn = () =>
+      ctx.log.lines
+        .filter((l) => l.msg === 'staged the PostgreSQL rows whose hash changed')
+        .map((l) => (l.obj as { filteredIn?: string }).filteredIn);
+    const active = await db.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'syncline default/test ${req.labels.runId}%'`,
+    );
+    expect(active.rows[0].n).toBe(0);
+
+    // A key type PostgreSQL is not handed a list of (numeric): DuckDB filters a full read.
+    await db.query(`DROP TABLE IF EXISTS keyed_num;
+      CREATE TABLE keyed_num (id numeric(10,2) PRIMARY KEY, body text);
+      INSERT INTO keyed_num SELECT g + 0.5, 'body ' || g FROM generate_series(1, 100) g`);
+    const numeric = request({ table: 'keyed_num' });
+    const staged = await source!.stage({
+      ...numeric,
+      plan: () => ({ hashes: [{ by: 'source', columns: ['body'] }], keysOnly: true }),
+    });
+    try {
+      const rows = await staged.keysOnly!.fetch({
+        table: `${numeric.table}_rows`,
+        keysSql: `SELECT id FROM ${numeric.table} WHERE id < 3`,
+        keyCount: 2,
+      });
+      expect(rows.rows).toBe(2);
+      const bodies = await rowsOf(duck.duck, `SELECT body FROM ${numeric.table}_rows ORDER BY id`);
+      expect(bodies).toEqual([{ body: 'body 1' }, { body: 'body 2' }]);
+      expect(filteredIn().at(-1)).toBe('DuckDB');
+    } finally {
+      await staged.keysOnly?.close();
+    }
   });
 
   it('keeps every value exact', async () => {

@@ -5,7 +5,9 @@
 import type pg from 'pg';
 import type { SourceSpec } from '../../crds/index.ts';
 import { SynclineError, isSynclineError } from '../../runner/errors.ts';
-import { countRows, describeTable, duckMessage } from '../shared/duck.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { countRows, duckMessage } from '../shared/duck.ts';
 import {
   connectPg,
   describePgError,
@@ -15,13 +17,19 @@ import {
 } from '../shared/pg.ts';
 import { quoteIdent, quoteLiteral, quoteQualifiedName } from '../shared/sql.ts';
 import {
-  STAGED_ROW_HASH,
+  STAGED_HASH_PREFIX,
+  stagedHashColumn,
   type ColumnInfo,
   type ConnectorContext,
+  type KeysOnlyStage,
   type SourceConnector,
+  type SourceHashFunction,
+  type StagedHash,
   type StageRequest,
   type StageResult,
+  type StagingPlan,
 } from '../types.ts';
+import { postgresHashFunction, rowHashExpr, unsignedHashSql } from './hash.ts';
 import { copyIntoDuck, TransferError } from './transfer.ts';
 import { planColumn, type ColumnPlan, type PgTypeInfo } from './types.ts';
 
@@ -67,8 +75,13 @@ function queryError(error: unknown, settings: PgConnectionSettings, what: string
 }
 
 async function typeInfo(client: pg.Client, oids: number[]): Promise<Map<number, PgTypeInfo>> {
-  const result = await client.query<{ oid: number; name: string; element: string | null }>(
-    `SELECT t.oid::int AS oid,
+  const result = await client.query<{
+    oid: number;
+    name: string;
+    element: string | null;
+    domain: boolean;
+  }>(
+    `SELECT t.oid::int AS oid, t.typtype = 'd' AS domain,
             CASE WHEN t.typtype = 'd' THEN b.typname ELSE t.typname END AS name,
             CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN e.typname END AS element
        FROM pg_type t
@@ -78,7 +91,10 @@ async function typeInfo(client: pg.Client, oids: number[]): Promise<Map<number, 
     [oids],
   );
   return new Map(
-    result.rows.map((r) => [r.oid, { oid: r.oid, name: r.name, element: r.element ?? undefined }]),
+    result.rows.map((r) => [
+      r.oid,
+      { oid: r.oid, name: r.name, element: r.element ?? undefined, domain: r.domain },
+    ]),
   );
 }
 
@@ -117,26 +133,72 @@ const SMALL_ROWS: CsvSizes = { maxLineSize: 4 * MiB, bufferSize: 4 * MiB };
 // The fallback, from the start, for a model with a row longer than SMALL_ROWS allows.
 const LARGE_ROWS: CsvSizes = { maxLineSize: 16 * MiB, bufferSize: 64 * MiB };
 
+/** A row hash the load stores: DuckDB's over staged columns, or PostgreSQL's read from CSV field `h<i>`. */
+interface LoadHash extends StagedHash {
+  index: number;
+}
+
+/** What one COPY carries and the DuckDB statement loading it creates. */
+interface LoadShape {
+  /** The model columns, or only the primary key (keys-only staging). */
+  plans: ColumnPlan[];
+  hashes: LoadHash[];
+  /** DuckDB condition on the loaded columns that a row must meet to be kept. */
+  where?: string;
+}
+
+/** The COPY of `shape` out of the model query, with `filter` (over `m`) applied in PostgreSQL. */
+function copySqlOf(sql: string, all: ColumnPlan[], shape: LoadShape, filter?: string): string {
+  const sourceHashes = shape.hashes.filter((h) => h.by === 'source').map((h) => rowHashExpr(all, h.columns));
+  const select = [...shape.plans.map((p) => p.copyExpr), ...sourceHashes].join(', ');
+  return `COPY (SELECT ${select} FROM (${sql}\n) AS m${filter ? ` WHERE ${filter}` : ''}) TO STDOUT WITH (FORMAT csv)`;
+}
+
 /**
  * The CSV file read back with exactly the planned types: no sniffing, NULL only for an unquoted empty field;
- * plus the row hash of `hashed`, when the engine asked for one.
+ * plus the shape's row hashes.
  */
-function loadSql(
-  table: string,
-  file: string,
-  plans: ColumnPlan[],
-  sizes: CsvSizes,
-  hashed: string[] | undefined,
-): string {
-  const columns = plans.map((p, i) => `${quoteLiteral(`c${i}`)}: ${quoteLiteral(p.csvType)}`).join(', ');
-  const select = plans.map((p, i) => `${p.loadExpr(`c${i}`)} AS ${quoteIdent(p.name)}`).join(', ');
-  const hash = hashed ? `, hash(${hashed.map(quoteIdent).join(', ')}) AS ${STAGED_ROW_HASH}` : '';
+function readSql(file: string, shape: LoadShape, sizes: CsvSizes): string {
+  const source = shape.hashes.filter((h) => h.by === 'source');
+  const fields = [
+    ...shape.plans.map((p, i) => `${quoteLiteral(`c${i}`)}: ${quoteLiteral(p.csvType)}`),
+    ...source.map((h) => `${quoteLiteral(`h${h.index}`)}: 'BIGINT'`),
+  ];
+  const select = [
+    ...shape.plans.map((p, i) => `${p.loadExpr(`c${i}`)} AS ${quoteIdent(p.name)}`),
+    ...source.map((h) => `${unsignedHashSql(`h${h.index}`)} AS ${quoteIdent(h.column)}`),
+  ];
+  const engine = shape.hashes
+    .filter((h) => h.by === 'engine')
+    .map((h) => `, hash(${h.columns.map(quoteIdent).join(', ')}) AS ${quoteIdent(h.column)}`)
+    .join('');
   return (
-    `CREATE TABLE ${quoteIdent(table)} AS SELECT *${hash} FROM (SELECT ${select} FROM read_csv(${quoteLiteral(file)}, ` +
-    `columns = {${columns}}, header = false, auto_detect = false, delim = ',', quote = '"', escape = '"', ` +
+    `SELECT *${engine} FROM (SELECT ${select.join(', ')} FROM read_csv(${quoteLiteral(file)}, ` +
+    `columns = {${fields.join(', ')}}, header = false, auto_detect = false, delim = ',', quote = '"', escape = '"', ` +
     `new_line = '\\n', nullstr = '', allow_quoted_nulls = false, ` +
-    `max_line_size = ${sizes.maxLineSize}, buffer_size = ${sizes.bufferSize}))`
+    `max_line_size = ${sizes.maxLineSize}, buffer_size = ${sizes.bufferSize}))` +
+    (shape.where ? ` WHERE ${shape.where}` : '')
   );
+}
+
+function loadSql(table: string, file: string, shape: LoadShape, sizes: CsvSizes): string {
+  return `CREATE TABLE ${quoteIdent(table)} AS ${readSql(file, shape, sizes)}`;
+}
+
+/** Key types a list of keys can be handed to PostgreSQL as (an array literal of their text). */
+const FILTERABLE_KEYS = new Set(['int2', 'int4', 'int8', 'text', 'varchar', 'bpchar', 'uuid']);
+/** Up to this many keys, a fetch filters in PostgreSQL; beyond, it reads the model and DuckDB filters. */
+const FETCH_IN_SOURCE_MAX = 100_000;
+
+/** DuckDB SQL: the keys of `keysSql` as one PostgreSQL array literal ({"1","2"}, quotes and backslashes escaped). */
+function keyArraySql(keysSql: string): string {
+  const element = `'"' || replace(replace(CAST(k AS VARCHAR), '\\', '\\\\'), '"', '\\"') || '"'`;
+  return `SELECT '{' || coalesce(string_agg(${element}, ','), '') || '}' AS keys FROM (${keysSql}) AS fetched_keys(k)`;
+}
+
+/** A PostgreSQL string constant holding `text`, read the same whatever standard_conforming_strings says. */
+function escapeStringConstant(text: string): string {
+  return `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
 }
 
 /** DuckDB's own report of a row longer than max_line_size (in the message's later lines). */
@@ -203,37 +265,25 @@ export const postgresSource: SourceConnector = {
       client
         .end()
         .catch((error: unknown) => req.log.debug({ err: String(error) }, 'closing the source connection'));
-    let client: pg.Client | undefined = await connect();
-    try {
-      let plans: ColumnPlan[];
-      try {
-        plans = await planColumns(client, sql);
-      } catch (error) {
-        throw queryError(error, settings, 'the model query');
-      }
-      if (plans.length === 0)
-        throw new SynclineError('SourceQueryFailed', 'the model query returns no columns');
+    // The connection the rows come through; a restage with larger buffers replaces it.
+    const session: { client: pg.Client | undefined } = { client: await connect() };
+    let handedOver = false;
 
-      const names = plans.map((p) => p.name);
-      // Hashed while the rows stream in, where DuckDB would otherwise read the whole table again for it.
-      const wanted = names.includes(STAGED_ROW_HASH) ? undefined : req.rowHashColumns?.(names);
-      const hashed = wanted?.every((name) => names.includes(name)) && wanted.length > 0 ? wanted : undefined;
-      const started = Date.now();
-      const copySql = `COPY (SELECT ${plans.map((p) => p.copyExpr).join(', ')} FROM (${sql}\n) AS m) TO STDOUT WITH (FORMAT csv)`;
-      const transfer = (from: pg.Client, sizes: CsvSizes) =>
+    /** COPY `shape` into DuckDB table `table`; once more from the start, on a fresh connection, for long rows. */
+    const transfer = async (table: string, shape: LoadShape, all: ColumnPlan[], filter?: string) => {
+      const attempt = (sizes: CsvSizes) =>
         copyIntoDuck({
-          client: from,
-          copySql,
+          client: session.client as pg.Client,
+          copySql: copySqlOf(sql, all, shape, filter),
           duck: req.duck,
-          table: req.table,
-          loadSql: (path) => loadSql(req.table, path, plans, sizes, hashed),
+          table,
+          loadSql: (path) => loadSql(table, path, shape, sizes),
           dir: req.tmpDir,
           signal: req.signal,
           log: req.log,
         });
-      let via: string;
       try {
-        ({ via } = await transfer(client, SMALL_ROWS));
+        return (await attempt(SMALL_ROWS)).via;
       } catch (error) {
         if (
           !(error instanceof TransferError && error.side === 'load' && mayBeLongRow(error.cause)) ||
@@ -249,25 +299,152 @@ export const postgresSource: SourceConnector = {
             : `DuckDB could not read the rows with ${small} buffers, as when a row is longer than ${small}; ${again}`,
         );
         // The failed COPY may have left the connection mid-stream: the retry runs on a fresh one.
-        await close(client);
-        client = undefined; // if reconnecting fails, nothing is left to close
-        client = await connect();
+        await close(session.client as pg.Client);
+        session.client = undefined; // if reconnecting fails, nothing is left to close
+        session.client = await connect();
         try {
-          ({ via } = await transfer(client, LARGE_ROWS));
+          return (await attempt(LARGE_ROWS)).via;
         } catch (retryError) {
           throw stageError(retryError, settings);
         }
       }
+    };
+
+    try {
+      const client = session.client as pg.Client;
+      let plans: ColumnPlan[];
+      try {
+        plans = await planColumns(client, sql);
+      } catch (error) {
+        throw queryError(error, settings, 'the model query');
+      }
+      if (plans.length === 0)
+        throw new SynclineError('SourceQueryFailed', 'the model query returns no columns');
+
+      // The columns as DuckDB will spell their types, from the load statement over an empty file.
+      const emptyFile = join(req.tmpDir, `pg-${req.table}-empty.csv`);
+      writeFileSync(emptyFile, '');
+      const described = await req.duck.runAndReadAll(
+        `DESCRIBE ${readSql(emptyFile, { plans, hashes: [] }, SMALL_ROWS)}`,
+      );
+      const columns: ColumnInfo[] = described.getRowObjectsJS().map((row, i) => ({
+        name: String(row['column_name']),
+        type: String(row['column_type']),
+        sourceType: plans[i]?.sourceType,
+      }));
+
+      const sourceHash = req.plan ? await postgresHashFunction(client, req.log) : undefined;
+      const wanted = req.plan?.(columns, sourceHash) ?? { hashes: [], keysOnly: false };
+      const hashes = loadHashes(wanted, plans, sourceHash);
+      const keyPlan = plans.find((p) => p.name === req.model.primaryKey);
+      const keysOnly =
+        wanted.keysOnly &&
+        keyPlan !== undefined &&
+        hashes.length === wanted.hashes.length &&
+        hashes.every((h) => h.by === 'source');
+      const started = Date.now();
+      const stored = hashes.map(({ index: _index, ...hash }) => hash);
+      const withSourceHash = hashes.some((h) => h.by === 'source') && sourceHash ? { sourceHash } : {};
+
+      if (keysOnly) {
+        // The rows fetched later must be those of the same moment as the keys and hashes.
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        // Rows of a key and a hash are narrow: moving them from parallel workers costs far less than the
+        // planner's default assumes, so let it hash on several cores (within max_parallel_workers_per_gather,
+        // which a DBA can set to 0 for Syncline's role).
+        await client.query('SET LOCAL parallel_tuple_cost = 0.001');
+        const via = await transfer(req.table, { plans: [keyPlan], hashes }, plans);
+        const rows = await countRows(req.duck, req.table);
+        req.log.info(
+          { rows, via, ms: Date.now() - started },
+          'staged the keys and row hashes of PostgreSQL rows',
+        );
+        handedOver = true;
+        return {
+          columns,
+          rows,
+          hashes: stored,
+          ...withSourceHash,
+          keysOnly: fetchStage({ req, session, close, transfer, plans, hashes, keyPlan, emptyFile }),
+        };
+      }
+
+      const via = await transfer(req.table, { plans, hashes }, plans);
       const rows = await countRows(req.duck, req.table);
       req.log.info({ rows, via, ms: Date.now() - started }, 'staged PostgreSQL rows');
-      // Types as DuckDB itself spells them, so they compare equal to what the engine describes later.
-      const staged = await describeTable(req.duck, req.table);
-      const columns: ColumnInfo[] = staged
-        .filter((c) => c.name !== STAGED_ROW_HASH)
-        .map((c, i) => ({ ...c, sourceType: plans[i]?.sourceType }));
-      return { columns, rows, ...(hashed ? { hashed } : {}) };
+      return { columns, rows, hashes: stored, ...withSourceHash };
     } finally {
-      if (client) await close(client);
+      if (session.client && !handedOver) await close(session.client);
     }
   },
 };
+
+/** The hashes of the plan this source can store, numbered as the plan numbers them. */
+function loadHashes(
+  wanted: StagingPlan,
+  plans: ColumnPlan[],
+  sourceHash: SourceHashFunction | undefined,
+): LoadHash[] {
+  const names = new Set(plans.map((p) => p.name));
+  // A model column that looks like a staged hash would be taken for one.
+  if (plans.some((p) => p.name.startsWith(STAGED_HASH_PREFIX))) return [];
+  return wanted.hashes.flatMap((hash, index) =>
+    hash.columns.every((name) => names.has(name)) && (hash.by === 'engine' || sourceHash !== undefined)
+      ? [{ ...hash, index, column: stagedHashColumn(index) }]
+      : [],
+  );
+}
+
+/** The second half of a keys-only staging: the rows of the keys the engine names, in the same transaction. */
+function fetchStage(ctx: {
+  req: StageRequest;
+  session: { client: pg.Client | undefined };
+  close: (client: pg.Client) => Promise<void>;
+  transfer: (table: string, shape: LoadShape, all: ColumnPlan[], filter?: string) => Promise<string>;
+  plans: ColumnPlan[];
+  hashes: LoadHash[];
+  keyPlan: ColumnPlan;
+  emptyFile: string;
+}): KeysOnlyStage {
+  const { req, session, plans, hashes, keyPlan } = ctx;
+  let closed = false;
+  return {
+    async fetch({ table, keysSql, keyCount }) {
+      const started = Date.now();
+      const pk = quoteIdent(keyPlan.name);
+      if (keyCount === 0) {
+        await req.duck.run(loadSql(table, ctx.emptyFile, { plans, hashes }, SMALL_ROWS));
+        return { rows: 0 };
+      }
+      let filter: string | undefined;
+      let where: string | undefined;
+      if (keyCount <= FETCH_IN_SOURCE_MAX && FILTERABLE_KEYS.has(keyPlan.sourceType)) {
+        const reader = await req.duck.runAndReadAll(keyArraySql(keysSql));
+        const keys = String(reader.getRowObjectsJS()[0]?.['keys'] ?? '{}');
+        filter = `m.${pk} = ANY(${escapeStringConstant(keys)}::${keyPlan.sourceType}[])`;
+      } else {
+        where = `${pk} IN (SELECT k FROM (${keysSql}) AS fetched_keys(k))`;
+      }
+      const via = await ctx.transfer(table, { plans, hashes, ...(where ? { where } : {}) }, plans, filter);
+      const rows = await countRows(req.duck, table);
+      req.log.info(
+        { keys: keyCount, rows, via, filteredIn: filter ? 'PostgreSQL' : 'DuckDB', ms: Date.now() - started },
+        'staged the PostgreSQL rows whose hash changed',
+      );
+      return { rows };
+    },
+    async close() {
+      if (closed || !session.client) return;
+      closed = true;
+      const client = session.client;
+      session.client = undefined;
+      try {
+        await client.query('COMMIT');
+      } catch (error) {
+        req.log.debug({ err: String(error) }, 'ending the read transaction on the source');
+      } finally {
+        await ctx.close(client);
+      }
+    },
+  };
+}

@@ -8,6 +8,8 @@ export interface PgTypeInfo {
   name: string;
   /** For arrays: typname of the element type. */
   element?: string;
+  /** Whether the column's type is a domain (then `name` is its base type's). */
+  domain?: boolean;
 }
 
 export interface ColumnPlan {
@@ -22,6 +24,8 @@ export interface ColumnPlan {
   csvType: string;
   /** DuckDB expression turning the CSV field `field` into the staged value. */
   loadExpr: (field: string) => string;
+  /** Expression over the model row `m` that PostgreSQL's row hash covers (see hash.ts). */
+  hashExpr: string;
 }
 
 /** DuckDB decimals hold at most 38 digits. */
@@ -84,9 +88,48 @@ const LIST_ELEMENTS = new Set([
 
 const identity = (field: string) => field;
 
+/**
+ * Types whose own hash function (hash_record_extended uses the default hash operator class) follows
+ * equality of values exactly; other types are hashed as their text form. Text types are hashed under the
+ * "C" collation: a nondeterministic collation would hash 'a' and 'A' alike.
+ */
+const HASHED_AS_IS = new Set([
+  'int2',
+  'int4',
+  'int8',
+  'oid',
+  'float4',
+  'float8',
+  'numeric',
+  'bool',
+  'char',
+  'date',
+  'time',
+  'timestamp',
+  'timestamptz',
+  'interval',
+  'uuid',
+  'bytea',
+  'jsonb',
+]);
+const TEXT_TYPES = new Set(['text', 'varchar', 'bpchar']);
+
+function hashExprOf(col: string, info: PgTypeInfo): string {
+  if (!info.domain) {
+    if (info.element === undefined && HASHED_AS_IS.has(info.name)) return col;
+    if (info.element === undefined && TEXT_TYPES.has(info.name)) return `${col} COLLATE "C"`;
+    if (info.element !== undefined && HASHED_AS_IS.has(info.element)) return col;
+  }
+  return `(${col})::text COLLATE "C"`;
+}
+
 export function planColumn(name: string, info: PgTypeInfo, typmod: number): ColumnPlan {
+  return { ...planLoad(name, info, typmod), hashExpr: hashExprOf(`m.${quoteIdent(name)}`, info) };
+}
+
+function planLoad(name: string, info: PgTypeInfo, typmod: number): Omit<ColumnPlan, 'hashExpr'> {
   const col = `m.${quoteIdent(name)}`;
-  const plain = (duckType: string): ColumnPlan => ({
+  const plain = (duckType: string): Omit<ColumnPlan, 'hashExpr'> => ({
     name,
     duckType,
     sourceType: info.name,
@@ -149,7 +192,12 @@ export function planColumn(name: string, info: PgTypeInfo, typmod: number): Colu
   }
 }
 
-function listPlan(name: string, sourceType: string, copyExpr: string, elementType: string): ColumnPlan {
+function listPlan(
+  name: string,
+  sourceType: string,
+  copyExpr: string,
+  elementType: string,
+): Omit<ColumnPlan, 'hashExpr'> {
   return {
     name,
     duckType: `${elementType}[]`,

@@ -23,6 +23,11 @@ export const manifestSchema = z.object({
   comparedConstants: z.record(z.string(), z.string()).optional(),
   /** Version 2: the row hash of fixed sample values, to notice a hash function that changed. */
   hashProbe: z.string().optional(),
+  /**
+   * Version 2: the function that made the hashes: "duckdb" (the engine's hash(); also when absent) or a
+   * source's own (e.g. "postgres"), whose probe hashProbe is then.
+   */
+  hashFunction: z.string().optional(),
   rowCount: z.number().int().min(0),
   destinationType: z.string(),
 });
