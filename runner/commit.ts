@@ -55,7 +55,10 @@ export async function writeSnapshot(
     throw new Error(`the source stored no ${options.store.name} hash of the compared columns`);
   }
   const hash = staged ? `c.${ident(staged.column)}` : rowHashSql(items);
-  await conn.run(`
+  // COPY answers with the number of rows it wrote.
+  const written = await queryOne(
+    conn,
+    `
     COPY (
       SELECT CAST(c.${pk} AS VARCHAR) AS ${k}, FALSE AS ${SNAPSHOT_STALE}, c.${pk}, ${hash} AS ${SNAPSHOT_HASH}
       FROM ${CURRENT_ROWS} c WHERE NOT EXISTS (SELECT 1 FROM failed f WHERE f.k = CAST(c.${pk} AS VARCHAR))
@@ -63,9 +66,9 @@ export async function writeSnapshot(
       SELECT p.${k}, TRUE, ${previousKeySql(primaryKey, keyType, options.previous)}, p.${SNAPSHOT_HASH}
       FROM prev p WHERE EXISTS (SELECT 1 FROM failed f WHERE f.k = p.${k})
         OR p.${k} IN (SELECT CAST(d.k AS VARCHAR) FROM duplicate_keys d)
-    ) TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`);
-  const row = await queryOne(conn, `SELECT count(*) AS n FROM read_parquet(${literal(options.file)})`);
-  return toCount(row['n']);
+    ) TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`,
+  );
+  return toCount(written['Count']);
 }
 
 /**
@@ -81,14 +84,17 @@ export async function writeIntentSnapshot(
 ): Promise<number> {
   const k = SNAPSHOT_KEY;
   const pk = ident(options.primaryKey);
-  await conn.run(`
+  // COPY answers with the number of rows it wrote.
+  const written = await queryOne(
+    conn,
+    `
     COPY (
       SELECT p.${k}, p.${SNAPSHOT_STALE} OR ${options.previous.constantsChanged} AS ${SNAPSHOT_STALE},
         ${previousKeySql(options.primaryKey, options.keyType, options.previous)} AS ${pk}, p.${SNAPSHOT_HASH}
       FROM prev p
       UNION ALL
       SELECT ${k}, TRUE, current_key, CAST(NULL AS UBIGINT) FROM diff WHERE change = 'added' AND op IS NOT NULL
-    ) TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`);
-  const row = await queryOne(conn, `SELECT count(*) AS n FROM read_parquet(${literal(options.file)})`);
-  return toCount(row['n']);
+    ) TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`,
+  );
+  return toCount(written['Count']);
 }

@@ -176,12 +176,22 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       plan.namespace,
       plan.sync.name,
     );
-    const destination = await destinationConnector(plan.destination.spec.type);
+    // Independent start-up steps side by side (each takes a few to tens of milliseconds).
+    const [destinationLoaded, sourceLoaded, opened, resolved] = await Promise.allSettled([
+      destinationConnector(plan.destination.spec.type),
+      sourceConnector(plan.source.spec.type),
+      openEmbeddedDuck({
+        tmpDir: plan.runner.tmpDir,
+        memoryLimit: plan.runner.memoryLimit ?? spec.runner?.memoryLimit,
+      }),
+      resolveModel(plan, { secrets, ...(deps.readConfigMap ? { readConfigMap: deps.readConfigMap } : {}) }),
+    ]);
+    if (opened.status === 'fulfilled') duck = opened.value; // closed by finish() whatever failed
+    const destination = settledValue(destinationLoaded);
     checkCapabilities(plan, destination.capabilities);
-    plan = await resolveModel(plan, {
-      secrets,
-      ...(deps.readConfigMap ? { readConfigMap: deps.readConfigMap } : {}),
-    });
+    plan = settledValue(resolved);
+    const source = settledValue(sourceLoaded);
+    duck = settledValue(opened);
     const primaryKey = plan.model.spec.primaryKey;
     if (primaryKey === undefined) {
       throw new SynclineError(
@@ -189,10 +199,6 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
         `Model ${plan.model.name} names no primary key: set spec.primaryKey`,
       );
     }
-    duck = await openEmbeddedDuck({
-      tmpDir: plan.runner.tmpDir,
-      memoryLimit: plan.runner.memoryLimit ?? spec.runner?.memoryLimit,
-    });
     const conn = duck.connection;
     const context = { secrets, log, signal, tmpDir: duck.dir };
 
@@ -206,7 +212,6 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
     // Query
     progress('Querying');
     let mark = performance.now();
-    const source = await sourceConnector(plan.source.spec.type);
     const comparesAllColumns = destination.capabilities.comparesAllColumns;
     let decision: StagingDecision | undefined;
     const staged = await source.stage({
@@ -669,6 +674,11 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
     );
     return summary;
   }
+}
+
+function settledValue<T>(result: PromiseSettledResult<T>): T {
+  if (result.status === 'rejected') throw result.reason;
+  return result.value;
 }
 
 function describeRejected(row: { key: string; reason: string } | undefined): string {
