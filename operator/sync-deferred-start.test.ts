@@ -1,8 +1,9 @@
 // A scheduled run of a Sync whose status is current starts with the Job alone; its start reaches status
-// when the Job is adopted from the cache, and a Job deleted before that is never created again. Against
-// a real API server; reconcileSync is called directly with a clock the test moves, and the store is what
-// the informers would hold, read from the API server.
-import type { V1Job } from '@kubernetes/client-node';
+// when the Job is adopted from the cache, and a Job deleted before that is never created again. A run
+// stopped because its pod was stuck stays failed of that problem. Against a real API server;
+// reconcileSync is called directly with a clock the test moves, and the store is what the informers
+// would hold, read from the API server (or, for a lagging cache, given by the test).
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,6 +111,12 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/** What the informers hold instead of the API server's current state: a cache that lags behind. */
+interface CacheOverrides {
+  jobs?: V1Job[];
+  pods?: V1Pod[];
+}
+
 async function get<T>(plural: 'sources' | 'models' | 'destinations' | 'syncs', name: string): Promise<T> {
   return (await kube.get(plural, ns, name)) as unknown as T;
 }
@@ -119,13 +126,13 @@ async function jobs(): Promise<V1Job[]> {
 }
 
 /** A context whose store is the API server's current state, as caught-up informers would hold it. */
-async function context(): Promise<ReconcileContext> {
+async function context(syncName: string, cached: CacheOverrides): Promise<ReconcileContext> {
   const [source, model, destination, sync, current] = await Promise.all([
     get<Source>('sources', 'warehouse'),
     get<Model>('models', 'customers'),
     get<Destination>('destinations', 'crm'),
-    get<Sync>('syncs', 'to-crm'),
-    jobs(),
+    get<Sync>('syncs', syncName),
+    cached.jobs ?? jobs(),
   ]);
   const runtimeMetrics = new RuntimeMetrics({ defaultMetrics: false });
   const cluster = new Cluster(stack.kubeConfig());
@@ -140,7 +147,8 @@ async function context(): Promise<ReconcileContext> {
       models: () => [model],
       jobs: () => current,
       jobDeleted: (_ns, name) => deleted.has(name),
-      podsOfJob: () => [],
+      podsOfJob: (_ns, job) =>
+        (cached.pods ?? []).filter((p) => p.metadata?.labels?.['batch.kubernetes.io/job-name'] === job),
     },
     cluster,
     events: new EventRecorder({ cluster, log }),
@@ -156,10 +164,10 @@ async function context(): Promise<ReconcileContext> {
   };
 }
 
-async function reconcileAt(at: Date): Promise<Sync> {
+async function reconcileAt(at: Date, syncName = 'to-crm', cached: CacheOverrides = {}): Promise<Sync> {
   clock = at;
-  await reconcileSync(await context(), await get<Sync>('syncs', 'to-crm'));
-  return get<Sync>('syncs', 'to-crm');
+  await reconcileSync(await context(syncName, cached), await get<Sync>('syncs', syncName));
+  return get<Sync>('syncs', syncName);
 }
 
 async function deleteJob(name: string): Promise<void> {
@@ -233,5 +241,67 @@ describe('deferred start of scheduled runs', () => {
     expect(failed.status?.lastRun).toMatchObject({ job, result: 'Failed', reason: 'SecretNotFound' });
     expect(failed.status?.lastRun?.message).toContain(problem);
     expect(failed.status?.lastRun?.message).toContain('deleted before it finished');
+  });
+});
+
+describe('a run stopped because its pod could not start', () => {
+  it('stays failed of the pod problem while the Job cache still holds the Job it deleted', async () => {
+    await kube.create('syncs', ns, {
+      kind: 'Sync',
+      metadata: { name: 'stuck', annotations: { 'syncline.io/run-requested-at': 'go' } },
+      spec: { modelRef: { name: 'customers' }, destinationRef: { name: 'crm' }, mode: 'upsert' },
+    });
+    const started = await reconcileAt(new Date(), 'stuck');
+    const job = started.status!.activeRun!.job!;
+    const created = (await jobs()).find((j) => j.metadata?.name === job)!;
+    expect(created).toBeDefined();
+    // The pod waits on a missing Secret key, as a kubelet reports it.
+    const pod: V1Pod = {
+      metadata: {
+        name: `${job}-pod`,
+        namespace: ns,
+        labels: { 'batch.kubernetes.io/job-name': job },
+        creationTimestamp: created.metadata!.creationTimestamp!,
+      },
+      status: {
+        phase: 'Pending',
+        containerStatuses: [
+          {
+            name: 'runner',
+            image: 'runner',
+            imageID: '',
+            ready: false,
+            restartCount: 0,
+            state: {
+              waiting: {
+                reason: 'CreateContainerConfigError',
+                message: `couldn't find key rotating in Secret ${ns}/crm`,
+              },
+            },
+          },
+        ],
+      },
+    };
+    const createdAt = new Date(String(created.metadata!.creationTimestamp)).getTime();
+    const timeoutMs = defaultConfig().podStartTimeoutMs;
+
+    // Past the pod start timeout: the failure is written, then the Job deleted.
+    const stopped = await reconcileAt(new Date(createdAt + timeoutMs + 1000), 'stuck', { pods: [pod] });
+    expect(stopped.status?.activeRun).toBeUndefined();
+    expect(stopped.status?.lastRun).toMatchObject({ job, result: 'Failed', reason: 'SecretNotFound' });
+    expect((await jobs()).map((j) => j.metadata?.name)).not.toContain(job);
+
+    // The Sync's watch event arrives before the Job's: the cache has the new status and still the Job,
+    // not yet finished. The run status recorded as finished is not adopted again (and then ended a
+    // second time, as JobDeleted, once the Job's deletion arrives).
+    const lagging = await reconcileAt(new Date(createdAt + timeoutMs + 1100), 'stuck', {
+      jobs: [created],
+      pods: [pod],
+    });
+    expect(lagging.metadata.resourceVersion).toBe(stopped.metadata.resourceVersion);
+    const settled = await reconcileAt(new Date(createdAt + timeoutMs + 1200), 'stuck');
+    expect(settled.status?.activeRun).toBeUndefined();
+    expect(settled.status?.lastRun).toMatchObject({ job, result: 'Failed', reason: 'SecretNotFound' });
+    expect(settled.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('SecretNotFound');
   });
 });

@@ -278,10 +278,15 @@ export async function reconcileSync(ctx: ReconcileContext, sync: Sync): Promise<
   if (finished.length > 0) active = undefined;
   if (!active) {
     // A Job that runs while status does not know it (the status write after its creation was lost).
-    // Not the runs just finished here: a stuck Job is deleted only after this status write.
-    const finishedJobs = new Set(finished.map((f) => f.record.job));
+    // Not a run that status records as finished (this reconcile's included): the stuck-pod path deletes
+    // its Job only after writing the failure, and the Job cache may learn of that deletion after the
+    // Sync's cache learns of the write. Adopting that Job again would end its run a second time, as
+    // JobDeleted, over the failure that was recorded.
+    const finishedJobs = new Set(
+      [next.lastRun, ...(next.history ?? [])].map((r) => r?.job).filter((j) => j !== undefined),
+    );
     const orphan = jobs.find(
-      (j) => !finishedJobs.has(j.metadata?.name) && jobOutcome(j, []).state === 'active',
+      (j) => !finishedJobs.has(j.metadata?.name ?? '') && jobOutcome(j, []).state === 'active',
     );
     if (orphan) {
       active = recordFromJob(orphan);

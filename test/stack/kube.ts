@@ -29,7 +29,29 @@ export interface KubeStackOptions {
   installCrds?: boolean;
   logDir?: string;
   log?: (line: string) => void;
+  /**
+   * Write the API server's audit log (JSON lines) to this file: every request to Syncline objects and to
+   * Jobs with its request and response bodies, the other writes without. Off unless given; the kube
+   * project's global setup passes SYNCLINE_KUBE_AUDIT_LOG, to read the exact order of writes of a flaky
+   * test.
+   */
+  auditLogPath?: string;
 }
+
+/** The audit policy of `auditLogPath`: bodies for what the operator reconciles, metadata for writes. */
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: RequestResponse
+    resources:
+      - group: syncline.io
+      - group: batch
+        resources: [jobs]
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+`;
 
 /** Controllers that make Jobs and owner references behave as on a real cluster; nothing node-related. */
 const CONTROLLERS = [
@@ -237,6 +259,19 @@ export async function startKube(options: KubeStackOptions = {}): Promise<KubeSta
     '--v',
     '1',
   ];
+  if (options.auditLogPath) {
+    writeFileSync(join(dir, 'audit-policy.yaml'), AUDIT_POLICY);
+    apiArgs.push(
+      '--audit-policy-file',
+      join(dir, 'audit-policy.yaml'),
+      '--audit-log-path',
+      options.auditLogPath,
+      '--audit-log-format',
+      'json',
+      '--audit-log-mode',
+      'blocking',
+    );
+  }
   let apiserver: ManagedProcess | undefined;
   const startApiServer = async () => {
     apiserver = startProcess('kube-apiserver', binaries.kubeApiserver, apiArgs, { logDir });

@@ -13,7 +13,12 @@ let stack: KubeStack | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   const started = Date.now();
-  stack = await startKube({ controllerManager: true, log: (line) => console.log(`[stack] ${line}`) });
+  const auditLogPath = process.env['SYNCLINE_KUBE_AUDIT_LOG'];
+  stack = await startKube({
+    controllerManager: true,
+    log: (line) => console.log(`[stack] ${line}`),
+    ...(auditLogPath ? { auditLogPath } : {}),
+  });
   console.log(
     `[stack] control plane ready at ${stack.server} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
