@@ -315,6 +315,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       hashProbe: probe,
       sourceHash: staged.sourceHash,
       stagedHashes: staged.hashes,
+      duplicateKeys: keys.duplicateKeys,
       primaryKey,
       mode: spec.mode,
       deleteBehavior: spec.deleteBehavior,

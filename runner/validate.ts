@@ -26,27 +26,31 @@ export async function checkPrimaryKey(
   invalid: 'fail' | 'skip',
 ): Promise<KeyCheck> {
   const pk = ident(primaryKey);
+  // One pass answers the common case (no null, no duplicate); only then are duplicates grouped and named.
+  const counts = await queryOne(
+    conn,
+    `SELECT count(*) AS n, count(${pk}) AS keyed, count(DISTINCT ${pk}) AS distinct_keys FROM ${ident(table)}`,
+  );
+  const nullCount = toCount(counts['n']) - toCount(counts['keyed']);
+  const unique = toCount(counts['keyed']) === toCount(counts['distinct_keys']);
   await conn.run(
     `CREATE OR REPLACE TABLE duplicate_keys AS SELECT ${pk} AS k, count(*) AS n FROM ${ident(table)} ` +
-      `WHERE ${pk} IS NOT NULL GROUP BY ${pk} HAVING count(*) > 1`,
+      `WHERE ${unique ? 'FALSE' : `${pk} IS NOT NULL`} GROUP BY ${pk} HAVING count(*) > 1`,
   );
-  const nulls = await queryOne(conn, `SELECT count(*) AS n FROM ${ident(table)} WHERE ${pk} IS NULL`);
-  const dups = await queryOne(
-    conn,
-    'SELECT count(*) AS keys, coalesce(sum(n), 0) AS rows FROM duplicate_keys',
-  );
-  const sampleRows = await queryAll(
-    conn,
-    `SELECT CAST(k AS VARCHAR) AS key FROM duplicate_keys ORDER BY k LIMIT ${SAMPLE}`,
-  );
+  const dups = unique
+    ? { keys: 0, rows: 0 }
+    : await queryOne(conn, 'SELECT count(*) AS keys, coalesce(sum(n), 0) AS rows FROM duplicate_keys');
+  const sampleRows = unique
+    ? []
+    : await queryAll(conn, `SELECT CAST(k AS VARCHAR) AS key FROM duplicate_keys ORDER BY k LIMIT ${SAMPLE}`);
   const check: KeyCheck = {
-    nullCount: toCount(nulls['n']),
+    nullCount,
     duplicateKeys: toCount(dups['keys']),
     duplicateRows: toCount(dups['rows']),
-    sample: [
-      ...(toCount(nulls['n']) > 0 ? ['<null>'] : []),
-      ...sampleRows.map((r) => String(r['key'])),
-    ].slice(0, SAMPLE),
+    sample: [...(nullCount > 0 ? ['<null>'] : []), ...sampleRows.map((r) => String(r['key']))].slice(
+      0,
+      SAMPLE,
+    ),
   };
   await conn.run(
     `CREATE OR REPLACE VIEW valid_rows AS SELECT t.* FROM ${ident(table)} t ` +

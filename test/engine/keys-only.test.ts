@@ -183,6 +183,27 @@ describe('keys-only resyncs (PostgreSQL hashes the rows)', () => {
     expect((await s.run()).staging?.keysOnly).toBe(true);
   });
 
+  it('notices values moving between keys, and a key replaced by another with the same values', async () => {
+    const s = await scenario(20, { mode: 'upsert', deleteBehavior: 'delete' });
+    await s.run();
+    // Swap two rows' values (the set of hashes stays the same, the keys they belong to do not).
+    await s.source(`UPDATE $T SET name = CASE id WHEN 3 THEN 'name 4' ELSE 'name 3' END WHERE id IN (3, 4)`);
+    const swapped = await s.run();
+    expect(swapped.staging?.keysOnly).toBe(false);
+    expect(swapped.counts).toMatchObject({ changed: 2, delivered: 2 });
+    await s.source(`UPDATE $T SET name = CASE id WHEN 5 THEN 'name 6' ELSE 'name 5' END WHERE id IN (5, 6)`);
+    const again = await s.run();
+    expect(again.staging?.keysOnly).toBe(true);
+    expect(again.counts).toMatchObject({ changed: 2, delivered: 2 });
+    // Row 7 leaves, row 21 arrives with row 7's values: the row count and the hashes are unchanged.
+    await s.source(`INSERT INTO $T SELECT 21, name, amount, tags, meta, seen_at FROM $T WHERE id = 7`);
+    await s.source(`DELETE FROM $T WHERE id = 7`);
+    const moved = await s.run();
+    expect(moved.counts).toMatchObject({ added: 1, removed: 1, delivered: 2 });
+    expect(await s.same()).toBe(true);
+    expect((await s.run()).counts).toMatchObject({ added: 0, changed: 0, removed: 0 });
+  });
+
   it('resends every row once when PostgreSQL hashes differently from the snapshot', async () => {
     const s = await scenario(20, { mode: 'upsert' });
     await s.run();
