@@ -342,7 +342,16 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
   // The previous key value of a removed row (as last delivered) is kept, so that delivery reads the diff
   // and the model only.
   const previousKey = loaded.keyType !== undefined ? `p.${pk}` : 'NULL';
-  await conn.run(`
+  if (!options.previous) {
+    // A first sync (or one after a changed primary key): every row is added. A view, not a table of every
+    // key: delivery reads the staged rows, and a table would copy each key out as text first.
+    await conn.run(`
+      CREATE OR REPLACE VIEW diff AS
+      SELECT CAST(current_key AS VARCHAR) AS ${k}, change, ${operationSql(options)} AS op, current_key,
+        CAST(NULL AS ${pkType ?? 'VARCHAR'}) AS previous_key
+      FROM (SELECT c.${pk} AS current_key, 'added' AS change FROM valid_rows c)`);
+  } else {
+    await conn.run(`
     CREATE OR REPLACE TABLE diff AS
     SELECT coalesce(CAST(current_key AS VARCHAR), previous_text_key) AS ${k}, change, ${operationSql(options)} AS op,
       current_key, CASE WHEN change = 'removed' THEN previous_key END AS previous_key
@@ -355,6 +364,7 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
              ELSE 'same' END AS change
       FROM (SELECT ${readColumns.join(', ')} FROM valid_rows) c FULL OUTER JOIN prev p ON ${join}
     ) ${keepUnchanged ? "WHERE change <> 'held'" : "WHERE change NOT IN ('same', 'held')"}`);
+  }
 
   const groups = await queryAll(conn, 'SELECT change, op, count(*) AS n FROM diff GROUP BY ALL');
   const result: DiffResult = {
