@@ -22,7 +22,11 @@ export const postgresSourceSettings = z
       .optional()
       .describe('Cancel a model query that runs longer than this.'),
   })
-  .describe('Connection settings for type postgres.');
+  .describe(
+    'Connection settings for type postgres. On PostgreSQL 14+ a resync reads only primary keys and row hashes ' +
+      '(hash_record_extended, possibly with parallel workers within max_parallel_workers_per_gather), then the ' +
+      'rows whose hash changed, in one read-only REPEATABLE READ transaction; the user needs only SELECT.',
+  );
 
 export const mysqlSourceSettings = z
   .object({
