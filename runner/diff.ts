@@ -239,6 +239,20 @@ function operationSql(options: DiffOptions): string {
   }
 }
 
+/** A diff with nothing in it yet. */
+function noChanges(previousRows: number, previous: LoadedPrevious): DiffResult {
+  return {
+    added: 0,
+    changed: 0,
+    removed: 0,
+    operations: {},
+    totalOperations: 0,
+    removalDeletes: 0,
+    previousRows,
+    previous,
+  };
+}
+
 /**
  * Whether the model holds exactly the keys and hashes of the previous snapshot, found without joining
  * them: same row count, no stale row, and the same XOR over every row of hash(key, row hash) on both
@@ -316,16 +330,7 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
       await conn.run(
         `CREATE OR REPLACE TABLE diff (${k} VARCHAR, change VARCHAR, op VARCHAR, current_key ${pkType}, previous_key ${pkType})`,
       );
-      return {
-        added: 0,
-        changed: 0,
-        removed: 0,
-        operations: {},
-        totalOperations: 0,
-        removalDeletes: 0,
-        previousRows: options.previous.manifest.rowCount,
-        previous: loaded,
-      };
+      return noChanges(options.previous.manifest.rowCount, loaded);
     }
   }
   const join = typedJoin ? `c.${pk} = p.${pk}` : `CAST(c.${pk} AS VARCHAR) = p.${k}`;
@@ -367,16 +372,7 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
   }
 
   const groups = await queryAll(conn, 'SELECT change, op, count(*) AS n FROM diff GROUP BY ALL');
-  const result: DiffResult = {
-    added: 0,
-    changed: 0,
-    removed: 0,
-    operations: {},
-    totalOperations: 0,
-    removalDeletes: 0,
-    previousRows: options.previous?.manifest.rowCount ?? 0,
-    previous: loaded,
-  };
+  const result = noChanges(options.previous?.manifest.rowCount ?? 0, loaded);
   for (const g of groups) {
     const n = toCount(g['n']);
     const change = g['change'] as string;
