@@ -368,6 +368,30 @@ describe('postgres source: stage', () => {
     }
   });
 
+  it('fails a fetch whose connection was lost with the reason, and still closes', async () => {
+    await db.query(`DROP TABLE IF EXISTS lost;
+      CREATE TABLE lost (id text PRIMARY KEY, n int); INSERT INTO lost VALUES ('k1', 1), ('k2', 2)`);
+    const req = request({ table: 'lost' });
+    const result = await source!.stage({
+      ...req,
+      plan: () => ({ hashes: [{ by: 'source', columns: ['n'] }], keysOnly: true }),
+    });
+    await db.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'syncline default/test ${req.labels.runId}%'`,
+    );
+    const failed = await reason(
+      result.keysOnly!.fetch({ table: `${req.table}_rows`, keysSql: `SELECT 'k1'`, keyCount: 1 }),
+    );
+    expect(failed.reason).toMatch(/^Source(QueryFailed|Unreachable)$/);
+    expect(failed.message).toMatch(/terminat|connection/i);
+    await expect(result.keysOnly!.close()).resolves.toBeUndefined();
+    const tables = await rowsOf(
+      duck.duck,
+      `SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = '${req.table}_rows'`,
+    );
+    expect(tables[0]).toEqual({ n: '0' });
+  });
+
   it('keeps every value exact', async () => {
     const req = request({ table: 'everything' });
     await source!.stage(req);

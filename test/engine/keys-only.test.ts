@@ -57,7 +57,8 @@ async function scenario(rows: number, sync: Partial<SyncSpec> & { mode: SyncSpec
   return {
     source: (text: string) => sql(srcUrl, text.replaceAll('$T', table)),
     dest: (text: string) => sql(dstUrl, text.replaceAll('$D', target)),
-    run: (extra: Partial<SyncSpec> = {}) => run(plan(extra), server),
+    run: (extra: Partial<SyncSpec> = {}, options: { dryRun?: boolean } = {}) =>
+      run({ ...plan(extra), dryRun: options.dryRun ?? false }, server),
     runFullResync: () => run({ ...plan(), fullResync: true }, server),
     manifest: () => JSON.parse(readFileSync(manifestFile, 'utf8')) as Record<string, unknown>,
     editManifest: (edit: (m: Record<string, unknown>) => Record<string, unknown>) =>
@@ -202,6 +203,41 @@ describe('keys-only resyncs (PostgreSQL hashes the rows)', () => {
     expect(moved.counts).toMatchObject({ added: 1, removed: 1, delivered: 2 });
     expect(await s.same()).toBe(true);
     expect((await s.run()).counts).toMatchObject({ added: 0, changed: 0, removed: 0 });
+  });
+
+  it('plans a keys-only resync without delivering, and holds a key that became duplicated with skip', async () => {
+    const s = await scenario(
+      30,
+      { mode: 'upsert', deleteBehavior: 'delete', invalidPrimaryKeys: 'skip' },
+      `SELECT ${COLUMNS} FROM $T UNION ALL SELECT ${COLUMNS} FROM $T WHERE name = 'twice'`,
+    );
+    await s.run();
+    await s.run();
+    await s.source(`UPDATE $T SET name = 'edited' WHERE id = 8`);
+    await s.source(`UPDATE $T SET name = 'twice' WHERE id = 9`);
+    const before = s.manifest();
+    const planned = await s.run({}, { dryRun: true });
+    expect(planned.staging).toEqual({ keysOnly: true, fetchedRows: 1, hashFunction: 'postgres' });
+    expect(planned.counts).toMatchObject({ changed: 1, delivered: 0, skipped: 2 });
+    expect(planned.samples?.['upsert']).toEqual([
+      expect.objectContaining({ key: '8', fields: expect.objectContaining({ name: 'edited' }) }),
+    ]);
+    expect(s.manifest()).toEqual(before);
+    expect(await s.dest(`SELECT name FROM $D WHERE id = 8`)).toEqual([{ name: 'name 8' }]);
+
+    const result = await s.run();
+    expect(result.staging?.keysOnly).toBe(true);
+    // Key 9 is held (neither sent nor deleted) while it is duplicated; key 8 goes.
+    expect(result.counts).toMatchObject({ changed: 1, removed: 0, delivered: 1, skipped: 2 });
+    expect(result.invalidKeys).toMatchObject({ duplicateCount: 1, sample: ['9'] });
+    expect(await s.dest(`SELECT id, name FROM $D WHERE id IN (8, 9) ORDER BY id`)).toEqual([
+      { id: 8, name: 'edited' },
+      { id: 9, name: 'name 9' },
+    ]);
+    await s.source(`UPDATE $T SET name = 'once' WHERE id = 9`);
+    const released = await s.run();
+    expect(released.counts).toMatchObject({ changed: 1, delivered: 1, skipped: 0 });
+    expect(await s.same()).toBe(true);
   });
 
   it('resends every row once when PostgreSQL hashes differently from the snapshot', async () => {
