@@ -187,8 +187,14 @@ function loadSql(table: string, file: string, shape: LoadShape, sizes: CsvSizes)
 
 /** Key types a list of keys can be handed to PostgreSQL as (an array literal of their text). */
 const FILTERABLE_KEYS = new Set(['int2', 'int4', 'int8', 'text', 'varchar', 'bpchar', 'uuid']);
-/** Up to this many keys, a fetch filters in PostgreSQL; beyond, it reads the model and DuckDB filters. */
-const FETCH_IN_SOURCE_MAX = 100_000;
+/**
+ * Up to this many keys (and this share of the model), a fetch hands PostgreSQL the list; beyond, it reads
+ * the whole model again and DuckDB filters. Measured on 1M rows x 10 columns: 10,000 keys 0.08 s, 100,000
+ * 0.29 s, 333,333 0.70 s through PostgreSQL, against 1.0-1.3 s for any number through a full read; the cap
+ * bounds the statement's size (a few MB of keys).
+ */
+const FETCH_IN_SOURCE_MAX = 500_000;
+const FETCH_IN_SOURCE_SHARE = 0.5;
 
 /** DuckDB SQL: the keys of `keysSql` as one PostgreSQL array literal ({"1","2"}, quotes and backslashes escaped). */
 function keyArraySql(keysSql: string): string {
@@ -365,7 +371,17 @@ export const postgresSource: SourceConnector = {
           rows,
           hashes: stored,
           ...withSourceHash,
-          keysOnly: fetchStage({ req, session, close, transfer, plans, hashes, keyPlan, emptyFile }),
+          keysOnly: fetchStage({
+            req,
+            session,
+            close,
+            transfer,
+            plans,
+            hashes,
+            keyPlan,
+            emptyFile,
+            stagedRows: rows,
+          }),
         };
       }
 
@@ -405,8 +421,10 @@ function fetchStage(ctx: {
   hashes: LoadHash[];
   keyPlan: ColumnPlan;
   emptyFile: string;
+  /** How many keys the keys pass staged. */
+  stagedRows: number;
 }): KeysOnlyStage {
-  const { req, session, plans, hashes, keyPlan } = ctx;
+  const { req, session, plans, hashes, keyPlan, stagedRows } = ctx;
   let closed = false;
   return {
     async fetch({ table, keysSql, keyCount }) {
@@ -418,7 +436,10 @@ function fetchStage(ctx: {
       }
       let filter: string | undefined;
       let where: string | undefined;
-      if (keyCount <= FETCH_IN_SOURCE_MAX && FILTERABLE_KEYS.has(keyPlan.sourceType)) {
+      if (
+        keyCount <= Math.min(FETCH_IN_SOURCE_MAX, stagedRows * FETCH_IN_SOURCE_SHARE) &&
+        FILTERABLE_KEYS.has(keyPlan.sourceType)
+      ) {
         const reader = await req.duck.runAndReadAll(keyArraySql(keysSql));
         const keys = String(reader.getRowObjectsJS()[0]?.['keys'] ?? '{}');
         filter = `m.${pk} = ANY(${escapeStringConstant(keys)}::${keyPlan.sourceType}[])`;
