@@ -1,7 +1,8 @@
 // PostgreSQL's own row hash, so that a resync can read only keys and hashes out of the database and the
 // rows themselves only where a hash differs. hash_record_extended (PostgreSQL 14+) hashes each field
-// with its type's default hash function: 64 bits, stable across versions and platforms (hash
-// partitioning depends on that), no text conversion of the values.
+// with its type's default hash function: 64 bits, no text conversion of the values, and kept stable across
+// releases (hash-partitioned tables survive pg_upgrade on them). The probe catches a server that hashes
+// otherwise all the same: the snapshot's rows are then sent again once.
 import type pg from 'pg';
 import type { Logger, SourceHashFunction } from '../types.ts';
 import type { ColumnPlan } from './types.ts';
