@@ -25,8 +25,8 @@ export class SynclineMetrics {
     this.rowsTotal = new Counter({
       name: 'syncline_sync_rows_total',
       help:
-        'Row operations per Sync: planned by operation (insert, update, upsert, delete, clear, archive), and ' +
-        'their outcome summed over operations (operation="all": delivered, failed, skipped)',
+        'Row operations per Sync: planned, delivered and failed by operation (insert, update, upsert, delete, ' +
+        'clear, archive), and the outcomes summed over operations (operation="all": delivered, failed, skipped)',
       labelNames: ['namespace', 'sync', 'operation', 'outcome'],
       registers,
     });
@@ -104,6 +104,12 @@ export class SynclineMetrics {
     if (summary) {
       for (const [operation, count] of Object.entries(summary.operations)) {
         if (count > 0) this.rowsTotal.inc({ namespace, sync, operation, outcome: 'planned' }, count);
+      }
+      for (const [operation, outcome] of Object.entries(summary.outcomes ?? {})) {
+        if (outcome.delivered > 0)
+          this.rowsTotal.inc({ namespace, sync, operation, outcome: 'delivered' }, outcome.delivered);
+        if (outcome.failed > 0)
+          this.rowsTotal.inc({ namespace, sync, operation, outcome: 'failed' }, outcome.failed);
       }
       const { delivered, failed, skipped } = summary.counts;
       if (delivered > 0)

@@ -82,9 +82,17 @@ export interface DeliverOptions {
   };
 }
 
+/** Delivered and failed row operations of one kind. */
+export interface OperationOutcome {
+  delivered: number;
+  failed: number;
+}
+
 export interface DeliveryOutcome {
   delivered: number;
   failed: number;
+  /** The same, by kind of operation. */
+  byOperation: Partial<Record<RowOperation, OperationOutcome>>;
   rejected: RejectedRow[];
   /** Set when the writer failed to finish: every change it accepted counts as failed. */
   closeError?: { reason: string; message: string };
@@ -127,7 +135,14 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
   const { shape, signal } = options;
   await createFailedTable(options.recorder);
   const appender: DuckDBAppender = await options.recorder.createAppender('failed');
-  const outcome: DeliveryOutcome = { delivered: 0, failed: 0, rejected: [] };
+  const outcome: DeliveryOutcome = { delivered: 0, failed: 0, byOperation: {}, rejected: [] };
+  const tally = (operation: RowOperation, delivered: number, failed: number) => {
+    const counts = (outcome.byOperation[operation] ??= { delivered: 0, failed: 0 });
+    counts.delivered += delivered;
+    counts.failed += failed;
+    outcome.delivered += delivered;
+    outcome.failed += failed;
+  };
   const toChange = changeBuilder(shape, options.syncId);
   const queue = new PQueue({ concurrency: options.concurrency });
   let taskError: unknown;
@@ -135,7 +150,7 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
   const recordFailure = (change: RowChange, reason: string) => {
     appender.appendVarchar(change.key);
     appender.endRow();
-    outcome.failed++;
+    tally(change.operation, 0, 1);
     if (outcome.rejected.length < REJECTED_SAMPLE)
       outcome.rejected.push({ key: change.key, operation: change.operation, reason });
   };
@@ -164,7 +179,7 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
       let retryAfterMs = 0;
       results.forEach((result, i) => {
         const change = pending[i] as RowChange;
-        if (result.ok) outcome.delivered++;
+        if (result.ok) tally(change.operation, 1, 0);
         else if (result.retryable && attempt < options.maxRetries) {
           retry.push(change);
           retryAfterMs = Math.max(retryAfterMs, result.retryAfterMs ?? 0);
@@ -233,7 +248,7 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
       await sendAsRows(bulk.connect, keys);
       return;
     }
-    outcome.delivered += keys.length - rejections.length;
+    tally(operation, keys.length - rejections.length, 0);
     for (const r of rejections) {
       const key = keys[r.index];
       if (key !== undefined) recordFailure({ operation, key, fields: {}, idempotencyKey: '' }, r.reason);
@@ -382,6 +397,12 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
       outcome.rejected.push({ key: String(key), operation: String(op), reason });
     outcome.failed = options.total;
     outcome.delivered = 0;
+    const planned = await options.recorder.runAndReadAll(
+      'SELECT op, count(*) AS n FROM diff WHERE op IS NOT NULL GROUP BY op',
+    );
+    outcome.byOperation = Object.fromEntries(
+      planned.getRowsJson().map(([op, n]) => [String(op), { delivered: 0, failed: Number(n) }]),
+    );
   }
   return outcome;
 }

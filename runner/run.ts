@@ -67,6 +67,7 @@ type Timings = RunSummary['timings'];
 interface RunState {
   counts: RunSummary['counts'];
   operations: Record<string, number>;
+  outcomes?: RunSummary['outcomes'];
   timings: Timings;
   rejected: RunSummary['rejected'];
   invalidKeys?: RunSummary['invalidKeys'];
@@ -521,6 +522,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
         });
         state.counts.delivered = outcome.delivered;
         state.counts.failed = outcome.failed;
+        state.outcomes = outcome.byOperation;
         state.rejected = outcome.rejected;
         if (outcome.closeError) state.reason = outcome.closeError.reason;
       } finally {
@@ -532,6 +534,11 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
     if (fetched && fetched.missingCount > 0) {
       await recordUnfetched(conn);
       state.counts.failed += fetched.missingCount;
+      const outcomes = (state.outcomes ??= {});
+      for (const [op, n] of Object.entries(fetched.missing)) {
+        const counts = (outcomes[op] ??= { delivered: 0, failed: 0 });
+        counts.failed += n;
+      }
       for (const { key, operation } of fetched.missingSample) {
         if (state.rejected.length >= 100) break;
         state.rejected.push({
@@ -649,6 +656,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       message: state.message ?? '',
       counts: state.counts,
       operations: state.operations,
+      ...(state.outcomes ? { outcomes: state.outcomes } : {}),
       timings: state.timings,
       ...(state.staging ? { staging: state.staging } : {}),
       rejected: state.rejected.slice(0, 100),

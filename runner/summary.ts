@@ -38,6 +38,8 @@ export const runSummary = z.object({
   counts: runCounts,
   /** Planned operations by kind: insert, update, upsert, delete, clear, archive. */
   operations: z.record(z.string(), z.number()).default({}),
+  /** Delivered and failed operations by kind (counts.delivered and counts.failed, split). */
+  outcomes: z.record(z.string(), z.object({ delivered: z.number(), failed: z.number() })).optional(),
   timings: phaseTimings,
   /**
    * How the model was read: every row, or only keys and row hashes (the source hashing) with the rows

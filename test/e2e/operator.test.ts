@@ -106,6 +106,7 @@ describe('the operator as a process', () => {
     const metrics = await operator.metrics();
     expect(sample(metrics, 'syncline_sync_runs_total', `sync="customers"`, 'result="Succeeded"')).toBe(2);
     expect(sample(metrics, 'syncline_sync_rows_total', 'operation="all"', 'outcome="delivered"')).toBe(6);
+    expect(sample(metrics, 'syncline_sync_rows_total', 'operation="upsert"', 'outcome="delivered"')).toBe(6);
     expect(
       sample(metrics, 'syncline_sync_last_success_timestamp_seconds', 'sync="customers"'),
     ).toBeGreaterThan(0);

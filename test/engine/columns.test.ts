@@ -517,6 +517,7 @@ describe('a destination that fails to finish', () => {
     const broken = await run(plan(join(dir, 'blocker', 'out')), server);
     expect(broken.result).toBe('Failed');
     expect(broken.counts).toMatchObject({ delivered: 0, failed: 5 });
+    expect(broken.outcomes).toEqual({ upsert: { delivered: 0, failed: 5 } });
     expect(broken.rejected).toHaveLength(5);
     expect(broken.rejected[0]?.reason).toContain('did not confirm the writes');
     const fixed = await run(plan(join(dir, 'out')), server);

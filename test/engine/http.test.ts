@@ -191,6 +191,7 @@ describe('http delivery', () => {
     expect(first.result).toBe('PartiallySucceeded');
     expect(first.reason).toBe('RowsRejected');
     expect(first.counts).toMatchObject({ delivered: 9, failed: 1 });
+    expect(first.outcomes).toEqual({ upsert: { delivered: 9, failed: 1 } });
     expect(first.rejected).toHaveLength(1);
     expect(first.rejected[0]).toMatchObject({ key: '7', operation: 'upsert' });
     expect(first.rejected[0]?.reason).toContain('422');

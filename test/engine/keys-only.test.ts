@@ -111,6 +111,10 @@ describe('keys-only resyncs (PostgreSQL hashes the rows)', () => {
     expect(fourth.result).toBe('Succeeded');
     expect(fourth.counts).toMatchObject({ queried: 500, added: 1, changed: 6, removed: 1, delivered: 8 });
     expect(fourth.operations).toEqual({ upsert: 7, delete: 1 });
+    expect(fourth.outcomes).toEqual({
+      upsert: { delivered: 7, failed: 0 },
+      delete: { delivered: 1, failed: 0 },
+    });
     expect(fourth.staging).toEqual({ keysOnly: true, fetchedRows: 7, hashFunction: 'postgres' });
     expect(await s.same()).toBe(true);
 
@@ -268,6 +272,7 @@ describe('keys-only resyncs (PostgreSQL hashes the rows)', () => {
     expect(result.staging?.keysOnly).toBe(true);
     expect(result.result).toBe('PartiallySucceeded');
     expect(result.counts).toMatchObject({ changed: 2, delivered: 1, failed: 1 });
+    expect(result.outcomes).toEqual({ upsert: { delivered: 1, failed: 1 } });
     expect(result.rejected).toEqual([
       {
         key: '5',
