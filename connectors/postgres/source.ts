@@ -353,12 +353,16 @@ export const postgresSource: SourceConnector = {
       const withSourceHash = hashes.some((h) => h.by === 'source') && sourceHash ? { sourceHash } : {};
 
       if (keysOnly) {
-        // The rows fetched later must be those of the same moment as the keys and hashes.
-        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        // Rows of a key and a hash are narrow: moving them from parallel workers costs far less than the
-        // planner's default assumes, so let it hash on several cores (within max_parallel_workers_per_gather,
-        // which a DBA can set to 0 for Syncline's role).
-        await client.query('SET LOCAL parallel_tuple_cost = 0.001');
+        try {
+          // The rows fetched later must be those of the same moment as the keys and hashes.
+          await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+          // Rows of a key and a hash are narrow: moving them from parallel workers costs far less than the
+          // planner's default assumes, so let it hash on several cores (within
+          // max_parallel_workers_per_gather, which a DBA can set to 0 for Syncline's role).
+          await client.query('SET LOCAL parallel_tuple_cost = 0.001');
+        } catch (error) {
+          throw queryError(error, settings, 'starting the read-only transaction');
+        }
         const via = await transfer(req.table, { plans: [keyPlan], hashes }, plans);
         const rows = await countRows(req.duck, req.table);
         req.log.info(
