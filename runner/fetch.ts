@@ -44,7 +44,7 @@ export async function fetchChangedRows(
     throw new SynclineError(
       'SourceQueryFailed',
       `the model returned a primary key more than once when its changed rows were read, though every key was unique ` +
-        `when the keys were read, in the same transaction; a model query whose rows vary from one read to the next ` +
+        `when its keys were read just before; a model query whose rows vary from one read to the next ` +
         `(random(), LIMIT without ORDER BY) cannot be synced by difference. Nothing was delivered.`,
     );
   }
