@@ -47,8 +47,8 @@ export interface StageRequest extends ConnectorContext {
   /** Open DuckDB connection; create exactly this table and fill it with the model's rows. */
   duck: DuckDBConnection;
   table: string;
-  /** Labels for query tags and logs. */
-  labels: { namespace: string; sync: string; runId: string };
+  /** Labels for query tags and logs; `model` (namespace/name of the Model) names it in messages. */
+  labels: { namespace: string; sync: string; runId: string; model?: string };
   /**
    * Optional: called once the model's columns are known (as they will be staged, before any row is read),
    * with the source's own row hash function if it has one; says which row hashes to store beside the rows

@@ -221,7 +221,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       model: plan.model.spec,
       duck: conn,
       table: STAGED_TABLE,
-      labels,
+      labels: { ...labels, model: `${plan.namespace}/${plan.model.name}` },
       plan: (columns, sourceHash) => {
         let early;
         try {
