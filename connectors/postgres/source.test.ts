@@ -37,7 +37,7 @@ function request(model: Partial<ModelSpec>, sourceSpec = spec()): StageRequest {
     model: { sourceRef: { name: 'pg' }, primaryKey: 'id', ...model } as ModelSpec,
     duck: duck.duck,
     table: `staged_${n}`,
-    labels: { namespace: 'default', sync: 'test', runId: `run-${n}` },
+    labels: { namespace: 'default', sync: 'test', runId: `run-${n}`, model: 'default/customers' },
   };
 }
 
@@ -582,6 +582,90 @@ describe('postgres source: stage', () => {
     );
     expect(error.reason).toBe('SourceQueryFailed');
     expect(error.message).toContain('57014');
+  });
+});
+
+describe('postgres source: the model can only read', () => {
+  const victimRows = async () =>
+    (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM victim')).rows[0]!.n;
+  const sequenceValue = async () =>
+    (await db.query<{ v: string }>('SELECT last_value::text AS v FROM victim_seq')).rows[0]!.v;
+  /** A staged column `ro`: current_setting('transaction_read_only') of the transaction each row was read in. */
+  const readOnlyFlags = async (table: string) =>
+    (await rowsOf(duck.duck, `SELECT DISTINCT ro FROM ${table}`)).map((r) => r['ro']);
+
+  beforeAll(async () => {
+    await db.query(`
+      CREATE TABLE victim (id int PRIMARY KEY);
+      INSERT INTO victim SELECT generate_series(1, 3);
+      CREATE SEQUENCE victim_seq;
+      CREATE FUNCTION wipe_victim() RETURNS int LANGUAGE sql VOLATILE AS 'DELETE FROM victim RETURNING 1';
+    `);
+  });
+
+  it('refuses a query that closes the wrapping subquery to run another statement, and the table survives', async () => {
+    for (const query of [
+      'SELECT 1 AS id) AS m; DELETE FROM victim; SELECT * FROM (SELECT 1 AS id',
+      'SELECT 1 AS id) AS m LIMIT 0; DELETE FROM victim; SELECT * FROM (SELECT 1 AS id',
+    ]) {
+      const error = await reason(source!.stage(request({ query })));
+      expect(await victimRows()).toBe(3);
+      expect(error.reason).toBe('ModelNotReadOnly');
+      expect(error.message).toContain('Model default/customers');
+      expect(error.message).toContain('a single read-only SELECT');
+    }
+  });
+
+  it('runs the model in a read-only transaction: a model that writes fails, and nothing is written', async () => {
+    for (const query of [
+      'SELECT id, wipe_victim() AS w FROM victim',
+      "SELECT nextval('victim_seq') AS id",
+      "SELECT 1 AS id, set_config('default_transaction_read_only', 'off', false) AS s, wipe_victim() AS w",
+    ]) {
+      const error = await reason(source!.stage(request({ query })));
+      expect(await victimRows()).toBe(3);
+      expect(error.reason).toBe('ModelNotReadOnly');
+      expect(error.message).toContain('Model default/customers');
+      expect(error.message).toContain('read-only transaction');
+    }
+    expect(await sequenceValue()).toBe('1'); // never called: is_called stays false
+    const called = await db.query<{ c: boolean }>('SELECT is_called AS c FROM victim_seq');
+    expect(called.rows[0]!.c).toBe(false);
+  });
+
+  it('reads every row in a read-only transaction: a plain read, a restage with large buffers, a keys-only fetch', async () => {
+    const plain = request({
+      query: "SELECT g AS id, current_setting('transaction_read_only') AS ro FROM generate_series(1, 3) g",
+    });
+    await source!.stage(plain);
+    expect(await readOnlyFlags(plain.table)).toEqual(['on']);
+
+    // A row longer than 4 MiB: the rows are read again on a fresh connection.
+    const longRow = `SELECT g AS id, current_setting('transaction_read_only') AS ro,
+        CASE WHEN g = 2 THEN repeat('x', 5 * 1024 * 1024) ELSE 'short' END AS body FROM generate_series(1, 3) g`;
+    const before = retries().length;
+    const restaged = request({ query: longRow });
+    await source!.stage(restaged);
+    expect(retries().length).toBe(before + 1);
+    expect(await readOnlyFlags(restaged.table)).toEqual(['on']);
+
+    // Keys only: the keys pass is narrow, the fetch of the long row restages on a fresh connection.
+    const keyed = request({ query: longRow });
+    const result = await source!.stage({
+      ...keyed,
+      plan: () => ({ hashes: [{ by: 'source', columns: ['ro', 'body'] }], keysOnly: true }),
+    });
+    try {
+      await result.keysOnly!.fetch({
+        table: `${keyed.table}_rows`,
+        keysSql: 'SELECT 1 UNION ALL SELECT 2',
+        keyCount: 2,
+      });
+      expect(retries().length).toBe(before + 2);
+      expect(await readOnlyFlags(`${keyed.table}_rows`)).toEqual(['on']);
+    } finally {
+      await result.keysOnly?.close();
+    }
   });
 });
 

@@ -2,6 +2,9 @@
 // COPY (SELECT ...) TO STDOUT (FORMAT csv) into DuckDB (see transfer.ts), loaded with
 // DuckDB's read_csv with every column's type declared. No row is ever held in JavaScript memory. A model
 // with a row longer than the small read buffers allow is staged again, from the start, with large ones.
+// The model can only read: every connection opens a READ ONLY transaction before the model's text is sent,
+// and the probe sends it through the extended query protocol, which takes exactly one statement (see
+// planColumns for why that also keeps the COPY, sent as a simple query, to one statement).
 import type pg from 'pg';
 import type { SourceSpec } from '../../crds/index.ts';
 import { SynclineError, isSynclineError } from '../../runner/errors.ts';
@@ -15,6 +18,7 @@ import {
   pgConnectError,
   type PgConnectionSettings,
 } from '../shared/pg.ts';
+import { modelNotReadOnly } from '../shared/read-only.ts';
 import { quoteIdent, quoteLiteral, quoteQualifiedName } from '../shared/sql.ts';
 import {
   STAGED_HASH_PREFIX,
@@ -41,7 +45,8 @@ function settingsOf(spec: SourceSpec): Settings {
 }
 
 function sessionSettings(settings: Settings, applicationName?: string): Record<string, string> {
-  const session: Record<string, string> = {};
+  // Belt and braces: our own BEGIN ... READ ONLY opens every read; this covers any statement before it.
+  const session: Record<string, string> = { default_transaction_read_only: 'on' };
   if (settings.statementTimeoutSeconds !== undefined)
     session.statement_timeout = String(settings.statementTimeoutSeconds * 1000);
   if (applicationName !== undefined) session.application_name = applicationName.slice(0, 63);
@@ -59,9 +64,22 @@ export function modelSql(model: StageRequest['model']): string {
   );
 }
 
-function queryError(error: unknown, settings: PgConnectionSettings, what: string): SynclineError {
+/** PostgreSQL's refusals of a statement that writes (25006) or of more than one statement (42601). */
+function isNotReadOnly(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code === '25006' || (code === '42601' && /cannot insert multiple commands/.test(errorText(error)));
+}
+
+function queryError(
+  error: unknown,
+  settings: PgConnectionSettings,
+  what: string,
+  labels?: StageRequest['labels'],
+): SynclineError {
   if (isSynclineError(error)) return error;
   if (isPgConnectionError(error)) return pgConnectError(error, settings, 'Source');
+  if (labels && isNotReadOnly(error))
+    return modelNotReadOnly(labels, 'PostgreSQL', describePgError(error), error);
   const code = (error as { code?: string }).code;
   const timeout =
     code === '57014' ? ' (statementTimeoutSeconds was reached, or the query was cancelled)' : '';
@@ -98,9 +116,18 @@ async function typeInfo(client: pg.Client, oids: number[]): Promise<Map<number, 
   );
 }
 
+/**
+ * The probe goes through the extended query protocol, which refuses more than one statement (node-postgres
+ * sends a query without parameters as a simple query, which runs every statement of the text). The COPY,
+ * which only the simple protocol carries, embeds the model's text exactly as the probe does, after an
+ * opening parenthesis: if the probe parsed as one statement, the text has no top-level `;` and leaves no
+ * quote or comment open, so the COPY is one statement too.
+ */
+const EXTENDED = { queryMode: 'extended' } as const;
+
 /** Plan every result column of the model query, from a LIMIT 0 run of it. */
 async function planColumns(client: pg.Client, sql: string): Promise<ColumnPlan[]> {
-  const probe = await client.query(`SELECT * FROM (${sql}\n) AS m LIMIT 0`);
+  const probe = await client.query({ text: `SELECT * FROM (${sql}\n) AS m LIMIT 0`, ...EXTENDED });
   const names = new Set<string>();
   for (const field of probe.fields) {
     if (names.has(field.name)) {
@@ -225,7 +252,11 @@ function mayBeLongRow(error: unknown): boolean {
 }
 
 /** The error of a failed transfer: DuckDB's message for the load, PostgreSQL's for the COPY. */
-function stageError(error: unknown, settings: PgConnectionSettings): SynclineError {
+function stageError(
+  error: unknown,
+  settings: PgConnectionSettings,
+  labels: StageRequest['labels'],
+): SynclineError {
   if (error instanceof TransferError && error.side === 'load') {
     // The first line only says where; the row size is further down, after the row itself.
     const limit = LINE_TOO_LONG.exec(errorText(error.cause))?.[1];
@@ -239,7 +270,12 @@ function stageError(error: unknown, settings: PgConnectionSettings): SynclineErr
       { cause: error.cause },
     );
   }
-  return queryError(error instanceof TransferError ? error.cause : error, settings, 'reading the model rows');
+  return queryError(
+    error instanceof TransferError ? error.cause : error,
+    settings,
+    'reading the model rows',
+    labels,
+  );
 }
 
 export const postgresSource: SourceConnector = {
@@ -271,6 +307,23 @@ export const postgresSource: SourceConnector = {
       client
         .end()
         .catch((error: unknown) => req.log.debug({ err: String(error) }, 'closing the source connection'));
+    const keysTuning = { on: false };
+    /**
+     * Every read runs in a transaction of ours, READ ONLY, opened before the model's text is sent: a model
+     * cannot write, nor end the transaction (one statement) or change its mode (set after its first query).
+     * REPEATABLE READ: the keys and the rows fetched later are of one moment (on one connection).
+     */
+    const begin = async (client: pg.Client) => {
+      try {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        // Rows of a key and a hash are narrow: moving them from parallel workers costs far less than the
+        // planner's default assumes, so let it hash on several cores (within
+        // max_parallel_workers_per_gather, which a DBA can set to 0 for Syncline's role).
+        if (keysTuning.on) await client.query('SET LOCAL parallel_tuple_cost = 0.001');
+      } catch (error) {
+        throw queryError(error, settings, 'starting the read-only transaction');
+      }
+    };
     // The connection the rows come through; a restage with larger buffers replaces it.
     const session: { client: pg.Client | undefined } = { client: await connect() };
     let handedOver = false;
@@ -295,7 +348,7 @@ export const postgresSource: SourceConnector = {
           !(error instanceof TransferError && error.side === 'load' && mayBeLongRow(error.cause)) ||
           req.signal.aborted
         )
-          throw stageError(error, settings);
+          throw stageError(error, settings, req.labels);
         const small = `${SMALL_ROWS.maxLineSize / MiB} MiB`;
         const again = `staging again from the start with rows of up to ${LARGE_ROWS.maxLineSize / MiB} MiB`;
         req.log.info(
@@ -308,21 +361,25 @@ export const postgresSource: SourceConnector = {
         await close(session.client as pg.Client);
         session.client = undefined; // if reconnecting fails, nothing is left to close
         session.client = await connect();
+        await begin(session.client);
         try {
           return (await attempt(LARGE_ROWS)).via;
         } catch (retryError) {
-          throw stageError(retryError, settings);
+          throw stageError(retryError, settings, req.labels);
         }
       }
     };
 
     try {
       const client = session.client as pg.Client;
+      // Before the transaction: on a server without the hash function the probe fails, which would abort it.
+      const sourceHash = req.plan ? await postgresHashFunction(client, req.log) : undefined;
+      await begin(client);
       let plans: ColumnPlan[];
       try {
         plans = await planColumns(client, sql);
       } catch (error) {
-        throw queryError(error, settings, 'the model query');
+        throw queryError(error, settings, 'the model query', req.labels);
       }
       if (plans.length === 0)
         throw new SynclineError('SourceQueryFailed', 'the model query returns no columns');
@@ -339,7 +396,6 @@ export const postgresSource: SourceConnector = {
         sourceType: plans[i]?.sourceType,
       }));
 
-      const sourceHash = req.plan ? await postgresHashFunction(client, req.log) : undefined;
       const wanted = req.plan?.(columns, sourceHash) ?? { hashes: [], keysOnly: false };
       const hashes = loadHashes(wanted, plans, sourceHash);
       const keyPlan = plans.find((p) => p.name === req.model.primaryKey);
@@ -353,15 +409,11 @@ export const postgresSource: SourceConnector = {
       const withSourceHash = hashes.some((h) => h.by === 'source') && sourceHash ? { sourceHash } : {};
 
       if (keysOnly) {
+        keysTuning.on = true;
         try {
-          // The rows fetched later must be those of the same moment as the keys and hashes.
-          await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-          // Rows of a key and a hash are narrow: moving them from parallel workers costs far less than the
-          // planner's default assumes, so let it hash on several cores (within
-          // max_parallel_workers_per_gather, which a DBA can set to 0 for Syncline's role).
           await client.query('SET LOCAL parallel_tuple_cost = 0.001');
         } catch (error) {
-          throw queryError(error, settings, 'starting the read-only transaction');
+          throw queryError(error, settings, 'tuning the keys-only read');
         }
         const via = await transfer(req.table, { plans: [keyPlan], hashes }, plans);
         const rows = await countRows(req.duck, req.table);
