@@ -10,6 +10,11 @@ export type DeleteBehavior = (typeof DELETE_BEHAVIORS)[number];
 
 export const MIN_INTERVAL_MS = 10_000;
 
+/** A size DuckDB takes as its memory limit: 512MB, 1GB, 1.5 GB, 320MiB (decimal or binary units). */
+export const MEMORY_LIMIT_RE = /^[0-9]+(\.[0-9]+)? ?([KkMmGgTt]i?[Bb]|[Bb])$/;
+export const MEMORY_LIMIT_MESSAGE =
+  'must be a size with a unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. 512MB, 1GB, 1.5GB or 320MiB';
+
 export const mapping = withRules(
   z
     .object({
@@ -254,6 +259,7 @@ export const syncSpec = withRules(
           memoryLimit: z
             .string()
             .max(32)
+            .regex(MEMORY_LIMIT_RE, MEMORY_LIMIT_MESSAGE)
             .optional()
             .describe(
               "DuckDB's memory limit, e.g. 1GB. Default: 30% of the runner container's memory limit (DuckDB's resident memory runs well above its limit, and the runner needs some besides), or 320MiB without one.",

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
+import { scheduleProblem } from '../crds/checks.ts';
 import { parseGoDuration, type RunRecord, type Schedule } from '../crds/index.ts';
 import { SynclineError } from '../runner/errors.ts';
 
@@ -19,25 +20,13 @@ export interface Timetable {
   afterChange(lastStart: Date | undefined, now: Date): Date;
 }
 
-export function isValidTimeZone(timeZone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Parses spec.schedule; undefined when the Sync runs only when triggered. Throws a SynclineError. */
 export function timetable(schedule: Schedule | undefined): Timetable | undefined {
+  // The same check the embedded CLI makes on resources read from files.
+  const problem = scheduleProblem(schedule);
+  if (problem) throw new SynclineError(problem.reason, problem.message);
   if (schedule?.interval !== undefined) {
-    const intervalMs = parseGoDuration(schedule.interval);
-    if (intervalMs === undefined || intervalMs <= 0) {
-      throw new SynclineError(
-        'InvalidSchedule',
-        `schedule.interval "${schedule.interval}" is not a duration such as 15m`,
-      );
-    }
+    const intervalMs = parseGoDuration(schedule.interval) as number;
     const nextAfter = (after: Date) => new Date(after.getTime() + intervalMs);
     return {
       text: `every ${schedule.interval}`,
@@ -49,12 +38,6 @@ export function timetable(schedule: Schedule | undefined): Timetable | undefined
   }
   if (schedule?.cron !== undefined) {
     const tz = schedule.timeZone ?? 'UTC';
-    if (!isValidTimeZone(tz)) {
-      throw new SynclineError(
-        'InvalidTimeZone',
-        `schedule.timeZone "${tz}" is not an IANA time zone; use a name such as Europe/Berlin or America/New_York`,
-      );
-    }
     const expression = schedule.cron;
     const nextAfter = (after: Date) => {
       try {
@@ -66,7 +49,6 @@ export function timetable(schedule: Schedule | undefined): Timetable | undefined
         );
       }
     };
-    nextAfter(new Date(0));
     return {
       text: `cron ${expression}${schedule.timeZone ? ` (${schedule.timeZone})` : ''}`,
       nextAfter,

@@ -3,7 +3,13 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RESOURCES } from '../../crds/index.ts';
-import { INVALID_CASES, VALID_SPECS, objectFor } from '../fixtures/invalid-resources.ts';
+import {
+  INVALID_CASES,
+  OPERATOR_INVALID_SYNCS,
+  VALID_SPECS,
+  caseObject,
+  objectFor,
+} from '../fixtures/invalid-resources.ts';
 import { run } from '../stack/process.ts';
 
 const kubeconfigPath = inject('kubeconfigPath');
@@ -100,13 +106,19 @@ describe('the CRDs on a real API server', () => {
   });
 
   it.each(INVALID_CASES)('rejects $kind: $name', async (c) => {
-    const obj = objectFor(c.kind, `bad-${c.kind.toLowerCase()}`, c.spec(VALID_SPECS[c.kind]));
+    const obj = caseObject(c, `bad-${c.kind.toLowerCase()}`);
     const error = await create(obj).then(
       () => undefined,
       (e: { body?: string; message?: string }) => e,
     );
     expect(error, 'the API server accepted an invalid resource').toBeDefined();
     expect(statusMessage(error)).toContain(c.api);
+  });
+
+  it('accepts the schedules only the operator (and the embedded CLI) can find wrong', async () => {
+    for (const [i, c] of OPERATOR_INVALID_SYNCS.entries()) {
+      await create(objectFor('Sync', `operator-invalid-${i}`, c.spec(VALID_SPECS.Sync)));
+    }
   });
 
   it('rejects an unknown field under strict field validation', async () => {
