@@ -60,7 +60,7 @@ export function openLocalStore(root: string): BlobStore {
     const file = target(path);
     const temp = tempName(file);
     try {
-      await mkdir(dirname(file), { recursive: true });
+      await makeDirectory(dirname(file));
       await stage(temp);
       return await commitTemp(file, temp, cond);
     } catch (error) {
@@ -94,7 +94,7 @@ export function openLocalStore(root: string): BlobStore {
       const file = target(path);
       const temp = tempName(localFile);
       try {
-        await mkdir(dirname(localFile), { recursive: true });
+        await makeDirectory(dirname(localFile));
         await pipeline(createReadStream(file), createWriteStream(temp));
         await rename(temp, localFile);
         return true;
@@ -235,6 +235,25 @@ async function withPathLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * mkdir -p that fails with the real cause: Node's recursive mkdir says ENOENT on a read-only file system
+ * (and where a parent may not be written). Creating the first missing folder alone gives EROFS or EACCES.
+ */
+async function makeDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (error) {
+    if (!isAbsent(error)) throw error;
+    let missing = dir;
+    while (dirname(missing) !== missing && !(await statOrUndefined(dirname(missing))))
+      missing = dirname(missing);
+    await mkdir(missing).catch((cause: NodeJS.ErrnoException) => {
+      if (cause.code !== 'EEXIST') throw cause;
+    });
+    await mkdir(dir, { recursive: true });
+  }
+}
+
 async function syncDirectory(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
@@ -338,10 +357,16 @@ function localError(error: unknown, what: string, url: string): SynclineError {
   if (isSynclineError(error)) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const detail = error instanceof Error ? error.message : String(error);
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+  if (code === 'EROFS') {
     return new SynclineError(
       'StorageAccessDenied',
-      `cannot ${what} in ${url}: permission denied (${detail})`,
+      `cannot ${what} in ${url}: the file system is read-only (${detail}): mount it read-write, or keep the state in a writable folder (the CLI's --state-dir, a Sync's spec.diffStore.url)`,
+    );
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new SynclineError(
+      'StorageAccessDenied',
+      `cannot ${what} in ${url}: permission denied (${detail}): let this user write the folder, or keep the state in another (the CLI's --state-dir, a Sync's spec.diffStore.url)`,
     );
   }
   return new SynclineError('StorageError', `cannot ${what} in ${url}: ${detail}`, {
