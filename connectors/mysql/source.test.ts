@@ -1,3 +1,4 @@
+import { existsSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
 import { startMysql, type MysqlServer } from '../../test/stack/mysql.ts';
@@ -33,7 +34,7 @@ async function stage(model: Partial<ModelSpec>, source: SourceSpec = spec()) {
     model: { sourceRef: { name: 'db' }, primaryKey: 'id', ...model },
     duck,
     table: 'staged',
-    labels: { namespace: 'team', sync: 'customers', runId: 'run-1' },
+    labels: { namespace: 'team', sync: 'customers', runId: 'run-1', model: 'team/customers' },
   };
   try {
     const result = await mysqlSource.stage(req);
@@ -286,5 +287,69 @@ describe('mysql source: TLS', () => {
     const plain = await failure(mysqlSource.check(spec({ tls: { mode: 'require' } }), ctx));
     expect(plain.reason).toBe('SourceUnreachable');
     expect(plain.message).toContain('does not accept TLS');
+  });
+});
+
+describe('mysql source: the model can only read', () => {
+  const victimRows = async () => {
+    const rows = (await server.query('SELECT count(*) AS n FROM syncline.victim')) as { n: number }[];
+    return Number(rows[0]?.n);
+  };
+  const tables = async () =>
+    ((await server.query('SHOW TABLES FROM syncline')) as Record<string, string>[])
+      .map((r) => Object.values(r)[0])
+      .sort();
+  const outfile = `/tmp/syncline-model-outfile-${process.pid}`;
+
+  beforeAll(async () => {
+    rmSync(outfile, { force: true });
+    await server.query(`
+      CREATE TABLE syncline.victim (id INT PRIMARY KEY);
+      INSERT INTO syncline.victim VALUES (1), (2), (3);
+      CREATE FUNCTION syncline.wipe_victim() RETURNS INT MODIFIES SQL DATA
+      BEGIN
+        DELETE FROM syncline.victim;
+        RETURN 1;
+      END`);
+  });
+
+  it('refuses a second statement, also after closing a wrapping subquery, and the table survives', async () => {
+    for (const query of [
+      'SELECT 1 AS id) AS m; DELETE FROM victim; SELECT * FROM (SELECT 1 AS id',
+      'SELECT 1 AS id; DELETE FROM victim',
+    ]) {
+      const error = await failure(stage({ query }));
+      expect(await victimRows()).toBe(3);
+      expect(error.reason).toBe('ModelNotReadOnly');
+      expect(error.message).toContain('Model team/customers');
+      expect(error.message).toContain('a single read-only SELECT');
+    }
+  });
+
+  it('refuses a statement that is not a query, DDL and SELECT ... INTO OUTFILE included, and nothing is written', async () => {
+    const before = await tables();
+    for (const query of [
+      'DELETE FROM victim',
+      'TRUNCATE victim',
+      'DROP TABLE victim',
+      'CREATE TABLE made_by_model (id INT)',
+      `SELECT 1 AS id INTO OUTFILE '${outfile}'`,
+    ]) {
+      const error = await failure(stage({ query }));
+      expect(await victimRows()).toBe(3);
+      expect(error.reason).toBe('ModelNotReadOnly');
+      expect(error.message).toContain('Model team/customers');
+      expect(error.message).toContain('a single read-only SELECT');
+    }
+    expect(await tables()).toEqual(before);
+    expect(existsSync(outfile)).toBe(false);
+  });
+
+  it('runs the model in a read-only transaction: a query calling a function that writes fails', async () => {
+    const error = await failure(stage({ query: 'SELECT id, wipe_victim() AS w FROM victim' }));
+    expect(await victimRows()).toBe(3);
+    expect(error.reason).toBe('ModelNotReadOnly');
+    expect(error.message).toContain('Model team/customers');
+    expect(error.message).toContain('READ ONLY transaction');
   });
 });

@@ -1,6 +1,7 @@
 // MySQL and MariaDB as a Source, through mysql2. The model query streams with backpressure (the driver
 // pauses the socket while the CSV file catches up); every value arrives as the raw bytes of MySQL's text
 // protocol and is staged through DuckDB casts, so DECIMAL, BIGINT and temporal values stay exact.
+// The model can only read: one query (read-only.ts), run in a READ ONLY transaction.
 import mysql from 'mysql2';
 import type { SourceSpec } from '../../crds/index.ts';
 import { SynclineError, isSynclineError } from '../../runner/errors.ts';
@@ -8,6 +9,8 @@ import type { SecretResolver } from '../../runner/secrets.ts';
 import { stageTextRows, type TextValue } from '../shared/text-stage.ts';
 import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../types.ts';
 import { planColumn, type MysqlColumnPlan, type MysqlField } from './types.ts';
+import { ER_READ_ONLY_TRANSACTION, probeModel } from './read-only.ts';
+import { modelNotReadOnly } from '../shared/read-only.ts';
 import { NETWORK_ERROR_CODES, TLS_ERROR_CODES } from '../shared/net-errors.ts';
 
 type Settings = NonNullable<SourceSpec['mysql']>;
@@ -40,6 +43,8 @@ function connectionOptions(settings: Settings, secrets: SecretResolver): mysql.C
     timezone: 'Z',
     connectTimeout: CONNECT_TIMEOUT_MS,
     enableKeepAlive: true,
+    // mysql2's default, stated because the model's safety rests on it (read-only.ts): one statement a query.
+    multipleStatements: false,
     // Raw bytes for every value: conversion happens once, exactly, in types.ts.
     typeCast: (field) => field.buffer(),
   };
@@ -138,11 +143,18 @@ export function mysqlConnectError(error: unknown, settings: Settings): SynclineE
   });
 }
 
-function queryError(error: unknown, settings: Settings, what: string): SynclineError {
+function queryError(
+  error: unknown,
+  settings: Settings,
+  what: string,
+  labels?: StageRequest['labels'],
+): SynclineError {
   if (isSynclineError(error)) return error;
   const e = (error ?? {}) as MysqlError;
   if (NETWORK_CODES.has(e.code ?? '') || (e.fatal && e.errno === undefined))
     return mysqlConnectError(error, settings);
+  if (labels && e.errno === ER_READ_ONLY_TRANSACTION)
+    return modelNotReadOnly(labels, 'MySQL', describeMysqlError(error), error);
   return new SynclineError('SourceQueryFailed', `${what} failed in MySQL: ${describeMysqlError(error)}`, {
     cause: error,
   });
@@ -247,17 +259,23 @@ export const mysqlSource: SourceConnector = {
       // The comment shows in the server's process list and logs: which Sync and run issued the query.
       const label = `syncline ${namespace}/${sync} ${runId}`.replaceAll('*/', '');
       const tagged = `/* ${label} */ ${sql}`;
+      try {
+        await connection.promise().query('START TRANSACTION READ ONLY');
+        await probeModel(connection, sql, req.labels, describeMysqlError);
+      } catch (error) {
+        throw queryError(error, settings, 'the model query', req.labels);
+      }
       const rows = connection.query({ sql: tagged, rowsAsArray: true }).stream({ highWaterMark: 512 });
       let fields: MysqlField[];
       try {
         fields = await fieldsOf(rows);
       } catch (error) {
-        throw queryError(error, settings, 'the model query');
+        throw queryError(error, settings, 'the model query', req.labels);
       }
       const plans = fields.map(planColumn);
       return await stageTextRows(req, 'MySQL', plans, rows, {
         toValues: converter(plans),
-        onReadError: (error) => queryError(error, settings, 'reading the model rows'),
+        onReadError: (error) => queryError(error, settings, 'reading the model rows', req.labels),
       });
     } finally {
       req.signal.removeEventListener('abort', onAbort);
