@@ -1,12 +1,20 @@
 // The files connectors on s3:// (MinIO) and gs:// (fake-gcs-server): source files are downloaded into the
 // run's scratch folder before DuckDB reads them; the destination's run file is uploaded on close.
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DestinationSpec, ModelSpec, SourceSpec } from '../../crds/index.ts';
 import { secretResolver } from '../../runner/secrets.ts';
 import { openBlobStore, type BlobStore } from '../../runner/storage/index.ts';
 import { startGcs, startS3, type GcsServer, type S3Server } from '../../test/stack/objectstore.ts';
-import { change, deliveryContext, openDuck, rowsOf, testContext } from '../shared/test-context.ts';
+import {
+  change,
+  deliveryContext,
+  openDuck,
+  rowsOf,
+  synclineFailure,
+  testContext,
+} from '../shared/test-context.ts';
 import type { StageRequest } from '../types.ts';
 import { destination, source } from './index.ts';
 
@@ -96,6 +104,39 @@ describe.each(['s3', 'gs'] as const)('files connectors on %s://', (scheme) => {
       files: { url: `${scheme}://${BUCKET}/empty-${scheme}`, ...settings },
     } as SourceSpec;
     await expect(source!.check(empty, ctx)).rejects.toMatchObject({ reason: 'PathNotFound' });
+  });
+
+  it('names a bucket file it cannot read by its URL, never the local download', async () => {
+    const prefix = `bad-${scheme}`;
+    const { secrets, settings, resolver } = remote(scheme);
+    const store = openBlobStore(`${scheme}://${BUCKET}/${prefix}`, { ...settings, secrets: resolver });
+    const gz = gzipSync('id,name\n' + Array.from({ length: 50_000 }, (_, i) => `${i},n${i}\n`).join(''));
+    await store.put('cut/data.csv.gz', gz.subarray(0, gz.length >> 1));
+    await store.put('ragged/data.csv', 'id,name\n1,a\n2,b,c\n');
+    const ctx = { ...base, secrets: secretResolver({}, secrets) };
+    const url = `${scheme}://${BUCKET}/${prefix}`;
+    const spec = { type: 'files', files: { url, ...settings } } as SourceSpec;
+    const stage = (model: Partial<ModelSpec>) => {
+      n += 1;
+      return synclineFailure(
+        source!.stage({
+          ...ctx,
+          source: spec,
+          model: { sourceRef: { name: 'f' }, primaryKey: 'id', ...model } as ModelSpec,
+          duck: duck.duck,
+          table: `remote_${n}`,
+          labels: { namespace: 'default', sync: 's', runId: `r${n}` },
+        }),
+      );
+    };
+    const cut = await stage({ table: 'cut/*.csv.gz' });
+    expect(cut.reason).toBe('SourceFileUnreadable');
+    expect(cut.message).toContain(`${url}/cut/data.csv.gz is cut off or corrupt`);
+    const ragged = await stage({ table: 'ragged/data.csv' });
+    expect(ragged.message).toContain(`${url}/ragged/data.csv line 3:`);
+    const outside = await stage({ query: "SELECT * FROM read_csv('../../../etc/hostname')" });
+    expect(outside.reason).toBe('SourceAccessDenied');
+    for (const error of [cut, ragged, outside]) expect(error.message).not.toContain(base.tmpDir);
   });
 
   it('uploads the run file on close', async () => {

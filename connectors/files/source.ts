@@ -1,15 +1,18 @@
 // Files as a Source: CSV, JSON lines and Parquet read by DuckDB from a local folder, or downloaded from
 // s3:// or gs:// into the run's scratch folder first (DuckDB's httpfs extension is not available offline).
 import { stat } from 'node:fs/promises';
-import { join, matchesGlob, resolve } from 'node:path';
+import { isAbsolute, join, matchesGlob, normalize, relative, resolve, sep } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { SourceSpec } from '../../crds/index.ts';
 import { SynclineError, isSynclineError } from '../../runner/errors.ts';
 import { remoteStore } from '../shared/blobs.ts';
-import { countRows, describeTable, duckMessage } from '../shared/duck.ts';
+import { countRows, describeTable } from '../shared/duck.ts';
 import { formatOfName, parseLocation, type FileFormat } from '../shared/location.ts';
 import { quoteIdent, quoteLiteral } from '../shared/sql.ts';
 import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../types.ts';
+import { assertComplete, type SourceFile } from './complete.ts';
+import { csvOptions, explainReadFailure, type CsvDialect } from './diagnose.ts';
+import { stageSandboxedQuery } from './sandbox.ts';
 
 type FilesSettings = NonNullable<SourceSpec['files']>;
 
@@ -81,16 +84,17 @@ async function localFiles(duck: DuckDBConnection, pattern: string): Promise<stri
   return reader.getRowObjectsJS().map((r) => String(r.file));
 }
 
+function dialectOf(settings: FilesSettings): CsvDialect {
+  return { header: settings.csv?.header ?? true, delimiter: settings.csv?.delimiter ?? ',' };
+}
+
 function readerSql(format: FileFormat, files: string[], settings: FilesSettings): string {
   const list = `[${files.map(quoteLiteral).join(', ')}]`;
   switch (format) {
-    case 'csv': {
-      const header = settings.csv?.header ?? true;
-      const delimiter = settings.csv?.delimiter ?? ',';
+    case 'csv':
       // sample_size=-1: types are detected from every row, so a late value cannot break the read.
       // allow_quoted_nulls=false: "" is an empty string, only an empty unquoted field is NULL.
-      return `read_csv(${list}, header = ${header}, delim = ${quoteLiteral(delimiter)}, sample_size = -1, allow_quoted_nulls = false, union_by_name = true)`;
-    }
+      return `read_csv(${list}, ${csvOptions(dialectOf(settings))}, sample_size = -1, allow_quoted_nulls = false, union_by_name = true)`;
     case 'jsonl':
       return `read_json(${list}, format = 'auto', sample_size = -1, union_by_name = true)`;
     case 'parquet':
@@ -112,54 +116,86 @@ async function withInterrupt<T>(
   }
 }
 
+/** A table name or glob, relative to the Source folder and inside it. */
+function confinedPattern(pattern: string): string {
+  const normal = normalize(pattern);
+  if (isAbsolute(pattern) || normal === '..' || normal.startsWith(`..${sep}`)) {
+    throw new SynclineError(
+      'InvalidModel',
+      `the Model's table "${pattern}" is not inside the Source folder: name a file or glob relative to files.url`,
+    );
+  }
+  return pattern;
+}
+
+/** The name a file goes by in messages: its URL under files.url (never a local scratch path). */
+function sourceFile(settings: FilesSettings, folder: string, path: string): SourceFile {
+  return { path, name: `${settings.url.replace(/\/+$/, '')}/${relative(folder, path).split(sep).join('/')}` };
+}
+
+/**
+ * Read the files into the table while checking beside the read that each is whole (complete.ts); a
+ * file that is not fails the stage and leaves no table behind.
+ */
+async function readWhole(
+  req: StageRequest,
+  files: SourceFile[],
+  format: FileFormat,
+  settings: FilesSettings,
+) {
+  let reading = true;
+  const checks = (async () => {
+    for (const file of files) await assertComplete(file, format, req.signal);
+  })();
+  checks.catch(() => reading && req.duck.interrupt());
+  const sql = `CREATE TABLE ${quoteIdent(req.table)} AS SELECT * FROM ${readerSql(
+    format,
+    files.map((f) => f.path),
+    settings,
+  )}`;
+  const read = req.duck.run(sql).finally(() => (reading = false));
+  const [checked, done] = await Promise.allSettled([checks, read]);
+  if (checked.status === 'rejected') {
+    if (done.status === 'fulfilled') await req.duck.run(`DROP TABLE ${quoteIdent(req.table)}`);
+    throw checked.reason;
+  }
+  if (done.status === 'rejected') {
+    const pattern = req.model.table ?? '';
+    throw await explainReadFailure(req.duck, done.reason, {
+      files,
+      format,
+      dialect: dialectOf(settings),
+      pattern,
+    });
+  }
+}
+
 async function stageTable(
   req: StageRequest,
   folder: string,
   settings: FilesSettings,
   pattern: string,
 ): Promise<void> {
-  const files = await localFiles(req.duck, resolve(folder, pattern));
-  if (files.length === 0) {
+  const paths = await localFiles(req.duck, resolve(folder, confinedPattern(pattern)));
+  if (paths.length === 0) {
     throw new SynclineError(
       'PathNotFound',
       `no file in ${settings.url} matches "${pattern}"; check the Model's table`,
     );
   }
-  const format = settings.format ?? formatOfName(pattern) ?? formatOfName(files[0] ?? '');
+  const format = settings.format ?? formatOfName(pattern) ?? formatOfName(paths[0] ?? '');
   if (format === undefined) {
     throw new SynclineError(
       'UnknownFileFormat',
       `cannot tell the format of "${pattern}" from its extension: set files.format to csv, jsonl or parquet`,
     );
   }
-  try {
-    await req.duck.run(
-      `CREATE TABLE ${quoteIdent(req.table)} AS SELECT * FROM ${readerSql(format, files, settings)}`,
-    );
-  } catch (error) {
-    throw new SynclineError(
-      'SourceQueryFailed',
-      `cannot read ${pattern} as ${format}: ${duckMessage(error)}`,
-      {
-        cause: error,
-      },
-    );
-  }
-}
-
-async function stageQuery(req: StageRequest, folder: string, query: string): Promise<void> {
-  // Relative paths in the query resolve against the Source folder.
-  await req.duck.run(`SET file_search_path = ${quoteLiteral(folder)}`);
-  try {
-    const body = query.trim().replace(/;+\s*$/, '');
-    await req.duck.run(`CREATE TABLE ${quoteIdent(req.table)} AS ${body}`);
-  } catch (error) {
-    throw new SynclineError('SourceQueryFailed', `the model query failed in DuckDB: ${duckMessage(error)}`, {
-      cause: error,
-    });
-  } finally {
-    await req.duck.run('RESET file_search_path');
-  }
+  await readWhole(
+    req,
+    paths.map((path) => sourceFile(settings, folder, path)),
+    format,
+    settings,
+  );
 }
 
 export const filesSource: SourceConnector = {
@@ -185,8 +221,17 @@ export const filesSource: SourceConnector = {
     }
     await withInterrupt(req.duck, req.signal, async () => {
       if (req.model.table !== undefined) await stageTable(req, folder, settings, req.model.table);
-      else if (req.model.query !== undefined) await stageQuery(req, folder, req.model.query);
-      else
+      else if (req.model.query !== undefined) {
+        await stageSandboxedQuery({
+          duck: req.duck,
+          table: req.table,
+          query: req.model.query,
+          folder: resolve(folder),
+          name: settings.url.replace(/\/+$/, ''),
+          scratch: join(req.tmpDir, `files-query-${req.table}`),
+          signal: req.signal,
+        });
+      } else
         throw new SynclineError(
           'InvalidModel',
           'a Model of a files Source needs table (a file name or glob) or query',
