@@ -18,12 +18,22 @@ export interface OperatorConfig {
   diffStore: DiffStoreSettings;
   /** A PersistentVolumeClaim (in each Sync namespace) mounted at a file:// diff store's path. */
   diffStoreVolumeClaim?: string;
+  /**
+   * A Secret of this name in each Sync's namespace holds that namespace's own diff-store credentials
+   * (keys accessKeyId + secretAccessKey, or serviceAccountKey): runner pods get those instead of the
+   * operator-wide ones in `diffStore`, which only the operator itself then uses.
+   */
+  diffStoreNamespaceSecret?: string;
   runner: {
     resources: ResourceRequirements;
     activeDeadlineSeconds: number;
     ttlSecondsAfterFinished: number;
     memoryLimit?: string;
     serviceAccountName?: string;
+    /** The most a Sync's runner.resources may request or limit, per resource (cpu, memory, ephemeral-storage). */
+    maxResources?: Record<string, string>;
+    /** The longest activeDeadlineSeconds a Sync may set. */
+    maxActiveDeadlineSeconds?: number;
     /** Extra env for every runner container (non-secret settings only). */
     env?: Record<string, string>;
   };
@@ -47,7 +57,10 @@ export function defaultConfig(overrides: Partial<OperatorConfig> = {}): Operator
     runnerCommand: ['node', '/app/bin/syncline.mjs'],
     diffStore: { url: 'file:///var/lib/syncline/diffstore' },
     runner: {
-      resources: { requests: { cpu: '250m', memory: '512Mi' }, limits: { memory: '2Gi' } },
+      resources: {
+        requests: { cpu: '250m', memory: '512Mi', 'ephemeral-storage': '1Gi' },
+        limits: { memory: '2Gi', 'ephemeral-storage': '10Gi' },
+      },
       activeDeadlineSeconds: 3600,
       ttlSecondsAfterFinished: 86_400,
     },

@@ -3,6 +3,7 @@ import { describeError } from '../runner/errors.ts';
 import type { ReconcileContext } from './context.ts';
 import { COMPONENT_LABEL, SYNC_LABEL } from './jobs.ts';
 import { jobOutcome } from './results.ts';
+import { syncDiffStoreUrl } from './runner-policy.ts';
 import type { ReconcileResult } from './runtime/controller.ts';
 
 export const SNAPSHOT_FINALIZER = 'syncline.io/snapshots';
@@ -51,7 +52,15 @@ export async function finalizeSync(ctx: ReconcileContext, sync: Sync): Promise<R
   if (!finalizers.includes(SNAPSHOT_FINALIZER)) return;
   const namespace = sync.metadata.namespace ?? 'default';
   const name = sync.metadata.name;
-  const url = sync.spec.diffStore?.url ?? ctx.config.diffStore.url;
+  let url: string;
+  try {
+    url = syncDiffStoreUrl(ctx.config, sync);
+  } catch (error) {
+    // The operator's credential reaches every namespace's snapshots: it deletes only within the Sync's own.
+    const { reason, message } = describeError(error, 'InvalidDiffStoreUrl');
+    ctx.events.warning(sync, 'SnapshotCleanupRefused', `deleted nothing (${reason}: ${message})`);
+    return releaseFinalizer(ctx, sync);
+  }
   const step = finalizerStep({
     policy: sync.spec.snapshotPolicy ?? 'retain',
     deletionTimestamp: sync.metadata.deletionTimestamp ?? ctx.now().toISOString(),
@@ -99,12 +108,17 @@ export async function finalizeSync(ctx: ReconcileContext, sync: Sync): Promise<R
         'the Sync is deleted and the folder is left behind: delete it by hand',
     );
   }
+  await releaseFinalizer(ctx, sync);
+}
+
+async function releaseFinalizer(ctx: ReconcileContext, sync: Sync): Promise<void> {
+  const namespace = sync.metadata.namespace ?? 'default';
   await ctx.cluster.setFinalizers(
     'syncs',
     namespace,
-    name,
-    finalizers.filter((f) => f !== SNAPSHOT_FINALIZER),
+    sync.metadata.name,
+    (sync.metadata.finalizers ?? []).filter((f) => f !== SNAPSHOT_FINALIZER),
     sync.metadata.resourceVersion,
   );
-  ctx.metrics.forget(namespace, name);
+  ctx.metrics.forget(namespace, sync.metadata.name);
 }

@@ -11,12 +11,21 @@ import {
   runJobName,
 } from './jobs.ts';
 import { buildCheckPlan, buildRunPlan } from './run-plan.ts';
+import { runnerDiffStore } from './runner-policy.ts';
 import { decide } from './schedule.ts';
 import { destination, model, source, sync } from './testdata/fixtures.ts';
 
 const config = defaultConfig({ runnerImage: 'registry.example.com/syncline:1.0.0' });
 
-function runJob(over = {}, m = model()) {
+const storeSettings = {
+  url: 's3://bucket/syncline',
+  s3: {
+    accessKeyId: { secretKeyRef: { name: 'store', key: 'id' } },
+    secretAccessKey: { secretKeyRef: { name: 'store', key: 'secret' } },
+  },
+};
+
+function runJob(over = {}, m = model(), jobConfig = config) {
   const s = sync(over);
   const start = decide({
     now: new Date('2025-03-01T10:00:00Z'),
@@ -35,15 +44,9 @@ function runJob(over = {}, m = model()) {
     source: source(),
     destination: destination(),
     start,
-    diffStore: {
-      url: 's3://bucket/syncline',
-      s3: {
-        accessKeyId: { secretKeyRef: { name: 'store', key: 'id' } },
-        secretAccessKey: { secretKeyRef: { name: 'store', key: 'secret' } },
-      },
-    },
+    diffStore: runnerDiffStore({ ...jobConfig, diffStore: storeSettings }, s),
   });
-  return { plan, job: buildRunJob({ sync: s, plan, start, config }), start };
+  return { plan, job: buildRunJob({ sync: s, plan, start, config: jobConfig }), start };
 }
 
 describe('run Jobs', () => {
@@ -126,6 +129,73 @@ describe('run Jobs', () => {
     expect(job.spec!.template.spec!.containers[0]!.resources).toEqual(config.runner.resources);
   });
 
+  it('bounds /tmp: an emptyDir as large as the ephemeral-storage limit, which the defaults set', () => {
+    const pod = runJob().job.spec!.template.spec!;
+    expect(pod.containers[0]!.resources).toMatchObject({
+      requests: { 'ephemeral-storage': '1Gi' },
+      limits: { 'ephemeral-storage': '10Gi' },
+    });
+    expect(pod.volumes!.find((v) => v.name === 'tmp')).toEqual({
+      name: 'tmp',
+      emptyDir: { sizeLimit: '10Gi' },
+    });
+    const own = runJob({ runner: { resources: { limits: { 'ephemeral-storage': '30Gi' } } } });
+    expect(own.job.spec!.template.spec!.volumes![0]).toEqual({
+      name: 'tmp',
+      emptyDir: { sizeLimit: '30Gi' },
+    });
+  });
+
+  it('caps what a Sync leaves unlimited at the maximum, and refuses to build a Job above one', () => {
+    const capped = defaultConfig({
+      ...config,
+      runner: {
+        ...config.runner,
+        maxResources: { memory: '4Gi', 'ephemeral-storage': '20Gi' },
+        maxActiveDeadlineSeconds: 7200,
+      },
+    });
+    const { job } = runJob({ runner: { resources: { requests: { memory: '3Gi' } } } }, model(), capped);
+    expect(job.spec!.template.spec!.containers[0]!.resources).toEqual({
+      requests: { memory: '3Gi' },
+      limits: { memory: '4Gi', 'ephemeral-storage': '20Gi' },
+    });
+    expect(job.spec!.template.spec!.volumes![0]).toEqual({ name: 'tmp', emptyDir: { sizeLimit: '20Gi' } });
+    expect(() =>
+      runJob({ runner: { resources: { limits: { memory: '5Gi' } } } }, model(), capped),
+    ).toThrowError(expect.objectContaining({ reason: 'RunnerResourcesAboveMaximum' }));
+    expect(() => runJob({ runner: { activeDeadlineSeconds: 9000 } }, model(), capped)).toThrowError(
+      expect.objectContaining({ reason: 'RunnerDeadlineAboveMaximum' }),
+    );
+  });
+
+  it("gives runner pods their namespace's diff-store Secret, and never the operator's", () => {
+    const tenant = defaultConfig({ ...config, diffStoreNamespaceSecret: 'syncline-diffstore' });
+    const { job, plan } = runJob({}, model(), tenant);
+    const env = job.spec!.template.spec!.containers[0]!.env!;
+    const refs = env.filter((e) => e.valueFrom?.secretKeyRef).map((e) => e.valueFrom!.secretKeyRef!.name);
+    expect(refs).toContain('syncline-diffstore');
+    expect(refs).not.toContain('store');
+    expect(env.find((e) => e.name === 'SYNCLINE_SECRET_SYNCLINE_DIFFSTORE__SECRETACCESSKEY')).toEqual({
+      name: 'SYNCLINE_SECRET_SYNCLINE_DIFFSTORE__SECRETACCESSKEY',
+      valueFrom: { secretKeyRef: { name: 'syncline-diffstore', key: 'secretAccessKey', optional: false } },
+    });
+    expect(plan.diffStore.s3?.accessKeyId).toEqual({
+      secretKeyRef: { name: 'syncline-diffstore', key: 'accessKeyId' },
+    });
+    // The Job lives in the Sync's namespace, so the kubelet resolves that namespace's Secret.
+    expect(job.metadata!.namespace).toBe('team');
+  });
+
+  it('keeps a Sync in its namespace part of the store', () => {
+    expect(runJob({ diffStore: { url: 's3://bucket/syncline/team/v2' } }).plan.diffStore.url).toBe(
+      's3://bucket/syncline/team/v2',
+    );
+    expect(() => runJob({ diffStore: { url: 's3://bucket/syncline/other-team' } })).toThrowError(
+      expect.objectContaining({ reason: 'DiffStoreOutsideNamespace' }),
+    );
+  });
+
   it('builds check Jobs with the check plan', () => {
     const target = source();
     const job = buildCheckJob({
@@ -143,6 +213,7 @@ describe('run Jobs', () => {
     expect(env['SYNCLINE_SECRET_PG__PASSWORD']).toBeDefined();
     expect(job.spec!.template.spec!.containers[0]!.args).toEqual(['/app/bin/syncline.mjs', 'check']);
     expect(job.spec!.activeDeadlineSeconds).toBe(120);
+    expect(job.spec!.template.spec!.volumes![0]).toEqual({ name: 'tmp', emptyDir: { sizeLimit: '1Gi' } });
   });
 
   it('collects every secretKeyRef once', () => {

@@ -2,8 +2,10 @@ import type { V1EnvVar, V1Job, V1OwnerReference, V1Volume, V1VolumeMount } from 
 import { createHash } from 'node:crypto';
 import type { SecretKeySelector, Source, Destination, Sync } from '../crds/index.ts';
 import type { CheckPlan, RunPlan } from '../runner/plan.ts';
+import { SynclineError } from '../runner/errors.ts';
 import { secretEnvName } from '../runner/secrets.ts';
 import type { OperatorConfig, ResourceRequirements } from './config.ts';
+import { runnerDeadline, runnerResources, runnerSettingsProblem } from './runner-policy.ts';
 import type { RunStart } from './schedule.ts';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -106,6 +108,16 @@ interface PodShape {
 }
 
 /**
+ * The scratch volume on /tmp (DuckDB's database and spill files, snapshots being written): as large as
+ * the container's ephemeral-storage limit, since the root file system is read-only and /tmp is all it
+ * writes. The kubelet evicts a pod whose emptyDir outgrows its sizeLimit.
+ */
+function scratchVolume(resources: ResourceRequirements): V1Volume {
+  const size = resources.limits?.['ephemeral-storage'];
+  return { name: 'tmp', emptyDir: size ? { sizeLimit: size } : {} };
+}
+
+/**
  * A Job that runs the runner once: no retries (a failed run is a result, and the next run retries it),
  * no service-account token, the restricted Pod Security profile, a read-only root file system with an
  * emptyDir for DuckDB's spill files, and the termination message as the channel back to the operator.
@@ -163,7 +175,7 @@ function runnerJob(config: OperatorConfig, shape: PodShape): V1Job {
               volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...(shape.mounts ?? [])],
             },
           ],
-          volumes: [{ name: 'tmp', emptyDir: {} }, ...(shape.volumes ?? [])],
+          volumes: [scratchVolume(shape.resources), ...(shape.volumes ?? [])],
         },
       },
     },
@@ -223,7 +235,9 @@ export function buildRunJob({ sync, plan, start, config, startedAt }: RunJobInpu
     [SYNC_LABEL]: sync.metadata.name,
     [RUN_KEY_LABEL]: start.key,
   };
-  const runner = sync.spec.runner;
+  // Validation refuses these first (a Stalled condition); this keeps a Job from ever carrying them.
+  const refused = runnerSettingsProblem(config, sync);
+  if (refused) throw new SynclineError(refused.reason, refused.message);
   return runnerJob(config, {
     name: plan.runId,
     namespace: plan.namespace,
@@ -240,8 +254,8 @@ export function buildRunJob({ sync, plan, start, config, startedAt }: RunJobInpu
       ...plainEnv(config, { SYNCLINE_RUN_PLAN: JSON.stringify(plan) }),
       ...secretEnv(collectSecretRefs(plan)),
     ],
-    resources: runner?.resources ?? config.runner.resources,
-    activeDeadlineSeconds: runner?.activeDeadlineSeconds ?? config.runner.activeDeadlineSeconds,
+    resources: runnerResources(config, sync),
+    activeDeadlineSeconds: runnerDeadline(config, sync),
     ...mergeVolumes(diffStoreVolume(config, plan.diffStore.url), configMapVolumes(plan)),
   });
 }
@@ -254,6 +268,12 @@ function mergeVolumes(
     mounts: parts.flatMap((p) => p.mounts ?? []),
   };
 }
+
+/** A connection check connects and reads a little: small, and bounded on disk too. */
+export const CHECK_RESOURCES: ResourceRequirements = {
+  requests: { cpu: '50m', memory: '128Mi', 'ephemeral-storage': '64Mi' },
+  limits: { memory: '512Mi', 'ephemeral-storage': '1Gi' },
+};
 
 export interface CheckJobInput {
   target: Source | Destination;
@@ -288,7 +308,7 @@ export function buildCheckJob({ target, plan, name, checkHash, config }: CheckJo
       ...plainEnv(config, { SYNCLINE_CHECK_PLAN: JSON.stringify(plan) }),
       ...secretEnv(collectSecretRefs(plan)),
     ],
-    resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+    resources: CHECK_RESOURCES,
     activeDeadlineSeconds: config.check.activeDeadlineSeconds,
   });
 }

@@ -7,7 +7,8 @@ import type { SecretKeySelector } from '../crds/index.ts';
 import { SynclineError } from '../runner/errors.ts';
 import type { DiffStoreSettings } from '../runner/plan.ts';
 import { secretResolver } from '../runner/secrets.ts';
-import { defaultConfig, type OperatorConfig } from './config.ts';
+import { defaultConfig, type OperatorConfig, type ResourceRequirements } from './config.ts';
+import { checkMaximums, resourcesProblem } from './runner-policy.ts';
 import { Manager } from './manager.ts';
 import { SynclineMetrics } from './metrics.ts';
 import { LeaderElector } from './runtime/leader.ts';
@@ -28,11 +29,14 @@ export interface OperatorFlags {
   diffStoreGcsKey?: string;
   diffStoreGcsEndpoint?: string;
   diffStorePvc?: string;
+  diffStoreNamespaceSecret?: string;
   runnerImage: string;
   runnerCommand: string;
   runnerImagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   runnerResources?: string;
+  runnerMaxResources?: string;
   runnerDeadlineSeconds: number;
+  runnerMaxDeadlineSeconds?: number;
   runnerTtlSeconds: number;
   runnerMemoryLimit?: string;
   runnerServiceAccount?: string;
@@ -76,6 +80,46 @@ function json<T>(flag: string, text: string | undefined): T | undefined {
   }
 }
 
+/**
+ * The runner's default resources and the maximums a Sync may ask for; the defaults themselves must be
+ * within the maximums, or the operator would refuse the Syncs that set nothing.
+ */
+function runnerLimits(
+  flags: OperatorFlags,
+  fallback: ResourceRequirements,
+): Pick<OperatorConfig['runner'], 'resources' | 'maxResources' | 'maxActiveDeadlineSeconds'> {
+  const resources = json<ResourceRequirements>('--runner-resources', flags.runnerResources) ?? fallback;
+  const maxResources = json<Record<string, string>>('--runner-max-resources', flags.runnerMaxResources);
+  if (maxResources !== undefined) {
+    if (typeof maxResources !== 'object' || maxResources === null || Array.isArray(maxResources))
+      throw new SynclineError(
+        'InvalidFlag',
+        '--runner-max-resources must be a JSON object, e.g. {"memory":"16Gi"}',
+      );
+    checkMaximums('--runner-max-resources', maxResources);
+  }
+  const problem = resourcesProblem(resources, maxResources ?? {}, '--runner-resources');
+  if (problem) throw new SynclineError('InvalidFlag', `${problem}: lower the default or raise the maximum`);
+  const maxDeadline = flags.runnerMaxDeadlineSeconds;
+  if (maxDeadline !== undefined) {
+    if (!Number.isInteger(maxDeadline) || maxDeadline < 30)
+      throw new SynclineError(
+        'InvalidFlag',
+        '--runner-max-deadline-seconds must be a whole number of seconds, at least 30',
+      );
+    if (flags.runnerDeadlineSeconds > maxDeadline)
+      throw new SynclineError(
+        'InvalidFlag',
+        `--runner-deadline-seconds (${flags.runnerDeadlineSeconds}) is above --runner-max-deadline-seconds (${maxDeadline})`,
+      );
+  }
+  return {
+    resources,
+    ...(maxResources && Object.keys(maxResources).length > 0 ? { maxResources } : {}),
+    ...(maxDeadline !== undefined ? { maxActiveDeadlineSeconds: maxDeadline } : {}),
+  };
+}
+
 export function configFromFlags(flags: OperatorFlags): OperatorConfig {
   const accessKeyId = secretRef('--diff-store-s3-access-key-id', flags.diffStoreS3AccessKeyId);
   const secretAccessKey = secretRef('--diff-store-s3-secret-access-key', flags.diffStoreS3SecretAccessKey);
@@ -97,6 +141,7 @@ export function configFromFlags(flags: OperatorFlags): OperatorConfig {
     };
   }
   const defaults = defaultConfig();
+  const runner = runnerLimits(flags, defaults.runner.resources);
   return defaultConfig({
     namespaces: flags.namespaces
       .split(',')
@@ -107,8 +152,9 @@ export function configFromFlags(flags: OperatorFlags): OperatorConfig {
     runnerCommand: flags.runnerCommand.split(' ').filter(Boolean),
     diffStore,
     ...(flags.diffStorePvc ? { diffStoreVolumeClaim: flags.diffStorePvc } : {}),
+    ...(flags.diffStoreNamespaceSecret ? { diffStoreNamespaceSecret: flags.diffStoreNamespaceSecret } : {}),
     runner: {
-      resources: json('--runner-resources', flags.runnerResources) ?? defaults.runner.resources,
+      ...runner,
       activeDeadlineSeconds: flags.runnerDeadlineSeconds,
       ttlSecondsAfterFinished: flags.runnerTtlSeconds,
       ...(flags.runnerMemoryLimit ? { memoryLimit: flags.runnerMemoryLimit } : {}),
@@ -201,6 +247,15 @@ export function operatorCommand(): Command {
     )
     .addOption(
       opt(
+        '--diff-store-namespace-secret <name>',
+        "a Secret of this name in each Sync's namespace holds that namespace's own diff-store credentials " +
+          '(keys accessKeyId and secretAccessKey, or serviceAccountKey), given to its runner pods instead of ' +
+          "the operator's",
+        'SYNCLINE_DIFF_STORE_NAMESPACE_SECRET',
+      ),
+    )
+    .addOption(
+      opt(
         '--runner-image <image>',
         'image of runner Jobs',
         'SYNCLINE_RUNNER_IMAGE',
@@ -228,6 +283,21 @@ export function operatorCommand(): Command {
         'default resources of runner containers, as JSON',
         'SYNCLINE_RUNNER_RESOURCES',
       ),
+    )
+    .addOption(
+      opt(
+        '--runner-max-resources <json>',
+        "the most a Sync's spec.runner.resources may request or limit, e.g. " +
+          '{"cpu":"4","memory":"16Gi","ephemeral-storage":"50Gi"}; a resource with a maximum and no limit gets the maximum as its limit',
+        'SYNCLINE_RUNNER_MAX_RESOURCES',
+      ),
+    )
+    .addOption(
+      opt(
+        '--runner-max-deadline-seconds <s>',
+        'the longest spec.runner.activeDeadlineSeconds a Sync may set',
+        'SYNCLINE_RUNNER_MAX_DEADLINE_SECONDS',
+      ).argParser(num),
     )
     .addOption(
       opt(

@@ -135,6 +135,27 @@ describe('job outcomes', () => {
     });
   });
 
+  it('reports an eviction for a full /tmp as its cause, with what to raise', () => {
+    const outcome = jobOutcome(job([{ type: 'Failed', reason: 'BackoffLimitExceeded' }]), [
+      pod(
+        { terminated: { exitCode: 137, reason: 'ContainerStatusUnknown' } },
+        {
+          phase: 'Failed',
+          reason: 'Evicted',
+          message: 'Usage of EmptyDir volume "tmp" exceeds the limit "10Gi". ',
+        },
+      ),
+    ]);
+    expect(outcome).toMatchObject({
+      succeeded: false,
+      reason: 'Evicted',
+      message:
+        'the runner pod was evicted (Usage of EmptyDir volume "tmp" exceeds the limit "10Gi".): raise ' +
+        'spec.runner.resources.limits.ephemeral-storage (the /tmp scratch volume is as large as it), within ' +
+        'the maximum the operator allows, or make the model smaller',
+    });
+  });
+
   it('reports a deadline, or the pod problem that caused it', () => {
     const deadline = jobOutcome(job([{ type: 'Failed', reason: 'DeadlineExceeded' }], 60), [
       pod({ terminated: { exitCode: 143, reason: 'Error' } }),

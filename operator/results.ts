@@ -112,6 +112,16 @@ function jobCondition(job: V1Job, type: string) {
   return job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
 }
 
+/** An evicted runner pod: most often its /tmp (an emptyDir as large as its ephemeral-storage limit) filled up. */
+function evicted(pod: V1Pod): { reason: string; message: string } {
+  const said = pod.status?.message?.trim() || 'no message';
+  const disk = /ephemeral|emptydir|storage/i.test(said)
+    ? ': raise spec.runner.resources.limits.ephemeral-storage (the /tmp scratch volume is as large as it), ' +
+      'within the maximum the operator allows, or make the model smaller'
+    : '';
+  return { reason: 'Evicted', message: `the runner pod was evicted (${said})${disk}` };
+}
+
 /** Reads a Job and its pods: still active, or finished with what the runner (or Kubernetes) said. */
 export function jobOutcome(
   job: V1Job,
@@ -142,6 +152,7 @@ export function jobOutcome(
     ...(terminated?.exitCode !== undefined ? { exitCode: terminated.exitCode } : {}),
   };
   if (complete) return { ...base, succeeded: true };
+  if (pod?.status?.reason === 'Evicted') return { ...base, succeeded: false, ...evicted(pod) };
   if (terminated?.reason === 'OOMKilled') {
     return {
       ...base,

@@ -10,6 +10,7 @@ export interface RunPlanInput {
   source: Source;
   destination: Destination;
   start: Pick<RunStart, 'trigger' | 'fullResync'>;
+  /** The runner's diff store for this Sync, its URL and credentials resolved (runner-policy.ts runnerDiffStore). */
   diffStore: DiffStoreSettings;
   memoryLimit?: string;
 }
@@ -40,7 +41,7 @@ export function buildRunPlan(input: RunPlanInput): RunPlan {
     model: named(input.model),
     source: named(input.source),
     destination: named(input.destination),
-    diffStore: sync.spec.diffStore ? { ...input.diffStore, url: sync.spec.diffStore.url } : input.diffStore,
+    diffStore: input.diffStore,
     runner: { ...(memoryLimit ? { memoryLimit } : {}), tmpDir: '/tmp', debuggerRetentionDays: 7 },
   };
   const parsed = runPlan.safeParse(candidate);

@@ -3,6 +3,7 @@ import { describeError } from '../runner/errors.ts';
 import { runSummary, type RunSummary } from '../runner/summary.ts';
 import type { ReconcileContext } from './context.ts';
 import { snapshotPrefix } from './finalizer.ts';
+import { syncDiffStoreUrl } from './runner-policy.ts';
 
 const READ_TIMEOUT_MS = 10_000;
 
@@ -16,8 +17,9 @@ export async function readFullRunSummary(
   sync: Sync,
   runId: string,
 ): Promise<RunSummary | undefined> {
-  const url = sync.spec.diffStore?.url ?? ctx.config.diffStore.url;
   try {
+    // Never outside the Sync's namespace prefix: the operator's credential reaches every namespace's.
+    const url = syncDiffStoreUrl(ctx.config, sync);
     const { openBlobStore } = await import('../runner/storage/index.ts');
     const store = openBlobStore(url, {
       ...(ctx.config.diffStore.s3 ? { s3: ctx.config.diffStore.s3 } : {}),

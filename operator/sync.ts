@@ -24,6 +24,7 @@ import {
 import { jobOutcome, runRecordFromOutcome, type PodProblem } from './results.ts';
 import type { ReconcileResult } from './runtime/controller.ts';
 import { buildRunPlan } from './run-plan.ts';
+import { runnerDiffStore } from './runner-policy.ts';
 import { decide, RESYNC_REQUESTED_ANNOTATION, type RunStart, type RunTrigger } from './schedule.ts';
 import { finalizeSync, SNAPSHOT_FINALIZER } from './finalizer.ts';
 import { readFullRunSummary } from './run-summaries.ts';
@@ -297,7 +298,7 @@ export async function reconcileSync(ctx: ReconcileContext, sync: Sync): Promise<
 
   // 2. Validation beyond the schema.
   const refs = await references(ctx, sync);
-  const verdict = validateSync(sync, refs);
+  const verdict = validateSync(sync, refs, ctx.config);
   const primaryKeyChanged = next.lastRun?.reason === 'PrimaryKeyChanged';
   const resyncRequest = sync.metadata.annotations?.[RESYNC_REQUESTED_ANNOTATION];
   const resyncPending = !!resyncRequest && resyncRequest !== next.handledResyncRequest;
@@ -368,7 +369,7 @@ export async function reconcileSync(ctx: ReconcileContext, sync: Sync): Promise<
         source,
         destination: refs.destination,
         start,
-        diffStore: ctx.config.diffStore,
+        diffStore: runnerDiffStore(ctx.config, sync),
         ...(ctx.config.runner.memoryLimit ? { memoryLimit: ctx.config.runner.memoryLimit } : {}),
       });
       const { created, job } = await ctx.cluster.createJob(

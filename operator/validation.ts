@@ -2,6 +2,8 @@ import type { Destination, Model, Source, Sync } from '../crds/index.ts';
 import type { DestinationCapabilities } from '../connectors/types.ts';
 import { describeError } from '../runner/errors.ts';
 import { isConditionTrue, findCondition, READY } from './conditions.ts';
+import type { OperatorConfig } from './config.ts';
+import { runnerSettingsProblem, syncDiffStoreUrl } from './runner-policy.ts';
 import { timetable } from './schedule.ts';
 
 /**
@@ -54,8 +56,31 @@ export interface SyncReferences {
   lookupSync: (name: string) => Sync | undefined;
 }
 
+/**
+ * What the operator allows a Sync (`policy`, from its flags): runner resources and deadline within the
+ * maximums, and a diff-store URL within the namespace's prefix.
+ */
+export function validateSyncPolicy(
+  sync: Sync,
+  policy: Pick<OperatorConfig, 'diffStore' | 'runner'>,
+): Verdict {
+  const refused = runnerSettingsProblem(policy, sync);
+  if (refused) return stalled(refused.reason, refused.message);
+  try {
+    syncDiffStoreUrl(policy, sync);
+  } catch (error) {
+    const { reason, message } = describeError(error, 'InvalidDiffStoreUrl');
+    return stalled(reason, message);
+  }
+  return OK;
+}
+
 /** Checks a Sync against the objects it references; the first problem wins, most fundamental first. */
-export function validateSync(sync: Sync, refs: SyncReferences): Verdict {
+export function validateSync(
+  sync: Sync,
+  refs: SyncReferences,
+  policy?: Pick<OperatorConfig, 'diffStore' | 'runner'>,
+): Verdict {
   const ns = sync.metadata.namespace;
   const spec = sync.spec;
   if (!refs.model) {
@@ -90,6 +115,10 @@ export function validateSync(sync: Sync, refs: SyncReferences): Verdict {
   } catch (error) {
     const { reason, message } = describeError(error, 'InvalidSchedule');
     return stalled(reason, message);
+  }
+  if (policy) {
+    const allowed = validateSyncPolicy(sync, policy);
+    if (!allowed.ok) return allowed;
   }
 
   const destinationType = refs.destination.spec.type;
