@@ -5,7 +5,7 @@ import { startSnowflakeEmulator, type SnowflakeEmulator } from '../../test/emula
 import { freePort } from '../../test/stack/process.ts';
 import { openDuck, rowsOf, testContext } from '../shared/test-context.ts';
 import type { StageRequest } from '../types.ts';
-import { snowflakeSource } from './source.ts';
+import { readSql, snowflakeSource } from './source.ts';
 import { synclineFailure as failure } from '../shared/test-context.ts';
 
 let sf: SnowflakeEmulator;
@@ -53,7 +53,7 @@ async function stage(model: Partial<ModelSpec>, source: SourceSpec = spec(), sig
     model: { sourceRef: { name: 'wh' }, primaryKey: 'ID', ...model },
     duck,
     table: 'staged',
-    labels: { namespace: 'growth', sync: 'accounts-to-crm', runId: 'run-42' },
+    labels: { namespace: 'growth', sync: 'accounts-to-crm', runId: 'run-42', model: 'growth/accounts' },
   };
   try {
     const result = await snowflakeSource.stage(req);
@@ -66,6 +66,8 @@ async function stage(model: Partial<ModelSpec>, source: SourceSpec = spec(), sig
 beforeAll(async () => {
   sf = await startSnowflakeEmulator({ syncWaitMs: 300, inlineRows: 100, rowsPerChunk: 700 });
   sf.addUser({ name: 'alice', password: 'correct horse' });
+  // An account where an administrator allowed any number of statements (ALTER USER ... SET MULTI_STATEMENT_COUNT = 0).
+  sf.addUser({ name: 'batch', password: 'correct horse', parameters: { MULTI_STATEMENT_COUNT: 0 } });
   sf.addUser({
     name: 'bot',
     publicKeyPem: keys.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
@@ -169,7 +171,7 @@ describe('snowflake source: protocol', () => {
   it('tags the query with the Sync and run, and closes the session', async () => {
     await stage({ query: 'SELECT ID FROM EVERYTHING' });
     const record = sf.stats.queries.at(-1);
-    expect(record?.sqlText).toBe('SELECT ID FROM EVERYTHING');
+    expect(record?.sqlText).toBe(readSql('SELECT ID FROM EVERYTHING'));
     expect(JSON.parse(record?.queryTag ?? '{}')).toEqual({
       app: 'syncline',
       namespace: 'growth',
@@ -203,7 +205,7 @@ describe('snowflake source: protocol', () => {
   it('aborts the running query when the run is cancelled', async () => {
     const controller = new AbortController();
     const pending = stage({ query: 'SELECT SYSTEM$WAIT(20) AS ID' }, spec(), controller.signal);
-    while (sf.stats.queries.at(-1)?.sqlText !== 'SELECT SYSTEM$WAIT(20) AS ID')
+    while (sf.stats.queries.at(-1)?.sqlText !== readSql('SELECT SYSTEM$WAIT(20) AS ID'))
       await new Promise((r) => setTimeout(r, 20));
     controller.abort();
     await expect(pending).rejects.toBeDefined();
@@ -280,5 +282,42 @@ describe('snowflake source: errors and check', () => {
     expect(missing.message).toContain("Object 'NO_SUCH_TABLE' does not exist or not authorized");
     expect(missing.message).toContain('002003');
     expect(sf.stats.openSessions()).toBe(0);
+  });
+});
+
+describe('snowflake source: the model can only read', () => {
+  const victimRows = async () => {
+    const { data } = await stage({ query: 'SELECT count(*) AS ID FROM VICTIM' });
+    return Number(data[0]?.ID);
+  };
+
+  beforeAll(async () => {
+    await sf.exec('CREATE TABLE VICTIM (ID NUMBER);\nINSERT INTO VICTIM VALUES (1), (2), (3);', 'ANALYTICS');
+  });
+
+  it('sends MULTI_STATEMENT_COUNT=1: a query that closes the subquery to add statements fails, even where any number is allowed', async () => {
+    const query = 'SELECT 1 AS ID) AS m; DELETE FROM VICTIM; SELECT * FROM (SELECT 1 AS ID';
+    const error = await failure(stage({ query }, spec({ user: 'batch' })));
+    expect(await victimRows()).toBe(3);
+    expect(error.reason).toBe('ModelNotReadOnly');
+    expect(error.message).toContain('Model growth/accounts must be a single read-only SELECT');
+    expect(error.message).toContain('Actual statement count 3 did not match the desired statement count 1');
+    const sent = sf.stats.queries.find((q) => q.sqlText === readSql(query));
+    expect(sent?.parameters.MULTI_STATEMENT_COUNT).toBe(1);
+  });
+
+  it('reads the model as a subquery: a statement that is not a query, or two, fails and writes nothing', async () => {
+    for (const query of [
+      'SELECT 1 AS ID; DELETE FROM VICTIM',
+      'DELETE FROM VICTIM',
+      'DROP TABLE VICTIM',
+      'CREATE OR REPLACE TABLE VICTIM (ID NUMBER)',
+    ]) {
+      const error = await failure(stage({ query }, spec({ user: 'batch' })));
+      expect(await victimRows()).toBe(3);
+      expect(error.reason).toBe('SourceQueryFailed');
+      expect(error.message).toContain('syntax error');
+      expect(error.message).toContain('Model growth/accounts must be a single read-only SELECT');
+    }
   });
 });

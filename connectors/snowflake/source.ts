@@ -2,6 +2,9 @@
 // with a query tag naming the Sync and run, the Source's statement timeout and output formats that make
 // every value exact text; its result streams (the SDK fetches the large-result chunks a few at a time,
 // and backpressure pauses it) into DuckDB through a CSV file.
+// The model can only read as far as Snowflake lets a client enforce it (it has no read-only transaction):
+// it runs as the subquery of SELECT * FROM (...) AS m, so it must be a query, and with MULTI_STATEMENT_COUNT=1,
+// so a second statement is refused before any runs. The boundary is the role: see README.md.
 import snowflake from 'snowflake-sdk';
 import type { SourceSpec } from '../../crds/index.ts';
 import { SynclineError, isSynclineError } from '../../runner/errors.ts';
@@ -9,6 +12,7 @@ import type { SecretResolver } from '../../runner/secrets.ts';
 import { stageTextRows, type TextValue } from '../shared/text-stage.ts';
 import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../types.ts';
 import { OUTPUT_FORMATS, planColumn } from './types.ts';
+import { modelLabel, modelNotReadOnly } from '../shared/read-only.ts';
 
 type Settings = NonNullable<SourceSpec['snowflake']>;
 
@@ -107,16 +111,26 @@ function httpStatus(error: SdkError): number | undefined {
   );
 }
 
+const SYNTAX_ERROR = '001003';
+
 /** Snowflake's server error codes that mean the warehouse cannot run the query. */
 const WAREHOUSE_CODES = new Set(['000606', '090073', '000625']);
 
 /** Turn an SDK error into a SynclineError with a reason a person can act on. */
-export function snowflakeError(error: unknown, settings: Settings, what: string): SynclineError {
+export function snowflakeError(
+  error: unknown,
+  settings: Settings,
+  what: string,
+  labels?: StageRequest['labels'],
+): SynclineError {
   if (isSynclineError(error)) return error;
   const e = (error ?? {}) as SdkError;
   const code = e.code === undefined ? '' : String(e.code);
   const message = (e.message ?? String(error)).trim();
   const net = networkCode(e);
+  // 000008: more statements than MULTI_STATEMENT_COUNT allows.
+  if (labels && code === '000008')
+    return modelNotReadOnly(labels, 'Snowflake', `${message} (code ${code})`, error);
   if (
     code === '390100' ||
     code === '390144' ||
@@ -151,9 +165,14 @@ export function snowflakeError(error: unknown, settings: Settings, what: string)
   // Server errors carry Snowflake's code as a string; the SDK's own errors use numbers (4xxxxx).
   if (typeof e.code === 'string' && /^\d{6}$/.test(code)) {
     const state = e.sqlState ? `, SQLSTATE ${e.sqlState}` : '';
+    // A statement that is not a query fails as the subquery it is read as: say why.
+    const hint =
+      labels && code === SYNTAX_ERROR
+        ? `. ${modelLabel(labels)} must be a single read-only SELECT: Syncline reads it as SELECT * FROM (<query>) AS m`
+        : '';
     return new SynclineError(
       'SourceQueryFailed',
-      `${what} failed in Snowflake: ${message.replaceAll('\n', ' ')} (code ${code}${state})`,
+      `${what} failed in Snowflake: ${message.replaceAll('\n', ' ')} (code ${code}${state})${hint}`,
       { cause: error },
     );
   }
@@ -284,6 +303,14 @@ export function queryTagOf(labels: StageRequest['labels']): string {
   });
 }
 
+/**
+ * The statement a model is read with: as a subquery, which only a query can be (DELETE, DROP, CALL or a
+ * chain of statements with ->> cannot), on lines of its own so that a trailing -- comment ends there.
+ */
+export function readSql(sql: string): string {
+  return `SELECT * FROM (\n${sql}\n) AS m`;
+}
+
 export const snowflakeSource: SourceConnector = {
   async check(spec: SourceSpec, ctx: ConnectorContext): Promise<void> {
     const settings = settingsOf(spec);
@@ -338,17 +365,28 @@ export const snowflakeSource: SourceConnector = {
       );
     req.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const parameters: Record<string, unknown> = { ...OUTPUT_FORMATS, QUERY_TAG: queryTag };
+      // One statement, whatever the account or user default says (0 would run any number).
+      const parameters: Record<string, unknown> = {
+        ...OUTPUT_FORMATS,
+        QUERY_TAG: queryTag,
+        MULTI_STATEMENT_COUNT: 1,
+      };
       if (settings.statementTimeoutSeconds !== undefined)
         parameters.STATEMENT_TIMEOUT_IN_SECONDS = settings.statementTimeoutSeconds;
       try {
         statement = await execute(
           connection,
-          { sqlText: sql, streamResult: true, fetchAsString: FETCH_AS_STRING, rowMode: 'array', parameters },
+          {
+            sqlText: readSql(sql),
+            streamResult: true,
+            fetchAsString: FETCH_AS_STRING,
+            rowMode: 'array',
+            parameters,
+          },
           (running) => (statement = running),
         );
       } catch (error) {
-        throw snowflakeError(error, settings, 'the model query');
+        throw snowflakeError(error, settings, 'the model query', req.labels);
       }
       req.signal.throwIfAborted();
       const columns = (statement.getColumns() ?? []).map((c) =>

@@ -193,6 +193,32 @@ export class SnowflakeEngine {
       .replace(/\bTO_BINARY\s*\(\s*('[^']*')\s*,\s*'HEX'\s*\)/gi, 'unhex($1)');
   }
 
+  /**
+   * How many statements a request holds, counted by DuckDB's parser (Snowflake, too, counts the statements
+   * between top-level semicolons); undefined when DuckDB cannot parse it, and then running it reports the
+   * syntax error.
+   */
+  async statementCount(
+    connection: DuckDBConnection,
+    sql: string,
+    session: SessionContext,
+  ): Promise<number | undefined> {
+    try {
+      return (await connection.extractStatements(this.rewrite(sql, session))).count;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Run several statements in order, as a multi-statement request does (their own results are not kept). */
+  async executeAll(connection: DuckDBConnection, sql: string, session: SessionContext): Promise<void> {
+    try {
+      await connection.run(this.rewrite(sql, session));
+    } catch (error) {
+      throw toSnowflakeError(error);
+    }
+  }
+
   /** Run one statement; a query's rows land in a result table the chunks are read from. */
   async execute(
     connection: DuckDBConnection,

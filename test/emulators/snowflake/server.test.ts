@@ -9,11 +9,15 @@ snowflake.configure({ logLevel: 'OFF' } as snowflake.ConfigureOptions);
 let sf: SnowflakeEmulator;
 let connection: snowflake.Connection;
 
-function run(sqlText: string): Promise<{ statement: snowflake.RowStatement; rows: unknown[][] }> {
+function run(
+  sqlText: string,
+  parameters?: Record<string, unknown>,
+): Promise<{ statement: snowflake.RowStatement; rows: unknown[][] }> {
   return new Promise((resolve, reject) => {
     connection.execute({
       sqlText,
       rowMode: 'array',
+      ...(parameters ? { parameters } : {}),
       complete: (error, statement, rows) =>
         error
           ? reject(error)
@@ -72,6 +76,31 @@ it('serves chunks only with the query-result master key', async () => {
   const response = await fetch(`${sf.url}/chunks/${sf.stats.queries.at(-1)?.queryId}/0?start=10&count=50`);
   expect(response.status).toBe(403);
   expect(sf.stats.rejectedChunkRequests).toBe(1);
+});
+
+it('refuses a request whose statement count is not MULTI_STATEMENT_COUNT (default 1), as Snowflake does', async () => {
+  await run('CREATE TABLE KEPT (ID NUMBER)');
+  const refused = await run('SELECT 1; INSERT INTO KEPT VALUES (1)').then(
+    () => undefined,
+    (error: { code?: string; sqlState?: string; message?: string }) => error,
+  );
+  expect(refused).toMatchObject({
+    code: '000008',
+    sqlState: '0A000',
+    message: 'Actual statement count 2 did not match the desired statement count 1.',
+  });
+  const one = await run('SELECT 1; INSERT INTO KEPT VALUES (1)', { MULTI_STATEMENT_COUNT: 1 }).catch(
+    (error: { code?: string }) => error,
+  );
+  expect(one).toMatchObject({ code: '000008' });
+  expect((await run('SELECT count(*) FROM KEPT')).rows).toEqual([[0]]);
+  // The count asked for, or 0 for any: every statement runs.
+  const both = await run('INSERT INTO KEPT VALUES (1); INSERT INTO KEPT VALUES (2)', {
+    MULTI_STATEMENT_COUNT: 2,
+  });
+  expect(both.rows).toEqual([['Multiple statements executed successfully.']]);
+  await run('INSERT INTO KEPT VALUES (3); SELECT 1', { MULTI_STATEMENT_COUNT: 0 });
+  expect((await run('SELECT count(*) FROM KEPT')).rows).toEqual([[3]]);
 });
 
 it('reports the status of a query through the monitoring endpoint', async () => {

@@ -41,6 +41,8 @@ interface User {
   password?: string;
   publicKey?: KeyObject;
   defaultRole?: string;
+  /** The user's own parameter defaults (ALTER USER ... SET), e.g. MULTI_STATEMENT_COUNT = 0. */
+  parameters?: Record<string, unknown>;
 }
 
 interface Session {
@@ -75,7 +77,13 @@ export interface SnowflakeEmulator {
   url: string;
   account: string;
   engine: SnowflakeEngine;
-  addUser(user: { name: string; password?: string; publicKeyPem?: string; defaultRole?: string }): void;
+  addUser(user: {
+    name: string;
+    password?: string;
+    publicKeyPem?: string;
+    defaultRole?: string;
+    parameters?: Record<string, unknown>;
+  }): void;
   setWarehouse(name: string, state: WarehouseState): void;
   createDatabase(name: string): Promise<void>;
   /** Run statements as an administrator (DuckDB SQL with Snowflake type names), in database.schema. */
@@ -251,7 +259,7 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
       token: `ETMsDgAAA${randomBytes(24).toString('hex')}`,
       masterToken: `ETMsDgAAA${randomBytes(24).toString('hex')}`,
       ...sessionInfo,
-      parameters: { ...DEFAULT_PARAMETERS, ...sessionParameters },
+      parameters: { ...DEFAULT_PARAMETERS, ...user!.parameters, ...sessionParameters },
       connection: await engine.connect(sessionInfo),
     };
     sessions.set(session.token, session);
@@ -317,6 +325,27 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
     return result;
   }
 
+  /**
+   * The number of statements of a request, refused as Snowflake refuses it when it is not
+   * MULTI_STATEMENT_COUNT (default 1; 0 allows any number).
+   */
+  async function statementCount(
+    session: Session,
+    sql: string,
+    params: Record<string, unknown>,
+  ): Promise<number> {
+    const desired = Number(params.MULTI_STATEMENT_COUNT ?? 1);
+    const count = (await engine.statementCount(session.connection, sql, session)) ?? 1;
+    if (desired !== 0 && count !== desired) {
+      throw new SnowflakeSqlError(
+        '000008',
+        '0A000',
+        `Actual statement count ${count} did not match the desired statement count ${desired}.`,
+      );
+    }
+    return count;
+  }
+
   function runStatement(session: Session, requestId: string, body: Record<string, unknown>): RunningQuery {
     const sqlText = String(body.sqlText ?? '');
     const statementParams = (body.parameters ?? {}) as Record<string, unknown>;
@@ -377,19 +406,26 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
           const blocked = needsWarehouse ? warehouseError(session) : undefined;
           if (blocked) throw blocked;
           const sql = await applyWaits(sqlText, abort.signal);
-          const result = await engine.execute(session.connection, sql, session);
-          if (abort.signal.aborted) throw new Error('INTERRUPT');
-          if (result.table === undefined) {
-            running.outcome = { body: statusResult(record, session, params, result.statusText ?? '') };
-          } else {
-            const stored: StoredResult = {
-              table: result.table,
-              columns: result.columns,
-              total: result.total,
-              qrmk: randomBytes(32).toString('base64'),
+          if ((await statementCount(session, sql, params)) > 1) {
+            await engine.executeAll(session.connection, sql, session);
+            running.outcome = {
+              body: statusResult(record, session, params, 'Multiple statements executed successfully.'),
             };
-            results.set(record.queryId, stored);
-            running.outcome = { body: await resultBody(record, session, params, stored) };
+          } else {
+            const result = await engine.execute(session.connection, sql, session);
+            if (abort.signal.aborted) throw new Error('INTERRUPT');
+            if (result.table === undefined) {
+              running.outcome = { body: statusResult(record, session, params, result.statusText ?? '') };
+            } else {
+              const stored: StoredResult = {
+                table: result.table,
+                columns: result.columns,
+                total: result.total,
+                qrmk: randomBytes(32).toString('base64'),
+              };
+              results.set(record.queryId, stored);
+              running.outcome = { body: await resultBody(record, session, params, stored) };
+            }
           }
         }
         record.status = 'SUCCESS';
@@ -705,12 +741,13 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
     url: baseUrl,
     account,
     engine,
-    addUser({ name, password, publicKeyPem, defaultRole }) {
+    addUser({ name, password, publicKeyPem, defaultRole, parameters }) {
       users.set(name.toUpperCase(), {
         name,
         password,
         publicKey: publicKeyPem ? createPublicKey(publicKeyPem) : undefined,
         defaultRole,
+        parameters,
       });
     },
     setWarehouse(name, state) {
