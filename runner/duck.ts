@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 
@@ -59,10 +59,17 @@ export function defaultMemoryLimit(containerLimit: number | undefined = containe
   return `${Math.max(128, Math.floor((containerLimit * CONTAINER_SHARE) / MiB))}MiB`;
 }
 
+/** A run's temp folder is `<tmp>/syncline-run-XXXXXX`, with an owner file naming the process using it. */
+export const RUN_FOLDER_PREFIX = 'syncline-run-';
+export const RUN_FOLDER_OWNER = 'owner.json';
+
 export async function openEmbeddedDuck(options: DuckOptions = {}): Promise<EmbeddedDuck> {
   const parent = options.tmpDir ?? tmpdir();
   mkdirSync(parent, { recursive: true });
-  const dir = mkdtempSync(join(parent, 'syncline-run-'));
+  const dir = mkdtempSync(join(parent, RUN_FOLDER_PREFIX));
+  // A killed run cannot remove its folder (model rows, spill files): the next CLI run removes it once
+  // this process is gone (runner/cli/stale-runs.ts).
+  writeFileSync(join(dir, RUN_FOLDER_OWNER), JSON.stringify({ pid: process.pid, host: hostname() }));
   const spill = join(dir, 'spill');
   mkdirSync(spill);
   try {

@@ -29,6 +29,23 @@ type Format = Settings['format'];
 export const OPERATION_COLUMN = '_operation';
 export const KEY_COLUMN = '_key';
 
+/**
+ * Every record starts with _operation and _key: a field of either name (a mapping's target, or a model
+ * column sent as it is) would be dropped without a word, so it is refused. Used when a run opens the
+ * destination and by the embedded CLI when it reads the resources.
+ */
+export function checkReservedFields(mappings: readonly { to: string }[], declared = true): void {
+  const taken = mappings.filter((m) => [OPERATION_COLUMN, KEY_COLUMN].includes(m.to.split('.')[0] ?? ''));
+  if (taken.length === 0) return;
+  const names = taken.map((m) => `"${m.to}"`).join(', ');
+  throw new SynclineError(
+    'ReservedField',
+    `${declared ? `spec.mappings write ${names}` : `the model's column(s) ${names} would be sent as field(s) of the same name`}, ` +
+      `but files destinations write ${OPERATION_COLUMN} (the row operation) and ${KEY_COLUMN} (the primary key) in every record themselves: ` +
+      `${declared ? 'send the value to another field' : 'map the column to another field in spec.mappings'}`,
+  );
+}
+
 function settingsOf(spec: DestinationSpec): Settings {
   if (!spec.files)
     throw new SynclineError('InvalidDestination', 'a files Destination needs the files block with url');
@@ -320,6 +337,7 @@ export const filesDestination: DestinationConnector = {
   async open(ctx: DeliveryContext): Promise<DestinationWriter> {
     const settings = settingsOf(ctx.destination);
     parseLocation(settings.url);
+    checkReservedFields(ctx.mappings, ctx.sync.spec.mappings !== undefined);
     const runId = ctx.runId ?? `run-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     const relativePath = [ctx.sync.namespace, ctx.sync.name, `${runId}.${EXTENSIONS[settings.format]}`]
       .map(safeSegment)

@@ -1,20 +1,18 @@
-import { gunzipSync } from 'node:zlib';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Command, Option } from 'commander';
-import { DiffStore } from '../diffstore/index.ts';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { MEMORY_LIMIT_MESSAGE, MEMORY_LIMIT_RE } from '../../crds/index.ts';
 import { describeError, SynclineError } from '../errors.ts';
 import { runCheck, runJob } from '../job.ts';
 import { createLogger } from '../logger.ts';
 import { describeSummary } from '../report.ts';
-import { filterRequestLog } from '../requestlog.ts';
 import { executeRun } from '../run.ts';
 import { secretResolver } from '../secrets.ts';
-import { openBlobStore } from '../storage/index.ts';
 import type { RunSummary } from '../summary.ts';
+import { debugRun, type DebugOptions } from './debug.ts';
+import { createOutput, type Output } from './output.ts';
 import { buildRunPlan, dependencyOrder } from './plans.ts';
 import { terminalProgress } from './progress.ts';
-import { DEFAULT_NAMESPACE, keyOf, loadResources, loadSecretsFile } from './resources.ts';
+import { DEFAULT_NAMESPACE, keyOf, loadResources, loadSecretsFile, type ResourceSet } from './resources.ts';
+import { removeStaleRunFolders } from './stale-runs.ts';
 
 const DEFAULT_STATE_DIR = './.syncline/state';
 
@@ -29,8 +27,13 @@ interface RunCommandOptions {
   memoryLimit?: string;
 }
 
+/** pino's levels: what --log-level accepts. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+let stdout: Output | undefined;
 function out(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  stdout ??= createOutput();
+  stdout.line(text);
 }
 
 function printSummary(summary: RunSummary, output: 'text' | 'json', dryRun: boolean): void {
@@ -57,9 +60,26 @@ function printSummary(summary: RunSummary, output: 'text' | 'json', dryRun: bool
   }
 }
 
+/** Secrets from the folder's Secret manifests and the secrets file; errors say which one a value came from. */
+function localSecrets(set: ResourceSet, secretsFile: string | undefined) {
+  const fromFile = secretsFile ? loadSecretsFile(secretsFile) : {};
+  const secrets = { ...set.secrets, ...fromFile };
+  return secretResolver(process.env, secrets, (ref) =>
+    fromFile[ref.name]?.[ref.key] !== undefined
+      ? `the secrets file ${secretsFile}`
+      : set.secretFiles[ref.name] && `the Secret manifest "${ref.name}" in ${set.secretFiles[ref.name]}`,
+  );
+}
+
+/** A result that is not a run: a Sync skipped, or not run because a dependency failed. */
+function printNotRun(key: string, output: 'text' | 'json', result: string, reason: string, message: string) {
+  if (output === 'json') out(JSON.stringify({ sync: key, result, reason, message }));
+  else out(`${key.split('/')[1]}: ${result} (${reason})\n  ${message}`);
+}
+
 async function runSyncs(options: RunCommandOptions, dryRun: boolean): Promise<number> {
   const set = loadResources(options.file);
-  const secrets = { ...set.secrets, ...(options.secretsFile ? loadSecretsFile(options.secretsFile) : {}) };
+  const secrets = localSecrets(set, options.secretsFile);
   let only: string[] | undefined;
   if (options.sync) {
     const wanted = options.sync.includes('/') ? options.sync : keyOf(DEFAULT_NAMESPACE, options.sync);
@@ -75,6 +95,8 @@ async function runSyncs(options: RunCommandOptions, dryRun: boolean): Promise<nu
   }
   const order = dependencyOrder(set.syncs, only);
   const log = createLogger({ fd: 2, level: options.logLevel });
+  const stale = removeStaleRunFolders();
+  if (stale.length > 0) log.info({ folders: stale }, 'removed the temp folders of killed runs');
   const controller = new AbortController();
   const stop = () => controller.abort();
   process.once('SIGINT', stop);
@@ -83,13 +105,17 @@ async function runSyncs(options: RunCommandOptions, dryRun: boolean): Promise<nu
   try {
     for (const key of order) {
       const sync = set.syncs.get(key)?.object;
+      if (sync?.spec.paused) {
+        // As in a cluster, where a paused Sync starts no run, not even a requested one.
+        const message = `not run: spec.paused is true (set it to false, or remove it, to run this Sync)`;
+        printNotRun(key, options.output, 'Skipped', 'SyncPaused', message);
+        continue;
+      }
       const blocked = (sync?.spec.dependsOn ?? []).find((d) => failed.has(keyOf(key.split('/')[0], d.name)));
       if (blocked && !dryRun) {
         failed.add(key);
         const message = `not run: it depends on Sync ${blocked.name}, which failed`;
-        if (options.output === 'json')
-          out(JSON.stringify({ sync: key, result: 'Failed', reason: 'DependencyFailed', message }));
-        else out(`${key.split('/')[1]}: Failed (DependencyFailed)\n  ${message}`);
+        printNotRun(key, options.output, 'Failed', 'DependencyFailed', message);
         continue;
       }
       const plan = buildRunPlan(set, key, {
@@ -100,7 +126,7 @@ async function runSyncs(options: RunCommandOptions, dryRun: boolean): Promise<nu
       });
       const progress = terminalProgress(plan.sync.name);
       const summary = await executeRun(plan, {
-        secrets: secretResolver(process.env, secrets),
+        secrets,
         log,
         signal: controller.signal,
         onProgress: (p) => progress.update(p),
@@ -127,61 +153,16 @@ async function runSyncs(options: RunCommandOptions, dryRun: boolean): Promise<nu
   return failed.size > 0 ? 1 : 0;
 }
 
-async function debugRun(
-  sync: string,
-  runId: string | undefined,
-  options: { stateDir: string; key?: string; namespace: string; output: 'text' | 'json' },
-): Promise<number> {
-  const blob = openBlobStore(
-    /^(s3|gs|file):\/\//.test(options.stateDir)
-      ? options.stateDir
-      : pathToFileURL(resolve(options.stateDir)).href,
-    { secrets: secretResolver(process.env) },
-  );
-  const store = new DiffStore(blob, options.namespace, sync);
-  const runs = await store.listRuns();
-  const id = runId ?? runs[0]?.runId;
-  if (!id)
-    throw new SynclineError('RunNotFound', `no runs of Sync ${options.namespace}/${sync} in ${store.url}`);
-  const summary = (await store.readRunSummary(id)) as RunSummary | undefined;
-  if (!summary)
-    throw new SynclineError(
-      'RunNotFound',
-      `no run ${id} of Sync ${options.namespace}/${sync}; recent runs: ${
-        runs
-          .slice(0, 5)
-          .map((r) => r.runId)
-          .join(', ') || 'none'
-      }`,
-    );
-  const gz = await store.readRequestLog(id);
-  const requests = gz ? filterRequestLog(gunzipSync(gz).toString('utf8'), options.key) : [];
-  const rejected = summary.rejected.filter((r) => options.key === undefined || r.key === options.key);
-  if (options.output === 'json') {
-    out(JSON.stringify({ summary, rejected, requests, requestLogKept: gz !== undefined }));
-    return 0;
-  }
-  out(`run ${id}`);
-  out(describeSummary(summary));
-  for (const r of rejected) out(`  rejected ${r.operation} ${r.key}: ${r.reason}`);
-  if (!gz) out('  no request log kept for this run (none recorded, or older than the retention)');
-  else
-    out(`  ${requests.length} request(s)${options.key === undefined ? '' : ` touching key ${options.key}`}:`);
-  for (const r of requests) {
-    out(
-      `  ${r.ts} ${r.operation} ${r.target} -> ${r.status ?? r.error ?? '?'} in ${r.latencyMs} ms (keys: ${r.keys.slice(0, 5).join(', ')}${r.keys.length > 5 ? ', …' : ''})`,
-    );
-    if (r.requestBody) out(`    request: ${r.requestBody}`);
-    if (r.responseBody) out(`    response: ${r.responseBody}`);
-    if (r.error) out(`    error: ${r.error}`);
-  }
-  return 0;
-}
-
 function outputOption(): Option {
   return new Option('-o, --output <format>', 'text or json (one summary object per Sync)')
     .choices(['text', 'json'])
     .default('text');
+}
+
+function memoryLimit(value: string): string {
+  if (!MEMORY_LIMIT_RE.test(value))
+    throw new InvalidArgumentError(`The memory limit ${MEMORY_LIMIT_MESSAGE}.`);
+  return value;
 }
 
 function addRunOptions(command: Command): Command {
@@ -198,8 +179,12 @@ function addRunOptions(command: Command): Command {
     .option('--sync <name>', 'run only this Sync (name or namespace/name)')
     .option('--full-resync', 'send every row again, ignoring what was sent before')
     .option('--secrets-file <file>', 'YAML: Secret name -> key -> value, or Secret manifests')
-    .option('--memory-limit <size>', "DuckDB's memory limit, e.g. 1GB")
-    .option('--log-level <level>', 'log level of the JSON logs on stderr', 'warn')
+    .option('--memory-limit <size>', "DuckDB's memory limit, e.g. 512MB, 1GB or 320MiB", memoryLimit)
+    .addOption(
+      new Option('--log-level <level>', 'log level of the JSON logs on stderr')
+        .choices(LOG_LEVELS)
+        .default('warn'),
+    )
     .addOption(outputOption());
 }
 
@@ -233,15 +218,9 @@ export function buildProgram(): Command {
     .option('--key <key>', 'only requests and rejected rows of this primary key')
     .option('-n, --namespace <ns>', 'namespace of the Sync', DEFAULT_NAMESPACE)
     .addOption(outputOption())
-    .action(
-      async (
-        sync: string,
-        run: string | undefined,
-        options: { stateDir: string; key?: string; namespace: string; output: 'text' | 'json' },
-      ) => {
-        process.exitCode = await debugRun(sync, run, options);
-      },
-    );
+    .action(async (sync: string, run: string | undefined, options: DebugOptions) => {
+      process.exitCode = await debugRun(sync, run, options, out);
+    });
   program
     .command('job')
     .description('run one plan (env SYNCLINE_RUN_PLAN or --plan FILE): the runner pod entry point')

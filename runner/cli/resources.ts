@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { LineCounter, parseAllDocuments } from 'yaml';
-import type { z } from 'zod';
+import { checkReservedFields } from '../../connectors/files/destination.ts';
+import { checkResource } from '../../crds/checks.ts';
 import {
   API_VERSION,
   OBJECT_SCHEMAS,
@@ -13,6 +14,12 @@ import {
 import { SynclineError } from '../errors.ts';
 
 export const DEFAULT_NAMESPACE = 'default';
+
+/**
+ * The most alias expansions one YAML document may make (the yaml package counts nodes copied through
+ * aliases): resources hardly use aliases, and a "billion laughs" document must not eat the memory.
+ */
+export const MAX_YAML_ALIASES = 100;
 
 interface Located<T> {
   object: T;
@@ -27,6 +34,8 @@ export interface ResourceSet {
   syncs: Map<string, Located<Sync>>;
   /** Secrets found among the resources: name -> key -> value. */
   secrets: Record<string, Record<string, string>>;
+  /** The file each of those Secrets came from: name -> file. */
+  secretFiles: Record<string, string>;
   /** ConfigMaps found among the resources (dbt manifests): name -> key -> value. */
   configMaps: Record<string, Record<string, string>>;
 }
@@ -44,13 +53,23 @@ function yamlFiles(path: string): string[] {
     .filter((f) => statSync(f).isFile());
 }
 
-function fieldPath(path: readonly PropertyKey[]): string {
-  return (
-    path
-      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
-      .join('')
-      .replace(/^\./, '') || '(root)'
-  );
+/** A YAML document as plain values; a document that cannot be turned into one names the file and why. */
+export function documentValue(
+  doc: { toJS(options: { maxAliasCount: number }): unknown },
+  where: string,
+): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/alias/i.test(message)) {
+      throw new SynclineError(
+        'YamlAliasLimit',
+        `${where}: YAML aliases expand to more than ${MAX_YAML_ALIASES} nodes (an alias bomb?): write the values out instead of repeating anchors`,
+      );
+    }
+    throw new SynclineError('InvalidYaml', `${where}: ${message}`);
+  }
 }
 
 /** A Kubernetes Secret manifest's data and stringData as plain text. */
@@ -76,6 +95,7 @@ export function loadResources(path: string): ResourceSet {
     destinations: new Map(),
     syncs: new Map(),
     secrets: {},
+    secretFiles: {},
     configMaps: {},
   };
   const problems: string[] = [];
@@ -100,7 +120,13 @@ export function loadResources(path: string): ResourceSet {
         }
         return;
       }
-      const value = doc.toJS() as unknown;
+      let value: unknown;
+      try {
+        value = documentValue(doc, where);
+      } catch (error) {
+        problems.push((error as Error).message);
+        return;
+      }
       if (value === null || value === undefined) return;
       if (typeof value !== 'object' || Array.isArray(value)) {
         problems.push(`${where}: expected a resource (a mapping with apiVersion and kind)`);
@@ -111,6 +137,7 @@ export function loadResources(path: string): ResourceSet {
       const name = String((obj['metadata'] as Record<string, unknown> | undefined)?.['name'] ?? '(no name)');
       if (kind === 'Secret' && obj['apiVersion'] === 'v1') {
         set.secrets[name] = { ...set.secrets[name], ...secretData(obj) };
+        set.secretFiles[name] = shown;
         return;
       }
       if (kind === 'ConfigMap' && obj['apiVersion'] === 'v1') {
@@ -128,14 +155,14 @@ export function loadResources(path: string): ResourceSet {
         problems.push(`${where}: ${kind} "${name}": apiVersion must be ${API_VERSION}`);
         return;
       }
-      const schema = OBJECT_SCHEMAS[kind as keyof typeof OBJECT_SCHEMAS] as z.ZodType;
-      const parsed = schema.safeParse(obj);
-      if (!parsed.success) {
-        for (const issue of parsed.error.issues)
-          problems.push(`${shown}: ${kind} "${name}": ${fieldPath(issue.path)}: ${issue.message}`);
+      // The checks the API server and the operator make, unknown fields and the schedule included.
+      const checked = checkResource(kind as keyof typeof OBJECT_SCHEMAS, obj);
+      if (!checked.ok) {
+        for (const problem of checked.problems)
+          problems.push(`${shown}: ${kind} "${name}": ${problem.message}`);
         return;
       }
-      const resource = parsed.data as Source | Model | Destination | Sync;
+      const resource = checked.resource;
       const key = keyOf(resource.metadata.namespace, resource.metadata.name);
       const target = {
         Source: set.sources,
@@ -174,6 +201,14 @@ export function loadResources(path: string): ResourceSet {
         `${shown}: Sync "${sync.metadata.name}": spec.destinationRef.name: no Destination "${sync.spec.destinationRef.name}" in namespace ${ns}`,
       );
     }
+    const destination = set.destinations.get(keyOf(ns, sync.spec.destinationRef.name))?.object;
+    if (destination?.spec.type === 'files' && sync.spec.mappings) {
+      try {
+        checkReservedFields(sync.spec.mappings);
+      } catch (error) {
+        problems.push(`${shown}: Sync "${sync.metadata.name}": ${(error as Error).message}`);
+      }
+    }
     for (const dep of sync.spec.dependsOn ?? []) {
       if (!set.syncs.has(keyOf(ns, dep.name))) {
         problems.push(
@@ -186,6 +221,13 @@ export function loadResources(path: string): ResourceSet {
     throw new SynclineError(
       'InvalidResources',
       `${problems.length} problem(s) in ${path}:\n  ${problems.join('\n  ')}`,
+    );
+  }
+  if (set.syncs.size === 0) {
+    const found = [...set.sources.keys(), ...set.models.keys(), ...set.destinations.keys()].length;
+    throw new SynclineError(
+      'NoSyncs',
+      `no Sync in ${path} (${files.length} YAML file(s), ${found} other Syncline resource(s)): add a Sync (kind: Sync, apiVersion: ${API_VERSION}) that names a Model and a Destination, or point -f at the folder that has one`,
     );
   }
   return set;
@@ -206,15 +248,17 @@ export function loadSecretsFile(file: string): Record<string, Record<string, str
     );
   }
   const secrets: Record<string, Record<string, string>> = {};
-  for (const doc of parseAllDocuments(text) as ReturnType<typeof parseAllDocuments> & unknown[]) {
+  // Every value as the text written: `password: 0123` is "0123", not the number 123; an empty one is "".
+  const docs = parseAllDocuments(text, { schema: 'failsafe' });
+  for (const doc of docs as ReturnType<typeof parseAllDocuments> & unknown[]) {
     if (doc.errors.length > 0) {
       throw new SynclineError(
         'SecretsFileInvalid',
         `the secrets file ${file} is not valid YAML: ${doc.errors[0]?.message.split('\n')[0]}`,
       );
     }
-    const value = doc.toJS() as unknown;
-    if (value === null || value === undefined) continue;
+    const value = documentValue(doc, `the secrets file ${file}`);
+    if (value === null || value === undefined || value === '') continue;
     if (typeof value !== 'object' || Array.isArray(value)) {
       throw new SynclineError(
         'SecretsFileInvalid',
@@ -234,10 +278,15 @@ export function loadSecretsFile(file: string): Record<string, Record<string, str
           `the secrets file ${file}: "${name}" must map keys to values`,
         );
       }
-      secrets[name] = {
-        ...secrets[name],
-        ...Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, String(v)])),
-      };
+      for (const [k, v] of Object.entries(keys)) {
+        if (typeof v !== 'string') {
+          throw new SynclineError(
+            'SecretsFileInvalid',
+            `the secrets file ${file}: "${name}" key "${k}" must be a text value, not a list or a map`,
+          );
+        }
+        secrets[name] = { ...secrets[name], [k]: v };
+      }
     }
   }
   return secrets;
