@@ -12,11 +12,14 @@ export interface CsvDialect {
   delimiter: string;
 }
 
-/** read_csv's options: RFC 4180 quoting, strict, every row's field count checked, nothing skipped. */
-export function csvOptions(dialect: CsvDialect): string {
+/**
+ * read_csv's options: RFC 4180 quoting, strict, every line's field count checked (unless padded, to
+ * diagnose), no line skipped (ignore_errors is off by default).
+ */
+export function csvOptions(dialect: CsvDialect, nullPadding = false): string {
   return (
     `header = ${dialect.header}, delim = ${quoteLiteral(dialect.delimiter)}, quote = '"', escape = '"', ` +
-    'strict_mode = true, null_padding = false, ignore_errors = false'
+    `strict_mode = true, null_padding = ${nullPadding}`
   );
 }
 
@@ -55,7 +58,8 @@ function csvProblem(text: string, header: boolean): string {
   if (/unterminated quote/i.test(text)) return `a quoted value is not closed: ${FIX_QUOTE}`;
   if (/quote/i.test(text)) return `a quote is out of place: ${FIX_QUOTE}`;
   if (/maximum line size/i.test(text)) return 'the line is longer than DuckDB reads (max_line_size)';
-  return text.split('\n')[0] ?? text;
+  const conversion = /(?:Could not convert|Error when converting)[^\n]*/.exec(text)?.[0];
+  return conversion ?? text.split('\n')[0] ?? text;
 }
 
 async function firstRejected(duck: DuckDBConnection, file: SourceFile, dialect: CsvDialect, id: string) {
@@ -63,7 +67,7 @@ async function firstRejected(duck: DuckDBConnection, file: SourceFile, dialect: 
   const scans = `syncline_reject_scans_${id}`;
   try {
     await duck.run(
-      `SELECT count(*) FROM read_csv(${quoteLiteral(file.path)}, ${csvOptions(dialect).replace(', ignore_errors = false', '')}, ` +
+      `SELECT count(*) FROM read_csv(${quoteLiteral(file.path)}, ${csvOptions(dialect)}, ` +
         `sample_size = -1, store_rejects = true, rejects_table = '${errors}', rejects_scan = '${scans}')`,
     );
     const reader = await duck.runAndReadAll(
@@ -81,10 +85,7 @@ async function firstRejected(duck: DuckDBConnection, file: SourceFile, dialect: 
 /** Read without sniffing (up to 4,096 fields a line, short lines padded): finds unclosed quotes. */
 async function unsniffed(duck: DuckDBConnection, file: SourceFile, dialect: CsvDialect) {
   const columns = Array.from({ length: 4096 }, (_, i) => `'c${i}': 'VARCHAR'`).join(', ');
-  const options = csvOptions({ ...dialect, header: false }).replace(
-    'null_padding = false',
-    'null_padding = true',
-  );
+  const options = csvOptions({ ...dialect, header: false }, true);
   try {
     await duck.run(
       `SELECT count(*) FROM read_csv(${quoteLiteral(file.path)}, ${options}, auto_detect = false, columns = {${columns}})`,

@@ -26,9 +26,10 @@ function firstLine(error: unknown): string {
   return text.split('\n')[0] ?? text;
 }
 
-const ONE_SELECT =
-  "a files Model's query must be one SELECT statement (it may read only the Source's files); " +
-  'move other statements out of the Model';
+/** What DuckDB's parser refused, for modelNotReadOnly (connectors/shared/read-only.ts). */
+const NOT_ONE_SELECT =
+  "it is not one SELECT statement (a files Model's query may read only the Source's files and write nothing)";
+const notOneSelect: SandboxAnswer = { ok: false, reason: 'ModelNotReadOnly', message: NOT_ONE_SELECT };
 
 function classify(error: unknown): SandboxAnswer {
   const message = firstLine(error);
@@ -46,7 +47,7 @@ function classify(error: unknown): SandboxAnswer {
     return {
       ok: false,
       reason: 'SourceAccessDenied',
-      message: `the model query needs access the files source does not give (${message}): ${ONE_SELECT}`,
+      message: `the model query needs access a files Source does not give: ${message}`,
     };
   }
   return { ok: false, reason: 'SourceQueryFailed', message: `the model query failed in DuckDB: ${message}` };
@@ -85,12 +86,10 @@ async function run(job: SandboxJob): Promise<SandboxAnswer> {
     await conn.run('SET enable_external_access = false');
     await conn.run('SET lock_configuration = true');
     const body = job.query.trim().replace(/;+\s*$/, '');
-    if (!(await isOneSelect(conn, body))) return { ok: false, reason: 'InvalidModel', message: ONE_SELECT };
+    if (!(await isOneSelect(conn, body))) return notOneSelect;
     // The newline ends a trailing line comment; the check makes sure nothing else was appended.
     const create = `CREATE TABLE model AS ${body}\n`;
-    if ((await conn.extractStatements(create)).count !== 1) {
-      return { ok: false, reason: 'InvalidModel', message: ONE_SELECT };
-    }
+    if ((await conn.extractStatements(create)).count !== 1) return notOneSelect;
     await conn.run(create);
     return { ok: true };
   } catch (error) {

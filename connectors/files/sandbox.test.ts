@@ -87,11 +87,15 @@ describe('files source: a model query sees only the Source folder', () => {
       'CREATE TABLE t AS SELECT 1 AS id',
       'SELECT 1 AS id; DROP TABLE victim',
       'SELECT 1 AS id; SELECT 2 AS id',
+      'CALL pragma_version()',
     ]) {
       const error = await failure(query);
-      expect(error.reason, query).toBe('InvalidModel');
-      expect(error.message, query).toMatch(/one SELECT statement/);
+      expect(error.reason, query).toBe('ModelNotReadOnly');
+      expect(error.message, query).toMatch(/must be a single read-only SELECT.*not one SELECT statement/);
     }
+    // Nothing wraps the query, so text that closes a wrapper is a syntax error, and nothing runs.
+    const injected = await failure('SELECT 1 AS id) AS m; DROP TABLE victim; SELECT * FROM (SELECT 1 AS id');
+    expect(injected.message).toMatch(/Parser Error/);
     expect(readdirSync(folder).sort(), 'files in the Source folder').toEqual(['customers.csv', 'parts']);
     expect(await rowsOf(duck.duck, 'SELECT id FROM victim')).toEqual([{ id: 1 }]);
   });

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { SynclineError } from '../../runner/errors.ts';
+import { MODEL_NOT_READ_ONLY, modelNotReadOnly } from '../shared/read-only.ts';
 import { quoteIdent, quoteLiteral } from '../shared/sql.ts';
+import type { StageRequest } from '../types.ts';
 import type { SandboxAnswer, SandboxJob } from './sandbox-child.ts';
 
 const CHILD = fileURLToPath(new URL('./sandbox-child.ts', import.meta.url));
@@ -57,6 +59,7 @@ export async function stageSandboxedQuery(options: {
   name: string;
   scratch: string;
   signal: AbortSignal;
+  labels: StageRequest['labels'];
 }): Promise<void> {
   const { duck, table, scratch } = options;
   mkdirSync(join(scratch, 'spill'), { recursive: true });
@@ -75,7 +78,9 @@ export async function stageSandboxedQuery(options: {
       options.signal,
     );
     if (!answer.ok) {
-      throw new SynclineError(answer.reason, answer.message.replaceAll(options.folder, options.name));
+      const message = answer.message.replaceAll(options.folder, options.name);
+      if (answer.reason === MODEL_NOT_READ_ONLY) throw modelNotReadOnly(options.labels, 'DuckDB', message);
+      throw new SynclineError(answer.reason, message);
     }
     await duck.run(`ATTACH ${quoteLiteral(database)} AS ${alias} (READ_ONLY)`);
     try {

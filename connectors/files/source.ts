@@ -230,6 +230,7 @@ export const filesSource: SourceConnector = {
           name: settings.url.replace(/\/+$/, ''),
           scratch: join(req.tmpDir, `files-query-${req.table}`),
           signal: req.signal,
+          labels: req.labels,
         });
       } else
         throw new SynclineError(
