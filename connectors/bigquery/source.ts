@@ -2,6 +2,8 @@
 // results are read page by page (raw REST rows, so nothing is parsed into a JavaScript number) and staged
 // into DuckDB through a CSV file. Credentials: a service-account JSON key from a Secret, or the pod's
 // workload identity (Application Default Credentials) when no key is given.
+// The model can only read: it is read as a subquery (only a query parses), and a dry run first must report
+// the statement type SELECT, which a script (several statements), DML, DDL or EXPORT DATA does not.
 import { Readable } from 'node:stream';
 import { BigQuery, type Job, type QueryResultsOptions } from '@google-cloud/bigquery';
 import type { SourceSpec } from '../../crds/index.ts';
@@ -10,6 +12,7 @@ import type { SecretResolver } from '../../runner/secrets.ts';
 import { stageTextRows, type TextValue } from '../shared/text-stage.ts';
 import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../types.ts';
 import { planColumn, type BigQueryField, type BigQueryColumnPlan, type RawCell } from './types.ts';
+import { modelLabel, modelNotReadOnly } from '../shared/read-only.ts';
 
 type Settings = NonNullable<SourceSpec['bigquery']>;
 
@@ -56,7 +59,12 @@ interface ApiError {
 }
 
 /** Turn a client error into a SynclineError with a reason a person can act on. */
-export function bigqueryError(error: unknown, settings: Settings, what: string): SynclineError {
+export function bigqueryError(
+  error: unknown,
+  settings: Settings,
+  what: string,
+  labels?: StageRequest['labels'],
+): SynclineError {
   if (isSynclineError(error)) return error;
   const e = (error ?? {}) as ApiError;
   const message = (e.message ?? String(error)).split('\n')[0] ?? '';
@@ -92,10 +100,37 @@ export function bigqueryError(error: unknown, settings: Settings, what: string):
     : status
       ? ` (HTTP ${status})`
       : '';
-  return new SynclineError('SourceQueryFailed', `${what} failed in BigQuery: ${message}${detail}`, {
+  // A statement that is not a query fails as the subquery it is read as: say why.
+  const hint =
+    labels && /Syntax error/i.test(message)
+      ? `. ${modelLabel(labels)} must be a single read-only SELECT: Syncline reads it as SELECT * FROM (<query>)`
+      : '';
+  return new SynclineError('SourceQueryFailed', `${what} failed in BigQuery: ${message}${detail}${hint}`, {
     cause: error,
     retryable: status !== undefined && status >= 500,
   });
+}
+
+/**
+ * The statement a model is read with: as a subquery, which only a query can be (not DELETE, CREATE,
+ * EXPORT DATA), on lines of its own so that a trailing -- or # comment ends there.
+ */
+export function readSql(sql: string): string {
+  return `SELECT * FROM (\n${sql}\n)`;
+}
+
+/**
+ * Refuse a model whose statement type is not SELECT: a model that closes the subquery's parenthesis to add
+ * statements makes a script, which BigQuery would run whole. A dry run compiles the job and reports the
+ * type without running it (and is not billed).
+ */
+export function checkStatementType(statementType: string | undefined, labels: StageRequest['labels']): void {
+  if (statementType === 'SELECT') return;
+  throw modelNotReadOnly(
+    labels,
+    'BigQuery',
+    `a dry run reports the statement type ${statementType ?? '(none)'}, not SELECT`,
+  );
 }
 
 /** Quote a possibly qualified table name with backticks, as BigQuery does (project.dataset.table). */
@@ -162,23 +197,28 @@ export const bigquerySource: SourceConnector = {
     const sql = modelSql(req.model);
     const bq = client(settings, req.secrets);
     let job: Job;
+    const options = {
+      query: readSql(sql),
+      location: settings.location,
+      useLegacySql: false,
+      ...(settings.dataset
+        ? { defaultDataset: { projectId: settings.project, datasetId: settings.dataset } }
+        : {}),
+      labels: {
+        app: 'syncline',
+        namespace: label(req.labels.namespace),
+        sync: label(req.labels.sync),
+        run: label(req.labels.runId),
+      },
+    };
     try {
-      [job] = await bq.createQueryJob({
-        query: sql,
-        location: settings.location,
-        useLegacySql: false,
-        ...(settings.dataset
-          ? { defaultDataset: { projectId: settings.project, datasetId: settings.dataset } }
-          : {}),
-        labels: {
-          app: 'syncline',
-          namespace: label(req.labels.namespace),
-          sync: label(req.labels.sync),
-          run: label(req.labels.runId),
-        },
-      });
+      const [dryRun] = await bq.createQueryJob({ ...options, dryRun: true });
+      const statistics = (dryRun.metadata as { statistics?: { query?: { statementType?: string } } })
+        .statistics;
+      checkStatementType(statistics?.query?.statementType, req.labels);
+      [job] = await bq.createQueryJob(options);
     } catch (error) {
-      throw bigqueryError(error, settings, 'the model query');
+      throw bigqueryError(error, settings, 'the model query', req.labels);
     }
     const onAbort = () =>
       void job
@@ -190,7 +230,7 @@ export const bigquerySource: SourceConnector = {
       try {
         first = await page(job, undefined);
       } catch (error) {
-        throw bigqueryError(error, settings, 'the model query');
+        throw bigqueryError(error, settings, 'the model query', req.labels);
       }
       const plans: BigQueryColumnPlan[] = first.fields.map(planColumn);
       // Pages are fetched only as the CSV writer asks for rows.

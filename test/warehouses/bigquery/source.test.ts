@@ -34,7 +34,7 @@ async function stage(model: Partial<ModelSpec>, source: SourceSpec = spec()) {
     model: { sourceRef: { name: 'bq' }, primaryKey: 'id', ...model },
     duck,
     table: 'staged',
-    labels: { namespace: 'growth', sync: 'accounts', runId: 'run-1' },
+    labels: { namespace: 'growth', sync: 'accounts', runId: 'run-1', model: 'growth/accounts' },
   };
   try {
     const result = await bigquerySource.stage(req);
@@ -153,4 +153,32 @@ describe('bigquery source', () => {
     );
     expect(measured.rows).toBe(1_000_000);
   }, 1_800_000);
+});
+
+describe('bigquery source: the model can only read', () => {
+  const victimRows = async () => {
+    const bq = new BigQuery({ projectId: emulator.project, apiEndpoint: emulator.endpoint });
+    const [rows] = await bq.query('SELECT count(*) AS n FROM analytics.victim');
+    return Number((rows as { n: number }[])[0]?.n);
+  };
+
+  beforeAll(async () => {
+    const bq = new BigQuery({ projectId: emulator.project, apiEndpoint: emulator.endpoint });
+    await bq.query('CREATE TABLE analytics.victim (id INT64)');
+    await bq.query('INSERT INTO analytics.victim (id) VALUES (1), (2), (3)');
+  });
+
+  it('reads the model as a subquery: DML and DDL fail, name the Model, and write nothing', async () => {
+    for (const query of [
+      'DELETE FROM analytics.victim WHERE true',
+      'INSERT INTO analytics.victim (id) VALUES (4)',
+      'DROP TABLE analytics.victim',
+      'CREATE OR REPLACE TABLE analytics.victim AS SELECT 1 AS id',
+    ]) {
+      const error = await failure(stage({ query }));
+      expect(await victimRows()).toBe(3);
+      expect(error.reason).toBe('SourceQueryFailed');
+      expect(error.message).toContain('Model growth/accounts must be a single read-only SELECT');
+    }
+  });
 });
