@@ -23,7 +23,8 @@ export const postgresSourceSettings = z
       .describe('Cancel a model query that runs longer than this.'),
   })
   .describe(
-    'Connection settings for type postgres. On PostgreSQL 14+ a resync reads only primary keys and row hashes ' +
+    'Connection settings for type postgres. The model runs as one statement in a READ ONLY transaction ' +
+      '(anything else fails with ModelNotReadOnly). On PostgreSQL 14+ a resync reads only primary keys and row hashes ' +
       '(hash_record_extended, possibly with parallel workers within max_parallel_workers_per_gather), then the ' +
       'rows whose hash changed, in one read-only REPEATABLE READ transaction; the user needs only SELECT.',
   );
@@ -37,7 +38,10 @@ export const mysqlSourceSettings = z
     password: secret('Password of the user.').optional(),
     tls: tlsSettings.optional(),
   })
-  .describe('Connection settings for type mysql.');
+  .describe(
+    'Connection settings for type mysql (MySQL or MariaDB). The model must be one query (it is prepared as a ' +
+      'subquery first) and runs in START TRANSACTION READ ONLY; give the user only SELECT.',
+  );
 
 export const snowflakeSourceSettings = z
   .object({
@@ -47,7 +51,14 @@ export const snowflakeSourceSettings = z
     privateKey: secret('PEM private key for key-pair (JWT) authentication.').optional(),
     privateKeyPassphrase: secret('Passphrase of an encrypted privateKey.').optional(),
     warehouse: z.string().min(1).max(255).describe('Warehouse that runs the model queries.'),
-    role: z.string().max(255).optional().describe('Role to use.'),
+    role: z
+      .string()
+      .max(255)
+      .optional()
+      .describe(
+        'Role to use. Snowflake has no read-only transaction: Syncline reads the model as a subquery with ' +
+          'MULTI_STATEMENT_COUNT=1, but only a role with nothing beyond USAGE and SELECT keeps it from writing.',
+      ),
     database: z.string().min(1).max(255).describe('Default database.'),
     schema: z.string().max(255).optional().describe('Default schema.'),
     statementTimeoutSeconds: z.number().int().min(1).optional().describe('Cancel a query that runs longer.'),
@@ -67,7 +78,10 @@ export const bigquerySourceSettings = z
       .optional()
       .describe('API endpoint, for emulators. Omit for Google Cloud.'),
   })
-  .describe('Connection settings for type bigquery.');
+  .describe(
+    'Connection settings for type bigquery. The model is read as a subquery, and a dry run must report it as ' +
+      'a SELECT (not a script, DML or DDL); grant only BigQuery Job User and Data Viewer.',
+  );
 
 export const filesSourceSettings = z
   .object({
