@@ -212,7 +212,11 @@ export interface BulkRejection {
 }
 
 export interface DestinationWriter {
-  /** Deliver a batch; return exactly one result per change, in order. Throw only when nothing was applied. */
+  /**
+   * Deliver a batch; return exactly one result per change, in order. Throw only when nothing was applied.
+   * When the run is asked to stop (ctx.signal aborts), send nothing more and return the results so far,
+   * the rest as retryable failures: what arrived is then committed, and the rest stays pending.
+   */
   write(batch: RowChange[]): Promise<RowResult[]>;
   /**
    * Optional fast path. The top-level destination fields this writer can take as plain scalar text
@@ -240,10 +244,21 @@ export interface DestinationCapabilities {
   defaultBatchSize: number;
   /** Whether the destination needs Sync.spec.target.table / object. */
   needsTarget?: 'table' | 'object';
+  /**
+   * The writer buffers and publishes only in close(): a write it accepted has not arrived until then, so
+   * the engine makes no checkpoint of delivered progress while delivering.
+   */
+  publishesOnClose?: boolean;
 }
 
 export interface DestinationConnector {
   capabilities: DestinationCapabilities;
+  /**
+   * Where this Destination and Sync put records (server, database and table; base URL; folder), without
+   * credentials. The engine keeps a digest of it in the snapshot: when it changes, every row is sent to
+   * the new place. Without it, the destination type and the Sync's target stand for it.
+   */
+  identity?(destination: DestinationSpec, sync: SyncSpec): unknown;
   check(destination: DestinationSpec, ctx: ConnectorContext): Promise<void>;
   open(ctx: DeliveryContext): Promise<DestinationWriter>;
 }

@@ -30,8 +30,10 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /**
  * A token bucket of `requestsPerSecond`; `acquire()` waits for a token. Without a rate it never waits.
  */
-export function rateLimiter(requestsPerSecond: number | undefined): { acquire(): Promise<void> } {
-  if (requestsPerSecond === undefined) return { acquire: async () => undefined };
+export function rateLimiter(requestsPerSecond: number | undefined): {
+  acquire(signal?: AbortSignal): Promise<void>;
+} {
+  if (requestsPerSecond === undefined) return { acquire: async (signal) => signal?.throwIfAborted() };
   const bucket = new TokenBucket({
     bucketSize: Math.max(1, Math.floor(requestsPerSecond)),
     tokensPerInterval: requestsPerSecond,
@@ -40,8 +42,21 @@ export function rateLimiter(requestsPerSecond: number | undefined): { acquire():
   // Start empty so that the first second is not a burst on top of the rate.
   bucket.content = 0;
   return {
-    async acquire() {
-      await bucket.removeTokens(1);
+    // The bucket's own wait cannot be cancelled: a stopped run must not sit out a slow rate, so the wait
+    // races the signal (the token it would have taken is left for nobody: the run is ending).
+    async acquire(signal) {
+      signal?.throwIfAborted();
+      if (!signal) return void (await bucket.removeTokens(1));
+      let onAbort: (() => void) | undefined;
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => reject(signal.reason as Error);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      try {
+        await Promise.race([bucket.removeTokens(1), aborted]);
+      } finally {
+        if (onAbort) signal.removeEventListener('abort', onAbort);
+      }
     },
   };
 }

@@ -13,6 +13,7 @@ import {
   lineFor,
 } from './bulk.ts';
 import { operationsQuery } from './diff.ts';
+import { noEpochs } from './pending.ts';
 import { changeBuilder } from './fields.ts';
 import { resolveShape } from './mappings.ts';
 
@@ -145,7 +146,10 @@ describe('bulk lines', () => {
       }
     }
     const toChange = changeBuilder(shape, 'ns/sync');
-    const rows = await conn.runAndReadAll(operationsQuery({ shape, primaryKey: 'id', syncId: 'ns/sync' }));
+    await noEpochs(conn);
+    const rows = await conn.runAndReadAll(
+      operationsQuery({ shape, primaryKey: 'id', syncId: 'ns/sync', runId: 'run-1' }),
+    );
     const changes = rows.getRowsJson().map(([json]) => toChange(String(json)));
     expect(changes).toHaveLength(6);
     expect([...bulk.keys()].sort()).toEqual(changes.map((c) => c.key).sort());

@@ -19,31 +19,17 @@ function previousKeySql(primaryKey: string, keyType: string, previous: LoadedPre
   return previous.keyType === keyType ? key : `TRY_CAST(${key} AS ${keyType})`;
 }
 
-/**
- * Write the new snapshot as Parquet: the previous snapshot with every successfully delivered change
- * applied. Rows of the model whose operation did not fail take their current hash (delivered, or needing
- * no delivery); rows whose operation failed, and rows whose key the model now holds more than once (left
- * out), keep their previous hash and are marked stale so the next run resends them; rows that left the
- * model and were deleted, cleared or ignored leave it.
- * Returns the number of rows written.
- */
-export async function writeSnapshot(
-  conn: DuckDBConnection,
-  options: {
-    shape: SyncShape;
-    primaryKey: string;
-    keyType: string;
-    previous: LoadedPrevious;
-    file: string;
-    /** The function the snapshot's hashes are made with. */
-    store: HashFunction;
-    /** The row hashes the source stored in the staged table. */
-    stagedHashes?: StagedHash[] | undefined;
-  },
-): Promise<number> {
-  const { primaryKey, keyType } = options;
-  const k = SNAPSHOT_KEY;
-  const pk = ident(primaryKey);
+/** Which hash a snapshot's rows carry, and where it comes from. */
+export interface SnapshotHash {
+  shape: SyncShape;
+  /** The function the snapshot's hashes are made with. */
+  store: HashFunction;
+  /** The row hashes the source stored in the staged table. */
+  stagedHashes?: StagedHash[] | undefined;
+}
+
+/** SQL of the hash a current row (alias `c`, of CURRENT_ROWS) is committed with. */
+export function committedHashSql(options: SnapshotHash): string {
   const items = hashedItems(options.shape);
   const by = options.store.name === ENGINE_HASH ? 'engine' : 'source';
   const staged = stagedHashOf(
@@ -54,47 +40,79 @@ export async function writeSnapshot(
   if (!staged && by === 'source') {
     throw new Error(`the source stored no ${options.store.name} hash of the compared columns`);
   }
-  const hash = staged ? `c.${ident(staged.column)}` : rowHashSql(items);
+  return staged ? `c.${ident(staged.column)}` : rowHashSql(items);
+}
+
+/**
+ * Table UNDELIVERED_NOW, for a checkpoint or a stopped run: the keys with an operation that the
+ * destination has not confirmed (not in `delivered`), and those it rejected (`failed`).
+ */
+export const UNDELIVERED_NOW = 'undelivered_now';
+export async function collectUndelivered(conn: DuckDBConnection): Promise<void> {
+  await conn.run(
+    `CREATE OR REPLACE TABLE ${UNDELIVERED_NOW} AS SELECT k FROM failed UNION ` +
+      `SELECT ${SNAPSHOT_KEY} FROM diff d WHERE d.op IS NOT NULL AND NOT EXISTS (SELECT 1 FROM delivered x WHERE x.k = d.${SNAPSHOT_KEY})`,
+  );
+}
+
+/**
+ * Write the new snapshot as Parquet: the previous snapshot with every delivered change applied. Rows of
+ * the model whose key is not `undelivered` take their current hash (delivered, or needing no delivery);
+ * undelivered keys (rejected, or not confirmed when the run stopped or checkpointed), and keys the model
+ * now holds more than once (left out), keep their previous row and are marked stale so the next run sends
+ * them again — an undelivered add, which may still have arrived, is kept stale with no hash, so that it is
+ * deleted should its row leave the model; rows that left the model and were deleted, cleared or ignored
+ * leave it. `undelivered` is a table of keys (column k): `failed` once every operation has a result.
+ * Returns the number of rows written.
+ */
+export async function writeSnapshot(
+  conn: DuckDBConnection,
+  options: SnapshotHash & {
+    primaryKey: string;
+    keyType: string;
+    previous: LoadedPrevious;
+    file: string;
+    undelivered: string;
+  },
+): Promise<number> {
+  const { primaryKey, keyType } = options;
+  const k = SNAPSHOT_KEY;
+  const pk = ident(primaryKey);
+  const u = ident(options.undelivered);
+  const hash = committedHashSql(options);
   // COPY answers with the number of rows it wrote.
   const written = await queryOne(
     conn,
     `
     COPY (
       SELECT CAST(c.${pk} AS VARCHAR) AS ${k}, FALSE AS ${SNAPSHOT_STALE}, c.${pk}, ${hash} AS ${SNAPSHOT_HASH}
-      FROM ${CURRENT_ROWS} c WHERE NOT EXISTS (SELECT 1 FROM failed f WHERE f.k = CAST(c.${pk} AS VARCHAR))
+      FROM ${CURRENT_ROWS} c WHERE NOT EXISTS (SELECT 1 FROM ${u} f WHERE f.k = CAST(c.${pk} AS VARCHAR))
       UNION ALL
       SELECT p.${k}, TRUE, ${previousKeySql(primaryKey, keyType, options.previous)}, p.${SNAPSHOT_HASH}
-      FROM prev p WHERE EXISTS (SELECT 1 FROM failed f WHERE f.k = p.${k})
+      FROM prev p WHERE EXISTS (SELECT 1 FROM ${u} f WHERE f.k = p.${k})
         OR p.${k} IN (SELECT CAST(d.k AS VARCHAR) FROM duplicate_keys d)
+      UNION ALL
+      SELECT CAST(c.${pk} AS VARCHAR), TRUE, c.${pk}, CAST(NULL AS UBIGINT)
+      FROM ${CURRENT_ROWS} c WHERE EXISTS (SELECT 1 FROM ${u} f WHERE f.k = CAST(c.${pk} AS VARCHAR))
+        AND NOT EXISTS (SELECT 1 FROM prev p WHERE p.${k} = CAST(c.${pk} AS VARCHAR))
     ) TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`,
   );
   return toCount(written['Count']);
 }
 
 /**
- * Before delivering: the previous snapshot plus every key this run is about to add, marked stale with no
- * hash. Committed first, it makes a run killed during delivery safe for deletes: the next run sees those
- * keys (whose rows may have arrived) and, if they left the model meanwhile, deletes them. Rows whose
- * compared constants changed are marked stale too, as the manifest written with it carries the new ones.
- * Returns the number of rows written.
+ * The snapshot a run's intent is committed with when the store has no readable one (a first sync, or a
+ * full resync over broken state): table `prev` as loaded (empty, or the keys recovered). Returns rows.
  */
-export async function writeIntentSnapshot(
+export async function writeBaseSnapshot(
   conn: DuckDBConnection,
   options: { primaryKey: string; keyType: string; previous: LoadedPrevious; file: string },
 ): Promise<number> {
   const k = SNAPSHOT_KEY;
-  const pk = ident(options.primaryKey);
-  // COPY answers with the number of rows it wrote.
   const written = await queryOne(
     conn,
-    `
-    COPY (
-      SELECT p.${k}, p.${SNAPSHOT_STALE} OR ${options.previous.constantsChanged} AS ${SNAPSHOT_STALE},
-        ${previousKeySql(options.primaryKey, options.keyType, options.previous)} AS ${pk}, p.${SNAPSHOT_HASH}
-      FROM prev p
-      UNION ALL
-      SELECT ${k}, TRUE, current_key, CAST(NULL AS UBIGINT) FROM diff WHERE change = 'added' AND op IS NOT NULL
-    ) TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`,
+    `COPY (SELECT p.${k}, p.${SNAPSHOT_STALE}, ${previousKeySql(options.primaryKey, options.keyType, options.previous)} AS ${ident(options.primaryKey)}, p.${SNAPSHOT_HASH} FROM prev p)
+     TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`,
   );
   return toCount(written['Count']);
 }

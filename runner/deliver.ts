@@ -29,7 +29,7 @@ import {
 } from './bulk.ts';
 import { operationsQuery } from './diff.ts';
 import { ident, literal } from './duck.ts';
-import { describeError, isSynclineError, SynclineError } from './errors.ts';
+import { describeError, isSynclineError } from './errors.ts';
 import { changeBuilder } from './fields.ts';
 import { SNAPSHOT_KEY, type SyncShape } from './mappings.ts';
 
@@ -57,6 +57,15 @@ export interface DeliverOptions {
   primaryKey: string;
   /** Identifies the Sync in idempotency keys. */
   syncId: string;
+  /** The idempotency epoch of changes no earlier run planned. */
+  runId: string;
+  /** Records delivered keys into table `delivered` (its own connection: writes there run in order). */
+  progress: DuckDBConnection;
+  /**
+   * Commit delivered progress every `intervalMs` while delivering (not for writers that publish only at
+   * close). Called between batches, with tables `failed` and `delivered` up to date.
+   */
+  checkpoint?: { intervalMs: number; commit: () => Promise<void> };
   total: number;
   batchSize: number;
   concurrency: number;
@@ -96,6 +105,8 @@ export interface DeliveryOutcome {
   rejected: RejectedRow[];
   /** Set when the writer failed to finish: every change it accepted counts as failed. */
   closeError?: { reason: string; message: string };
+  /** The run was asked to stop (SIGTERM): what is in `delivered` arrived, the rest did not go or is unknown. */
+  stopped?: boolean;
 }
 
 /** The first few planned changes of each operation, for dry runs. */
@@ -105,6 +116,7 @@ export async function sampleOperations(
     shape: SyncShape;
     primaryKey: string;
     syncId: string;
+    runId: string;
     perOperation: number;
     operations: string[];
   },
@@ -124,7 +136,44 @@ export async function sampleOperations(
 }
 
 export async function createFailedTable(conn: DuckDBConnection): Promise<void> {
-  await conn.run('CREATE OR REPLACE TABLE failed (k VARCHAR)');
+  await conn.run('CREATE OR REPLACE TABLE failed (k VARCHAR); CREATE OR REPLACE TABLE delivered (k VARCHAR)');
+}
+
+/** Keys the destination confirmed, into table `delivered`, one write at a time on its own connection. */
+function deliveredRecorder(conn: DuckDBConnection): {
+  keys(keys: string[]): void;
+  joined(text: string): void;
+  settled(): Promise<void>;
+} {
+  let chain: Promise<unknown> = Promise.resolve();
+  let failure: unknown;
+  const enqueue = (write: () => Promise<unknown>) => {
+    chain = chain.then(write).catch((error: unknown) => {
+      failure ??= error;
+    });
+  };
+  return {
+    keys: (keys) =>
+      enqueue(() =>
+        conn.run(
+          'INSERT INTO delivered SELECT unnest($keys)',
+          { keys: listValue(keys) },
+          { keys: LIST(VARCHAR) },
+        ),
+      ),
+    joined: (text) =>
+      enqueue(() =>
+        conn.run(
+          `INSERT INTO delivered SELECT unnest(string_split($keys, chr(30)))`,
+          { keys: text },
+          { keys: VARCHAR },
+        ),
+      ),
+    async settled() {
+      await chain;
+      if (failure !== undefined) throw failure;
+    },
+  };
 }
 
 /**
@@ -145,7 +194,9 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
   };
   const toChange = changeBuilder(shape, options.syncId);
   const queue = new PQueue({ concurrency: options.concurrency });
+  const delivered = deliveredRecorder(options.progress);
   let taskError: unknown;
+  let lastCheckpoint = performance.now();
 
   const recordFailure = (change: RowChange, reason: string) => {
     appender.appendVarchar(change.key);
@@ -176,11 +227,14 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
         results = pending.map(() => ({ ok: false, reason, retryable }));
       }
       const retry: RowChange[] = [];
+      const ok: string[] = [];
       let retryAfterMs = 0;
       results.forEach((result, i) => {
         const change = pending[i] as RowChange;
-        if (result.ok) tally(change.operation, 1, 0);
-        else if (result.retryable && attempt < options.maxRetries) {
+        if (result.ok) {
+          tally(change.operation, 1, 0);
+          ok.push(change.key);
+        } else if (result.retryable && attempt < options.maxRetries) {
           retry.push(change);
           retryAfterMs = Math.max(retryAfterMs, result.retryAfterMs ?? 0);
         } else {
@@ -190,6 +244,7 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
           );
         }
       });
+      if (ok.length > 0) delivered.keys(ok);
       report();
       if (retry.length === 0) return;
       await sleep(retryDelay(attempt, options.backoff, retryAfterMs), signal);
@@ -197,13 +252,38 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
     }
   };
 
+  // One checkpoint at a time, checked when a batch is scheduled and when one finishes.
+  let checkpointing: Promise<void> | undefined;
+  const checkpointIfDue = async () => {
+    const due = options.checkpoint;
+    if (!due || checkpointing || performance.now() - lastCheckpoint < due.intervalMs) return;
+    checkpointing = (async () => {
+      appender.flushSync();
+      await delivered.settled();
+      await due.commit();
+    })();
+    try {
+      await checkpointing;
+    } finally {
+      checkpointing = undefined;
+      lastCheckpoint = performance.now();
+    }
+  };
+
   const schedule = async (task: () => Promise<void>) => {
     // Bounded memory: at most one batch waits besides those in flight (and the one being built).
     await queue.onSizeLessThan(1);
     if (taskError !== undefined) throw taskError;
-    queue.add(task).catch((error: unknown) => {
-      taskError ??= error;
-    });
+    signal.throwIfAborted();
+    await checkpointIfDue();
+    queue
+      .add(async () => {
+        await task();
+        if (!signal.aborted) await checkpointIfDue();
+      })
+      .catch((error: unknown) => {
+        taskError ??= error;
+      });
   };
 
   /** A bulk batch the destination refused as a whole goes again as row changes, with their retries. */
@@ -216,6 +296,7 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
           shape,
           primaryKey: options.primaryKey,
           syncId: options.syncId,
+          runId: options.runId,
           where: `d.${SNAPSHOT_KEY} IN (SELECT unnest($keys))`,
         }),
         { keys: listValue(keys) },
@@ -237,6 +318,7 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
     operation: RowOperation,
     keys: string[],
     csv: Uint8Array,
+    joinedKeys: string | undefined,
   ) => {
     signal.throwIfAborted();
     let rejections: BulkRejection[];
@@ -249,6 +331,9 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
       return;
     }
     tally(operation, keys.length - rejections.length, 0);
+    // Rejected keys are in `failed` too, which wins over `delivered`.
+    if (joinedKeys !== undefined) delivered.joined(joinedKeys);
+    else delivered.keys(keys);
     for (const r of rejections) {
       const key = keys[r.index];
       if (key !== undefined) recordFailure({ operation, key, fields: {}, idempotencyKey: '' }, r.reason);
@@ -296,7 +381,8 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
           const [csv, joined, separated] = result.getRows()[0] ?? [];
           if (!(csv instanceof DuckDBBlobValue) || typeof joined !== 'string') continue;
           const keys = separated === true ? joined.split(KEY_SEPARATOR) : await keysOf(conn, from, to);
-          await schedule(() => sendBulk(bulk, op, keys, csv.bytes));
+          const joinedKeys = separated === true ? joined : undefined;
+          await schedule(() => sendBulk(bulk, op, keys, csv.bytes, joinedKeys));
         }
       };
       const renderers = Math.min(bulk.renderers, Math.ceil(rows / bulk.batchSize));
@@ -330,7 +416,12 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
 
   const streamRowChanges = async () => {
     const result = await options.reader.stream(
-      operationsQuery({ shape, primaryKey: options.primaryKey, syncId: options.syncId }),
+      operationsQuery({
+        shape,
+        primaryKey: options.primaryKey,
+        syncId: options.syncId,
+        runId: options.runId,
+      }),
     );
     let batch: RowChange[] = [];
     for (;;) {
@@ -371,11 +462,16 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
   } catch (error) {
     queue.clear();
     await queue.onIdle();
-    appender.closeSync();
-    throw signal.aborted
-      ? new SynclineError('Aborted', 'the run was stopped during delivery; nothing was committed')
-      : error;
+    if (!signal.aborted) {
+      appender.closeSync();
+      await delivered.settled().catch(() => undefined); // the delivery error is the one to report
+      throw error;
+    }
+    // Stopped (SIGTERM): requests in flight were cancelled and their keys stay pending; what the
+    // destination confirmed is committed by the caller, so the run still moves the Sync forward.
+    outcome.stopped = true;
   }
+  await delivered.settled();
 
   try {
     await options.writer.close();

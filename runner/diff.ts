@@ -5,6 +5,7 @@ import type { Manifest } from './diffstore/index.ts';
 import { ident, literal, queryAll, queryOne, toCount } from './duck.ts';
 import { fieldsSql, idempotencyKeySql } from './fields.ts';
 import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';
+import { epochJoinSql, epochSql, loadPending, withPendingSql } from './pending.ts';
 import {
   comparedConstants,
   ENGINE_HASH,
@@ -40,6 +41,8 @@ export interface DiffOptions {
   stagedHashes?: StagedHash[] | undefined;
   /** Keys the model holds more than once (table duplicate_keys). */
   duplicateKeys?: number;
+  /** The local copy of the previous manifest's pending keys (Manifest.pending), when it has them. */
+  pendingFile?: string | undefined;
 }
 
 export interface DiffResult {
@@ -122,8 +125,12 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
   const previous = options.previous;
   // Loaded into a table rather than read in place: joins against a table can spill to disk under the
   // memory limit, while joins against a Parquet scan run out of memory first.
+  const currentKeyType = options.columns.find((c) => c.name === primaryKey)?.type ?? 'VARCHAR';
+  await loadPending(conn, { file: options.pendingFile, primaryKey, keyType: currentKeyType });
+  // Keys an earlier run was about to touch are stale until a commit folded them into the snapshot.
+  const pendingApplies = options.pendingFile !== undefined && previous?.manifest.pending?.folded === false;
   if (!previous) {
-    const keyType = options.columns.find((c) => c.name === primaryKey)?.type ?? 'VARCHAR';
+    const keyType = currentKeyType;
     await conn.run(
       `CREATE OR REPLACE TABLE prev (${k} VARCHAR, ${SNAPSHOT_STALE} BOOLEAN, ${pk} ${keyType}, ${SNAPSHOT_HASH} UBIGINT)`,
     );
@@ -145,8 +152,9 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
   const m = previous.manifest;
   if (m.version === 2) {
     // A view over the file first: a run whose rows all match never needs the table (see unchangedByChecksum).
+    const file = `SELECT p.${k}, p.${SNAPSHOT_STALE}${typedKey}, p.${SNAPSHOT_HASH} FROM ${source} p`;
     await conn.run(
-      `CREATE OR REPLACE VIEW ${PREVIOUS_FILE} AS SELECT p.${k}, p.${SNAPSHOT_STALE}${typedKey}, p.${SNAPSHOT_HASH} FROM ${source} p`,
+      `CREATE OR REPLACE VIEW ${PREVIOUS_FILE} AS ${pendingApplies ? withPendingSql(file, primaryKey, keyType !== undefined) : file}`,
     );
     const before = m.comparedConstants ?? {};
     const changed = Object.entries(constants).some(([name, value]) => before[name] !== value);
@@ -184,6 +192,16 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
     `CREATE OR REPLACE TABLE prev AS SELECT p.${k}, coalesce(p.${SNAPSHOT_STALE}, FALSE) AS ${SNAPSHOT_STALE}${typedKey}, ` +
       `${hash} AS ${SNAPSHOT_HASH}, ${constantTerms.join(' OR ') || 'FALSE'} AS ${CONSTANTS_CHANGED} FROM ${source} p`,
   );
+  if (pendingApplies) {
+    // A version 1 snapshot with an earlier run's pending keys (that run kept the snapshot as it was).
+    await conn.run(`UPDATE prev SET ${SNAPSHOT_STALE} = TRUE WHERE ${k} IN (SELECT ${k} FROM prev_pending)`);
+    const keyColumn = keyType === undefined ? '' : `, ${pk}`;
+    const keyValue = keyType === undefined ? '' : `, TRY_CAST(pp.${pk} AS ${keyType})`;
+    await conn.run(
+      `INSERT INTO prev (${k}, ${SNAPSHOT_STALE}${keyColumn}, ${SNAPSHOT_HASH}, ${CONSTANTS_CHANGED}) ` +
+        `SELECT pp.${k}, TRUE${keyValue}, NULL, FALSE FROM prev_pending pp WHERE pp.${k} NOT IN (SELECT ${k} FROM prev)`,
+    );
+  }
   return {
     keyType,
     hashed,
@@ -362,7 +380,7 @@ export async function computeDiff(conn: DuckDBConnection, options: DiffOptions):
       current_key, CASE WHEN change = 'removed' THEN previous_key END AS previous_key
     FROM (
       SELECT c.${pk} AS current_key, p.${k} AS previous_text_key, ${previousKey} AS previous_key,
-        CASE WHEN p.${k} IS NULL THEN 'added'
+        CASE WHEN p.${k} IS NULL OR (c.${pk} IS NOT NULL AND p.${SNAPSHOT_STALE} AND p.${SNAPSHOT_HASH} IS NULL) THEN 'added'
              WHEN c.${pk} IS NULL AND p.${k} IN (SELECT CAST(k AS VARCHAR) FROM duplicate_keys) THEN 'held'
              WHEN c.${pk} IS NULL THEN 'removed'
              WHEN ${changedCondition(options, loaded)} THEN 'changed'
@@ -398,6 +416,8 @@ export function operationsQuery(options: {
   shape: SyncShape;
   primaryKey: string;
   syncId: string;
+  /** The idempotency epoch of changes no earlier run planned (this run's id). */
+  runId: string;
   where?: string;
   limit?: number;
 }): string {
@@ -407,12 +427,12 @@ export function operationsQuery(options: {
     `CASE WHEN d.change <> 'removed' THEN ${sql.fields} ` +
     `WHEN d.op = 'clear' THEN ${sql.removal.clear} ELSE ${sql.removal.delete} END`;
   const change = sql.row
-    ? `json_object('operation', op, 'key', ${k}, 'fields', fields, 'change', change, 'row', row_json)`
-    : `json_object('operation', op, 'key', ${k}, 'fields', fields, 'idempotencyKey', ${idempotencyKeySql(options.syncId, k, 'op', 'fields')})`;
+    ? `json_object('operation', op, 'key', ${k}, 'fields', fields, 'change', change, 'row', row_json, 'epoch', epoch)`
+    : `json_object('operation', op, 'key', ${k}, 'fields', fields, 'idempotencyKey', ${idempotencyKeySql(options.syncId, k, 'op', 'fields', 'epoch')})`;
   return (
     `SELECT CAST(${change} AS VARCHAR) AS change_json FROM (` +
-    `SELECT d.op, d.${k}, d.change, ${fields} AS fields${sql.row ? `, ${sql.row} AS row_json` : ''} ` +
-    `FROM diff d LEFT JOIN valid_rows c ON c.${ident(options.primaryKey)} = d.current_key ` +
+    `SELECT d.op, d.${k}, d.change, ${fields} AS fields, ${epochSql(options.runId)} AS epoch${sql.row ? `, ${sql.row} AS row_json` : ''} ` +
+    `FROM diff d ${epochJoinSql()} LEFT JOIN valid_rows c ON c.${ident(options.primaryKey)} = d.current_key ` +
     `WHERE d.op IS NOT NULL${options.where ? ` AND (${options.where})` : ''}` +
     (options.limit === undefined ? '' : ` LIMIT ${options.limit}`) +
     ')'

@@ -63,7 +63,7 @@ describe('fieldsSql and changeBuilder', () => {
 
   it('builds nested fields, static values and template slots in SQL, and renders templates in JS', async () => {
     const reader = await conn.runAndReadAll(
-      `SELECT CAST(json_object('operation', 'upsert', 'key', '1', 'fields', ${sql.fields}, 'change', 'added', 'row', ${sql.row}) AS VARCHAR) ` +
+      `SELECT CAST(json_object('operation', 'upsert', 'key', '1', 'fields', ${sql.fields}, 'change', 'added', 'row', ${sql.row}, 'epoch', 'run-1') AS VARCHAR) ` +
         `FROM (SELECT 1 AS id, 'Ada' AS first, 'London' AS city) c`,
     );
     const change = changeBuilder(shape, 'ns/sync')(String(reader.getRowsJson()[0]?.[0]));
@@ -74,7 +74,7 @@ describe('fieldsSql and changeBuilder', () => {
       vip: true,
     });
     expect(change.idempotencyKey).toBe(
-      idempotencyKey('ns/sync', '1', 'upsert', JSON.stringify(change.fields)),
+      idempotencyKey('ns/sync', '1', 'upsert', JSON.stringify(change.fields), 'run-1'),
     );
   });
 
@@ -92,12 +92,14 @@ describe('fieldsSql and changeBuilder', () => {
     });
   });
 
-  it('gives the same change the same idempotency key, and different changes different keys', () => {
-    const a = idempotencyKey('ns/s', '1', 'upsert', '{"a":1}');
-    expect(idempotencyKey('ns/s', '1', 'upsert', '{"a":1}')).toBe(a);
-    expect(idempotencyKey('ns/s', '1', 'update', '{"a":1}')).not.toBe(a);
-    expect(idempotencyKey('ns/s', '2', 'upsert', '{"a":1}')).not.toBe(a);
-    expect(idempotencyKey('ns/s', '1', 'upsert', '{"a":2}')).not.toBe(a);
-    expect(idempotencyKey('ns/t', '1', 'upsert', '{"a":1}')).not.toBe(a);
+  it('gives the same change of one epoch the same idempotency key, and different changes different keys', () => {
+    const a = idempotencyKey('ns/s', '1', 'upsert', '{"a":1}', 'r1');
+    expect(idempotencyKey('ns/s', '1', 'upsert', '{"a":1}', 'r1')).toBe(a);
+    expect(idempotencyKey('ns/s', '1', 'update', '{"a":1}', 'r1')).not.toBe(a);
+    expect(idempotencyKey('ns/s', '2', 'upsert', '{"a":1}', 'r1')).not.toBe(a);
+    expect(idempotencyKey('ns/s', '1', 'upsert', '{"a":2}', 'r1')).not.toBe(a);
+    expect(idempotencyKey('ns/t', '1', 'upsert', '{"a":1}', 'r1')).not.toBe(a);
+    // The same values sent again by a later run (A→B→A) are another change.
+    expect(idempotencyKey('ns/s', '1', 'upsert', '{"a":1}', 'r3')).not.toBe(a);
   });
 });

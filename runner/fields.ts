@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { parseJsonExact } from '../connectors/shared/values.ts';
 import type { RowChange, RowOperation } from '../connectors/types.ts';
 import { ident, literal } from './duck.ts';
 import { liquid, staticValue, type SyncShape } from './mappings.ts';
@@ -26,6 +27,22 @@ export function jsonValueSql(expr: string, type: string): string {
     return `to_json(strftime(${expr}, '%Y-%m-%dT%H:%M:%S.%fZ'))`;
   if (t === 'JSON') return `CAST(${expr} AS JSON)`;
   return `to_json(${expr})`;
+}
+
+/** JSON columns, lists, arrays, structs, maps and unions: values that hold JSON of their own. */
+function isNested(type: string): boolean {
+  return /^(JSON|STRUCT\(|MAP\(|UNION\()|\[\d*\]$/i.test(type.trim());
+}
+
+/**
+ * The JSON a field carries, as fieldsSql builds it: a nested value (see isNested) travels as a JSON string
+ * of its JSON text, because DuckDB's json_object parses the JSON it embeds and rounds every number a
+ * double cannot hold (123456789012345678901234567890, 0.1000000000000000000001). changeBuilder parses
+ * that text back, keeping every number exact.
+ */
+function fieldValueSql(expr: string, type: string): string {
+  const json = jsonValueSql(expr, type);
+  return isNested(type) ? `to_json(CAST(${json} AS VARCHAR))` : json;
 }
 
 type Node = { leaf: string } | { children: Map<string, Node> };
@@ -74,11 +91,11 @@ export function fieldsSql(shape: SyncShape, primaryKey: string, previousKeyExpr:
   const pkType = types.get(primaryKey) ?? 'VARCHAR';
   const fields = objectSql(shape, (i) => {
     const m = shape.mappings[i]!;
-    if (m.from !== undefined) return jsonValueSql(`c.${ident(m.from)}`, types.get(m.from) ?? 'VARCHAR');
+    if (m.from !== undefined) return fieldValueSql(`c.${ident(m.from)}`, types.get(m.from) ?? 'VARCHAR');
     if (m.template !== undefined) return 'CAST(NULL AS JSON)'; // rendered in JavaScript, in this position
     return `json(${literal(JSON.stringify(staticValue(m)))})`;
   });
-  const previousKey = jsonValueSql(`TRY_CAST(${previousKeyExpr} AS ${pkType})`, pkType);
+  const previousKey = fieldValueSql(`TRY_CAST(${previousKeyExpr} AS ${pkType})`, pkType);
   const isKey = (i: number) => shape.keyFields.includes(shape.mappings[i]!.to);
   const removal = {
     delete: objectSql(shape, (i) => (isKey(i) ? previousKey : undefined)),
@@ -92,16 +109,19 @@ export function fieldsSql(shape: SyncShape, primaryKey: string, previousKeyExpr:
 }
 
 /**
- * Unique per row operation and stable across retries and re-runs of the same change: the same row sent
- * with the same values by the same Sync always carries the same key.
+ * Stable across retries of one change and unique across changes: the Sync, the key, the operation, the
+ * values, and the epoch — the run that first planned this change (see pending.ts). A value changed A→B→A
+ * is three changes with three epochs, so an API that honours idempotency keys applies each; a change
+ * retried by a later run after a crash keeps its epoch, so such an API applies it once.
  */
 export function idempotencyKey(
   syncId: string,
   key: string,
   operation: RowOperation,
   fieldsJson: string,
+  epoch: string,
 ): string {
-  return hash('sha256', `${syncId}\0${key}\0${operation}\0${fieldsJson}`, 'hex').slice(0, 40);
+  return hash('sha256', `${syncId}\0${key}\0${operation}\0${fieldsJson}\0${epoch}`, 'hex').slice(0, 40);
 }
 
 /** The same key computed by DuckDB, for rows without templates. */
@@ -110,8 +130,9 @@ export function idempotencyKeySql(
   keyExpr: string,
   opExpr: string,
   fieldsJsonExpr: string,
+  epochExpr: string,
 ): string {
-  return `left(sha256(${literal(syncId)} || chr(0) || ${keyExpr} || chr(0) || ${opExpr} || chr(0) || CAST(${fieldsJsonExpr} AS VARCHAR)), 40)`;
+  return `left(sha256(${literal(syncId)} || chr(0) || ${keyExpr} || chr(0) || ${opExpr} || chr(0) || CAST(${fieldsJsonExpr} AS VARCHAR) || chr(0) || ${epochExpr}), 40)`;
 }
 
 function setPath(target: Record<string, unknown>, parts: readonly string[], value: unknown): void {
@@ -129,11 +150,44 @@ function setPath(target: Record<string, unknown>, parts: readonly string[], valu
   node[parts[parts.length - 1] as string] = value;
 }
 
+/** The field paths that carry a nested value as JSON text (see fieldValueSql). */
+function nestedPaths(shape: SyncShape): string[][] {
+  const types = new Map(shape.readColumns.map((c) => [c.name, c.type]));
+  return shape.mappings
+    .filter((m) => m.from !== undefined && isNested(types.get(m.from) ?? 'VARCHAR'))
+    .map((m) => m.to.split('.'));
+}
+
+/** Nested values back from their JSON text, every number exact (RawJson where a double would round it). */
+function restoreNested(fields: Record<string, unknown>, paths: string[][]): void {
+  for (const path of paths) {
+    let node: unknown = fields;
+    for (const part of path.slice(0, -1)) node = (node as Record<string, unknown> | undefined)?.[part];
+    if (typeof node !== 'object' || node === null) continue;
+    const holder = node as Record<string, unknown>;
+    const last = path[path.length - 1] as string;
+    const text = holder[last];
+    if (typeof text === 'string') holder[last] = parseJsonExact(text);
+  }
+}
+
 /**
  * Turns one row of `operationsQuery` (JSON text) into the change a destination receives, rendering the
  * Liquid templates when the Sync has any.
  */
 export function changeBuilder(shape: SyncShape, syncId: string): (json: string) => RowChange {
+  const build = parsedChangeBuilder(shape, syncId);
+  const nested = nestedPaths(shape);
+  if (nested.length === 0) return build;
+  return (json) => {
+    const change = build(json);
+    restoreNested(change.fields, nested);
+    return change;
+  };
+}
+
+/** The change as operationsQuery built it, templates rendered; nested values still JSON text. */
+function parsedChangeBuilder(shape: SyncShape, syncId: string): (json: string) => RowChange {
   const templates = shape.mappings
     .filter((m) => m.template !== undefined)
     .map((m) => ({ path: m.to.split('.'), template: shape.templates.get(m.to) ?? [] }));
@@ -142,15 +196,16 @@ export function changeBuilder(shape: SyncShape, syncId: string): (json: string) 
     const parsed = JSON.parse(json) as Omit<RowChange, 'idempotencyKey'> & {
       change: string;
       row: Record<string, unknown>;
+      epoch: string;
     };
-    const { operation, key, fields, change, row } = parsed;
+    const { operation, key, fields, change, row, epoch } = parsed;
     if (change !== 'removed')
       for (const t of templates) setPath(fields, t.path, liquid.renderSync(t.template, { row }));
     return {
       operation,
       key,
       fields,
-      idempotencyKey: idempotencyKey(syncId, key, operation, JSON.stringify(fields)),
+      idempotencyKey: idempotencyKey(syncId, key, operation, JSON.stringify(fields), epoch),
     };
   };
 }

@@ -48,6 +48,8 @@ export const runPlan = z.object({
       memoryLimit: z.string().optional(),
       tmpDir: z.string().optional(),
       debuggerRetentionDays: z.number().int().min(0).default(7),
+      /** How often delivered progress is committed while delivering (default 30 s). */
+      checkpointSeconds: z.number().min(0.05).max(86400).optional(),
     })
     .default({ debuggerRetentionDays: 7 }),
 });

@@ -1,14 +1,20 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type {
   ColumnInfo,
   DeliveryContext,
   DestinationCapabilities,
+  DestinationConnector,
   KeysOnlyStage,
   Logger,
 } from '../connectors/types.ts';
 import { destinationConnector, sourceConnector } from '../connectors/registry.ts';
 import { DEFAULT_BACKOFF, lowest, rateLimiter, type BackoffSettings } from './backoff.ts';
-import { CURRENT_ROWS, writeIntentSnapshot, writeSnapshot } from './commit.ts';
+import { committedHashSql, CURRENT_ROWS } from './commit.ts';
+import { RunCommitter } from './committer.ts';
+import { RunLease } from './diffstore/lease.ts';
+import { matchEpochs, noEpochs } from './pending.ts';
+import { downloadState, previousForDiff, readStateForRun, type RunState as StoredState } from './state.ts';
 import { computeDiff, hashProbe, type DiffResult, type PreviousSnapshot } from './diff.ts';
 import { FETCHED_TABLE, fetchChangedRows, recordUnfetched, type FetchOutcome } from './fetch.ts';
 import { DiffStore, type Manifest } from './diffstore/index.ts';
@@ -52,6 +58,10 @@ export interface RunDeps {
 }
 
 const STAGED_TABLE = 'model_rows';
+/** The current snapshot and the one before: a full resync over a broken current one recovers its keys. */
+const KEPT_SNAPSHOTS = 2;
+/** How often a run commits its delivered progress while delivering, unless the plan says otherwise. */
+export const DEFAULT_CHECKPOINT_SECONDS = 30;
 const SAMPLE_ROWS = 5;
 const DEFAULT_CONCURRENCY = 4;
 /**
@@ -73,6 +83,10 @@ interface RunState {
   invalidKeys?: RunSummary['invalidKeys'];
   columns: ColumnInfo[];
   staging?: RunSummary['staging'];
+  /** Checkpoints committed while delivering. */
+  checkpoints?: number;
+  /** Asked to stop during delivery; what was confirmed was committed. */
+  stopped?: boolean;
   fingerprint?: string;
   snapshot?: string;
   samples?: RunSummary['samples'];
@@ -116,6 +130,7 @@ function sameShapeAs(
     | 'comparedConstants'
     | 'hashProbe'
     | 'hashFunction'
+    | 'destinationIdentity'
   >,
   columns: ColumnInfo[],
 ): boolean {
@@ -125,6 +140,7 @@ function sameShapeAs(
     manifest.primaryKey === expected.primaryKey &&
     manifest.destinationType === expected.destinationType &&
     manifest.hashProbe === expected.hashProbe &&
+    manifest.destinationIdentity === expected.destinationIdentity &&
     (manifest.hashFunction ?? ENGINE_HASH) === expected.hashFunction &&
     same(manifest.comparedColumns, expected.comparedColumns) &&
     same(manifest.comparedConstants ?? {}, expected.comparedConstants ?? {}) &&
@@ -168,6 +184,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
   const labels = { namespace: plan.namespace, sync: plan.sync.name, runId: plan.runId };
 
   let store: DiffStore | undefined;
+  let lease: RunLease | undefined;
   let duck: EmbeddedDuck | undefined;
   let requestLog: RequestLog | undefined;
   let keysOnly: KeysOnlyStage | undefined;
@@ -177,6 +194,11 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       plan.namespace,
       plan.sync.name,
     );
+    if (!plan.dryRun) {
+      // Before anything is written or sent: one run of a Sync at a time, and a store the runner can write.
+      lease = await RunLease.acquire(store.blob, store.syncFolder, plan.runId);
+      lease.keepAlive();
+    }
     // Independent start-up steps side by side (each takes a few to tens of milliseconds).
     const [destinationLoaded, sourceLoaded, opened, resolved] = await Promise.allSettled([
       destinationConnector(plan.destination.spec.type),
@@ -204,10 +226,9 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
     const context = { secrets, log, signal, tmpDir: duck.dir };
 
     // The manifest decides how to stage; the previous snapshot downloads while the model is queried.
-    const current = await store.readManifest();
-    const previousFile = join(duck.dir, 'previous.parquet');
-    const download = current ? store.downloadSnapshot(current.manifest, previousFile) : Promise.resolve();
-    download.catch(() => undefined); // awaited below; a failure is reported there
+    const stored: StoredState = await readStateForRun(store, plan.fullResync);
+    const current = stored.current;
+    const download = downloadState(store, stored, duck.dir); // never rejects: failures are checked below
     const probe = await hashProbe(conn);
 
     // Query
@@ -292,11 +313,18 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
     // Diff
     progress('Diffing');
     mark = performance.now();
-    await download;
+    const loaded = await previousForDiff(conn, store, stored, await download, {
+      fullResync: plan.fullResync,
+      primaryKey,
+      destinationType: plan.destination.spec.type,
+      dir: duck.dir,
+      log,
+    });
     let previous: PreviousSnapshot | undefined;
     let resendAll = plan.fullResync;
-    if (current) {
-      const m = current.manifest;
+    const identity = destinationIdentity(destination, plan);
+    if (loaded.previous) {
+      const m = loaded.previous.manifest;
       if (m.primaryKey !== primaryKey && !plan.fullResync) {
         throw new SynclineError(
           'PrimaryKeyChanged',
@@ -304,9 +332,16 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
             'with what was sent before; request a full resync (annotate the Sync, or syncline run --full-resync) to send every row again',
         );
       }
-      if (m.primaryKey === primaryKey) previous = { file: previousFile, manifest: m };
+      if (m.primaryKey === primaryKey) previous = loaded.previous;
       if (m.modelFingerprint !== state.fingerprint || m.destinationType !== plan.destination.spec.type) {
         log.info({ ...labels }, 'the model columns (or the destination type) changed: resending every row');
+        resendAll = true;
+      }
+      if (m.destinationIdentity !== undefined && m.destinationIdentity !== identity) {
+        log.warn(
+          { ...labels },
+          'the Sync writes somewhere else than its last run (another table, URL or folder): sending every row there; records at the old place are left as they are',
+        );
         resendAll = true;
       }
     }
@@ -323,6 +358,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       archiveBehavior: spec.archiveBehavior,
       previous,
       resendAll,
+      pendingFile: previous ? loaded.pendingFile : undefined,
     });
     if (!diff.previous.hashComparable) {
       log.warn(
@@ -339,6 +375,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       comparedConstants: comparedConstants(shape),
       hashProbe: nextHash.probe,
       hashFunction: nextHash.name,
+      destinationIdentity: identity,
     };
     state.counts.added = diff.added;
     state.counts.changed = diff.changed;
@@ -374,12 +411,19 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       await conn.run(`CREATE OR REPLACE VIEW ${CURRENT_ROWS} AS SELECT * FROM valid_rows`);
     }
     const syncId = `${plan.namespace}/${plan.sync.name}`;
+    const snapshotHash = { shape, store: nextHash, stagedHashes: staged.hashes };
+    if (previous && loaded.pendingFile && diff.totalOperations > 0) {
+      await matchEpochs(conn, { primaryKey, hashSql: committedHashSql(snapshotHash) });
+    } else {
+      await noEpochs(conn);
+    }
 
     if (plan.dryRun) {
       state.samples = await sampleOperations(conn, {
         shape,
         primaryKey,
         syncId,
+        runId: plan.runId,
         perOperation: SAMPLE_ROWS,
         operations: Object.keys(diff.operations),
       });
@@ -407,65 +451,28 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       return await finish();
     }
 
-    // Record the keys about to be added before sending them, where a crash could otherwise leave rows
-    // in the destination that no snapshot knows of (and so would never be deleted).
-    let expectedEtag = current?.etag;
-    const removalsMatter = spec.deleteBehavior !== 'ignore' || spec.mode === 'all';
-    if (
-      removalsMatter &&
-      diff.added > 0 &&
-      (diff.operations.upsert || diff.operations.insert || diff.operations.update)
-    ) {
-      mark = performance.now();
-      const intentId = `${plan.runId}.pending`;
-      const file = join(duck.dir, 'intent.parquet');
-      const rowCount = await writeIntentSnapshot(conn, {
-        primaryKey,
-        keyType,
-        previous: diff.previous,
-        file,
-      });
-      const snapshot = await store.uploadSnapshot(intentId, file);
-      const base: Manifest = current?.manifest ?? {
-        version: 2,
-        runId: intentId,
-        snapshot,
-        committedAt: '',
-        primaryKey,
+    // Every key this run is about to touch is committed as pending before the first request, so that a
+    // run killed mid-delivery is followed by one that sends those keys again whatever the model says.
+    const committer = new RunCommitter({
+      store,
+      conn,
+      dir: duck.dir,
+      runId: plan.runId,
+      primaryKey,
+      keyType,
+      previous: diff.previous,
+      hash: snapshotHash,
+      current: loaded.previous && current ? current.manifest : undefined,
+      etag: stored.etag,
+      shape: {
+        ...shapeOfRun,
         columns: staged.columns.map((c) => ({ name: c.name, type: c.type })),
         modelFingerprint: state.fingerprint,
-        comparedColumns: [],
-        rowCount: 0,
-        destinationType: plan.destination.spec.type,
-      };
-      await store.commit(
-        {
-          ...base,
-          version: 2,
-          runId: intentId,
-          snapshot,
-          rowCount,
-          committedAt: new Date().toISOString(),
-          primaryKey: base.primaryKey,
-          // The hashes carried over were made over these columns; rows whose constants changed are stale.
-          comparedColumns: diff.previous.hashed,
-          comparedSources: diff.previous.sources,
-          comparedConstants: shapeOfRun.comparedConstants,
-          // The hashes carried over keep the function that made them.
-          ...(current
-            ? { hashProbe: base.hashProbe, hashFunction: base.hashFunction }
-            : { hashProbe: nextHash.probe, hashFunction: nextHash.name }),
-        },
-        expectedEtag,
-      );
-      const intent = await store.readManifest();
-      if (intent?.manifest.runId !== intentId) {
-        throw new SynclineError(
-          'ConcurrentCommit',
-          `another run of ${plan.namespace}/${plan.sync.name} committed while this one started delivering`,
-        );
-      }
-      expectedEtag = intent.etag;
+      },
+    });
+    if (diff.totalOperations > 0) {
+      mark = performance.now();
+      await committer.intent();
       state.timings.commitMs = elapsed(mark);
     }
 
@@ -485,11 +492,14 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
         columns: staged.columns,
         primaryKey,
         mappings: shape.mappings,
-        acquire: () => limiter.acquire(),
+        acquire: () => limiter.acquire(signal),
         debug: (request) => log_.record(request),
       };
       const writer = await destination.open(deliveryContext);
       const reader = await duck.instance.connect();
+      const progressConn = await duck.instance.connect();
+      const checkpointConn = await duck.instance.connect();
+      const activeLease = lease;
       try {
         const outcome = await deliver({
           reader,
@@ -498,6 +508,21 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
           shape,
           primaryKey,
           syncId,
+          runId: plan.runId,
+          progress: progressConn,
+          // A writer that publishes only when closed has nothing confirmed before then.
+          ...(destination.capabilities.publishesOnClose
+            ? {}
+            : {
+                checkpoint: {
+                  intervalMs: (plan.runner.checkpointSeconds ?? DEFAULT_CHECKPOINT_SECONDS) * 1000,
+                  commit: async () => {
+                    activeLease?.check();
+                    await committer.checkpoint(checkpointConn);
+                    state.checkpoints = (state.checkpoints ?? 0) + 1;
+                  },
+                },
+              }),
           total: diff.totalOperations,
           batchSize: spec.delivery?.batchSize ?? destination.capabilities.defaultBatchSize,
           concurrency:
@@ -525,8 +550,11 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
         state.outcomes = outcome.byOperation;
         state.rejected = outcome.rejected;
         if (outcome.closeError) state.reason = outcome.closeError.reason;
+        if (outcome.stopped) state.stopped = true;
       } finally {
         reader.closeSync();
+        progressConn.closeSync();
+        checkpointConn.closeSync();
       }
     } else {
       await createFailedTable(conn);
@@ -564,37 +592,20 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
     if (unchanged && current) {
       state.snapshot = current.manifest.snapshot; // nothing changed: the current snapshot stays current
     } else {
-      const file = join(duck.dir, 'next.parquet');
-      const rowCount = await writeSnapshot(conn, {
-        shape,
-        primaryKey,
-        keyType,
-        previous: diff.previous,
-        file,
-        store: nextHash,
-        stagedHashes: staged.hashes,
-      });
-      signal.throwIfAborted();
-      const snapshot = await store.uploadSnapshot(plan.runId, file);
-      await store.commit(
-        {
-          ...shapeOfRun,
-          version: 2,
-          runId: plan.runId,
-          snapshot,
-          committedAt: new Date().toISOString(),
-          columns: staged.columns.map((c) => ({ name: c.name, type: c.type })),
-          modelFingerprint: state.fingerprint,
-          rowCount,
-        },
-        expectedEtag,
-      );
-      state.snapshot = snapshot;
+      // Committed even when the run was asked to stop: SIGTERM's grace period is for exactly this.
+      lease?.check();
+      state.snapshot = await committer.final(conn, state.stopped === true, state.counts.failed > 0);
     }
     state.timings.commitMs = (state.timings.commitMs ?? 0) + elapsed(mark);
 
     const { delivered, failed } = state.counts;
-    if (failed > 0 && delivered === 0) {
+    if (state.stopped) {
+      state.result = 'Failed';
+      state.reason = 'Aborted';
+      state.message =
+        `the run was stopped during delivery: ${delivered} of ${diff.totalOperations} row operation(s) delivered and committed` +
+        `${failed > 0 ? `, ${failed} rejected` : ''}; the rest is sent by the next run`;
+    } else if (failed > 0 && delivered === 0) {
       state.result = 'Failed';
       state.reason ??= 'RowsRejected';
       state.message = `the destination rejected all ${failed} row operation(s); first: ${describeRejected(state.rejected[0])}`;
@@ -659,6 +670,7 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
       ...(state.outcomes ? { outcomes: state.outcomes } : {}),
       timings: state.timings,
       ...(state.staging ? { staging: state.staging } : {}),
+      ...(state.checkpoints ? { checkpoints: state.checkpoints } : {}),
       rejected: state.rejected.slice(0, 100),
       ...(state.invalidKeys ? { invalidKeys: state.invalidKeys } : {}),
       columns: state.columns.map((c) => ({ name: c.name, type: c.type })),
@@ -669,7 +681,10 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
     if (store && !plan.dryRun) {
       try {
         await store.writeRunSummary(plan.runId, summary);
-        await store.prune({ requestLogDays: plan.runner.debuggerRetentionDays, keepSnapshots: 1 });
+        await store.prune({
+          requestLogDays: plan.runner.debuggerRetentionDays,
+          keepSnapshots: KEPT_SNAPSHOTS,
+        });
       } catch (error) {
         log.warn(
           { ...labels, err: describeError(error).message },
@@ -677,12 +692,26 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
         );
       }
     }
+    await lease?.release();
+    lease = undefined;
     log.info(
       { ...labels, result: summary.result, reason: summary.reason, counts: summary.counts },
       summary.message,
     );
     return summary;
   }
+}
+
+/**
+ * Where the destination's records live, as a digest: the connector's identity of the destination and
+ * the Sync's target (no credential is part of it). A changed identity sends every row to the new place.
+ */
+function destinationIdentity(destination: DestinationConnector, plan: RunPlan): string {
+  const described = destination.identity?.(plan.destination.spec, plan.sync.spec) ?? {
+    type: plan.destination.spec.type,
+    target: plan.sync.spec.target ?? null,
+  };
+  return createHash('sha256').update(JSON.stringify(described)).digest('hex').slice(0, 32);
 }
 
 function settledValue<T>(result: PromiseSettledResult<T>): T {

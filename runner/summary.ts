@@ -41,6 +41,8 @@ export const runSummary = z.object({
   /** Delivered and failed operations by kind (counts.delivered and counts.failed, split). */
   outcomes: z.record(z.string(), z.object({ delivered: z.number(), failed: z.number() })).optional(),
   timings: phaseTimings,
+  /** Commits of delivered progress made while delivering. */
+  checkpoints: z.number().int().min(0).optional(),
   /**
    * How the model was read: every row, or only keys and row hashes (the source hashing) with the rows
    * that changed read afterwards; and the function of the hashes the committed snapshot keeps.

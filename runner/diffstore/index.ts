@@ -30,11 +30,24 @@ export const manifestSchema = z.object({
   hashFunction: z.string().optional(),
   rowCount: z.number().int().min(0),
   destinationType: z.string(),
+  /**
+   * Where the destination's records live (a digest of the connector's identity: server, table, URL), so
+   * that a Sync pointed somewhere else sends every row there. Absent in manifests of older runners.
+   */
+  destinationIdentity: z.string().optional(),
+  /**
+   * The keys a run was about to touch, committed before it sent anything (pending/<runId>.parquet: key,
+   * typed key, operation, row hash, idempotency epoch). Until `folded`, each is taken as stale: a run
+   * killed mid-delivery sends them again whatever the model says next. Folded once a checkpoint or the
+   * final commit wrote their staleness into the snapshot; kept for the epochs of keys still stale.
+   */
+  pending: z.object({ file: z.string().min(1), runId: z.string().min(1), folded: z.boolean() }).optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const SNAPSHOTS = 'snapshots/';
+const PENDING = 'pending/';
 const RUNS = 'runs/';
 const REQUEST_LOG_SUFFIX = '.requests.jsonl.gz';
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -72,17 +85,67 @@ export class DiffStore {
     this.folder = `${namespace}/${sync}/`;
   }
 
+  /** The folder of this Sync's objects under the store's base URL (`<namespace>/<sync>/`). */
+  get syncFolder(): string {
+    return this.folder;
+  }
+
   /** Where this sync's state lives, for messages. */
   get url(): string {
     return `${this.blob.url}/${this.folder}`;
   }
 
   async readManifest(): Promise<{ manifest: Manifest; etag: string } | undefined> {
-    const found = await this.storage(() => this.blob.get(this.folder + 'manifest.json'));
+    const found = await this.readManifestObject();
     if (!found) return undefined;
+    return { manifest: this.parseManifest(found.body), etag: found.etag };
+  }
+
+  /**
+   * The manifest for a full resync, which must recover from any unreadable state: the manifest when it
+   * reads, else the etag of the broken object (to replace it with a compare-and-swap) and why it is broken.
+   */
+  async readManifestForRepair(): Promise<
+    { manifest: Manifest; etag: string } | { manifest: undefined; etag: string; problem: string } | undefined
+  > {
+    const found = await this.readManifestObject();
+    if (!found) return undefined;
+    try {
+      return { manifest: this.parseManifest(found.body), etag: found.etag };
+    } catch (error) {
+      if (isSynclineError(error) && error.reason === 'DiffStoreCorrupt')
+        return { manifest: undefined, etag: found.etag, problem: error.message };
+      throw error;
+    }
+  }
+
+  /** Snapshot files of this Sync, newest first (to recover the keys of the last readable one). */
+  async listSnapshots(): Promise<{ path: string; url: string; updatedAt: string }[]> {
+    const entries = await this.storage(() => this.blob.list(this.folder + SNAPSHOTS));
+    return entries
+      .filter((e) => e.path.endsWith('.parquet'))
+      .sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0))
+      .map((e) => ({
+        path: e.path.slice(this.folder.length),
+        url: `${this.blob.url}/${e.path}`,
+        updatedAt: e.updatedAt,
+      }));
+  }
+
+  /** Download a snapshot by its path relative to the Sync's folder; false when it is gone. */
+  async downloadRelative(relative: string, localFile: string): Promise<boolean> {
+    const path = this.snapshotPath(relative);
+    return this.storage(() => this.blob.getToFile(path, localFile));
+  }
+
+  private async readManifestObject(): Promise<{ body: Buffer; etag: string } | undefined> {
+    return this.storage(() => this.blob.get(this.folder + 'manifest.json'));
+  }
+
+  private parseManifest(body: Buffer): Manifest {
     let json: unknown;
     try {
-      json = JSON.parse(found.body.toString('utf8'));
+      json = JSON.parse(body.toString('utf8'));
     } catch (error) {
       throw new SynclineError(
         'DiffStoreCorrupt',
@@ -96,7 +159,7 @@ export class DiffStore {
         `${this.url}manifest.json is not a manifest this runner can read (${parsed.error.issues[0]?.message ?? 'invalid'}): request a full resync`,
       );
     }
-    return { manifest: parsed.data, etag: found.etag };
+    return parsed.data;
   }
 
   async downloadSnapshot(manifest: Manifest, localFile: string): Promise<void> {
@@ -125,6 +188,38 @@ export class DiffStore {
     }
     await this.storage(() => this.blob.putFile(this.folder + relative, localFile));
     return relative;
+  }
+
+  /** Upload a run's pending keys (see Manifest.pending); returns the relative path. */
+  async uploadPending(runId: string, localFile: string): Promise<string> {
+    const relative = `${PENDING}${this.checkRunId(runId)}.parquet`;
+    await this.storage(() => this.blob.putFile(this.folder + relative, localFile));
+    return relative;
+  }
+
+  async downloadPending(manifest: Manifest, localFile: string): Promise<void> {
+    const relative = manifest.pending?.file ?? '';
+    if (
+      !relative.startsWith(PENDING) ||
+      relative.includes('..') ||
+      relative.slice(PENDING.length).includes('/')
+    )
+      throw new SynclineError(
+        'DiffStoreCorrupt',
+        `pending keys path "${relative}" in ${this.url}manifest.json is not under ${PENDING}: request a full resync`,
+      );
+    const found = await this.storage(() => this.blob.getToFile(this.folder + relative, localFile));
+    if (!found) {
+      throw new SynclineError(
+        'DiffStoreCorrupt',
+        `the pending keys ${this.url}${relative} of run ${manifest.pending?.runId} are missing, so the keys that run may have sent are unknown: request a full resync`,
+      );
+    }
+  }
+
+  /** Delete an object this run wrote and no manifest names any more (a superseded checkpoint). */
+  async deleteRelative(relative: string): Promise<void> {
+    await this.storage(() => this.blob.delete(this.folder + relative));
   }
 
   async commit(manifest: Manifest, expectedEtag: string | undefined): Promise<void> {
@@ -216,6 +311,7 @@ export class DiffStore {
     }
     const current = await this.readManifest();
     if (!current) return; // without a commit nothing is known to be unneeded
+    await this.prunePending(current.manifest);
     const currentPath = this.snapshotPath(current.manifest.snapshot);
     const snapshots = (await this.storage(() => this.blob.list(this.folder + SNAPSHOTS))).sort((a, b) =>
       a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0,
@@ -227,6 +323,17 @@ export class DiffStore {
       (entry) => entry.path !== currentPath && entry.updatedAt < currentEntry.updatedAt,
     );
     for (const entry of older.slice(keep - 1)) await this.storage(() => this.blob.delete(entry.path));
+  }
+
+  /** Pending-key files older than the one the manifest names (a newer one may be about to commit). */
+  private async prunePending(manifest: Manifest): Promise<void> {
+    const files = await this.storage(() => this.blob.list(this.folder + PENDING));
+    const named = manifest.pending ? this.folder + manifest.pending.file : undefined;
+    const namedAt = files.find((f) => f.path === named)?.updatedAt ?? manifest.committedAt;
+    for (const file of files) {
+      if (file.path !== named && file.updatedAt < namedAt)
+        await this.storage(() => this.blob.delete(file.path));
+    }
   }
 
   /** Delete everything this sync stored (snapshotPolicy: delete); returns how many objects. */
