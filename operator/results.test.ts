@@ -168,6 +168,25 @@ describe('job outcomes', () => {
     expect(neverStarted).toMatchObject({ reason: 'SecretNotFound', succeeded: false });
   });
 
+  it('keeps what a run stopped at its deadline delivered and committed, under the deadline reason', () => {
+    const stopped = {
+      ...summary,
+      result: 'Failed',
+      reason: 'Aborted',
+      message: 'the run was stopped during delivery: 2 of 3 row operation(s) delivered and committed',
+      counts: { ...summary.counts, delivered: 2 },
+    };
+    const outcome = jobOutcome(job([{ type: 'Failed', reason: 'DeadlineExceeded' }], 60), [
+      pod({ terminated: { exitCode: 1, reason: 'Error', message: JSON.stringify(stopped) } }),
+    ]);
+    if (outcome.state !== 'finished') throw new Error('not finished');
+    const { record } = runRecordFromOutcome({ id: 'r1' }, outcome);
+    expect(record).toMatchObject({ result: 'Failed', reason: 'DeadlineExceeded', counts: { delivered: 2 } });
+    expect(record.message).toMatch(
+      /activeDeadlineSeconds \(60 s\).*; the run was stopped during delivery: 2 of 3/,
+    );
+  });
+
   it('reads a connection check result', () => {
     const ok = jobOutcome(job([{ type: 'Complete' }]), [
       pod({

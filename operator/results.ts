@@ -229,6 +229,13 @@ export function runRecordFromOutcome(
     // A runner that wrote a summary said what happened; a non-zero exit with a "Succeeded" summary is
     // still a failure of the run.
     const failedExit = !outcome.succeeded && summary.result !== 'Failed';
+    // Stopped at its deadline, the runner committed what it delivered and said so: keep both facts.
+    const deadline = summary.reason === 'Aborted' && outcome.reason === 'DeadlineExceeded';
+    const message = failedExit
+      ? (outcome.message ?? summary.message)
+      : deadline
+        ? `${outcome.message ?? 'the run reached its deadline'}; ${summary.message}`
+        : summary.message;
     return {
       summary,
       record: {
@@ -236,13 +243,13 @@ export function runRecordFromOutcome(
         startedAt: summary.startedAt || base.startedAt,
         finishedAt: summary.finishedAt || base.finishedAt,
         result: failedExit ? 'Failed' : summary.result,
-        ...(failedExit
+        ...(failedExit || deadline
           ? { reason: outcome.reason ?? 'RunnerFailed' }
           : summary.reason
             ? { reason: summary.reason }
             : {}),
         counts: summary.counts,
-        message: truncate(failedExit ? (outcome.message ?? summary.message) : summary.message, 4096),
+        message: truncate(message, 4096),
         ...(summary.snapshot ? { snapshot: summary.snapshot } : {}),
       },
     };
