@@ -124,6 +124,19 @@ describe('files source: a model query sees only the Source folder', () => {
     }
   });
 
+  it('kills the query process when the run is aborted, and removes its scratch folder', async () => {
+    const controller = new AbortController();
+    const req = {
+      ...request('SELECT sum(a.range * b.range) AS id FROM range(100000) a, range(100000) b'),
+      signal: controller.signal,
+    };
+    const started = performance.now();
+    setTimeout(() => controller.abort(new Error('run aborted')), 1500);
+    await expect(source!.stage(req)).rejects.toThrow('run aborted');
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(readdirSync(ctx.tmpDir).filter((f) => f.startsWith('files-query-'))).toEqual([]);
+  });
+
   it('leaves the engine connection as it was', async () => {
     await source!.stage(request("SELECT * FROM read_csv('customers.csv')"));
     const setting = await rowsOf(
