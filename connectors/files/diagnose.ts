@@ -14,12 +14,13 @@ export interface CsvDialect {
 
 /**
  * read_csv's options: RFC 4180 quoting, strict, every line's field count checked (unless padded, to
- * diagnose), no line skipped (ignore_errors is off by default).
+ * diagnose), no line skipped. The sniffer would otherwise skip lines silently: leading lines narrower
+ * than a later one (skip), and lines starting with # (comment); ignore_errors is off by default.
  */
 export function csvOptions(dialect: CsvDialect, nullPadding = false): string {
   return (
     `header = ${dialect.header}, delim = ${quoteLiteral(dialect.delimiter)}, quote = '"', escape = '"', ` +
-    `strict_mode = true, null_padding = ${nullPadding}`
+    `strict_mode = true, null_padding = ${nullPadding}, skip = 0, comment = ''`
   );
 }
 

@@ -31,7 +31,15 @@ function runChild(job: SandboxJob, signal: AbortSignal): Promise<SandboxAnswer> 
     signal.addEventListener('abort', onAbort, { once: true });
     child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
     child.stderr.setEncoding('utf8').on('data', (text: string) => (err = (err + text).slice(-2000)));
-    child.on('error', reject);
+    child.on('error', (error) =>
+      reject(
+        new SynclineError(
+          'SourceQueryFailed',
+          `cannot start the process that runs the model query: ${error.message}`,
+          { cause: error },
+        ),
+      ),
+    );
     child.on('close', (code, killed) => {
       signal.removeEventListener('abort', onAbort);
       if (signal.aborted) return reject(signal.reason);

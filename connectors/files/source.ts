@@ -1,6 +1,6 @@
 // Files as a Source: CSV, JSON lines and Parquet read by DuckDB from a local folder, or downloaded from
 // s3:// or gs:// into the run's scratch folder first (DuckDB's httpfs extension is not available offline).
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, matchesGlob, normalize, relative, resolve, sep } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { SourceSpec } from '../../crds/index.ts';
@@ -59,6 +59,8 @@ async function downloadRemote(
 ) {
   const store = remoteStore(settings.url, settings, ctx.secrets);
   const folder = join(ctx.tmpDir, `files-source-${table}`);
+  // A query's working folder, even when it names no file of the bucket.
+  await mkdir(folder, { recursive: true });
   const patterns = model.table !== undefined ? [model.table] : literalsOf(model.query ?? '');
   const entries = await store.list('');
   const wanted = entries.filter((e) => patterns.some((p) => e.path === p || matchesGlob(e.path, p)));

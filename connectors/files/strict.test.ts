@@ -54,6 +54,8 @@ beforeAll(async () => {
   write('unterminated.csv', 'id,name\n1,a\n2,"abc\n3,b\n');
   write('too-many.csv', 'id,name\n1,a\n2,b,c\n3,d\n');
   write('too-few.csv', 'id,name,x\n1,a,1\n2,b\n3,d,3\n');
+  write('wide-last.csv', 'id,name\n1,a\n2,b\n3,c,d\n');
+  write('hash.csv', 'id,name\n1,a\n#2,b\n3,c\n');
   write('empty.csv', '');
   write('empty.jsonl', '');
   write('header-only.csv', 'id,name\n');
@@ -117,6 +119,17 @@ describe('files source: input it cannot read completely and exactly', () => {
     expect(few.reason).toBe('SourceFileUnreadable');
     expect(few.message).toContain('too-few.csv line 3');
     expect(few.message).toMatch(/has 2 fields.*header has 3/);
+  });
+
+  it('never skips lines: not those before a wider line, not those starting with #', async () => {
+    const wide = await failure('wide-last.csv');
+    expect(wide.reason).toBe('SourceFileUnreadable');
+    expect(wide.message).toContain('wide-last.csv line 4');
+    expect(wide.message).toMatch(/has 3 fields.*header has 2/);
+    const req = request({ table: 'hash.csv' });
+    expect((await source!.stage(req)).rows).toBe(3);
+    const ids = await rowsOf(duck.duck, `SELECT id FROM ${req.table} ORDER BY id`);
+    expect(ids.map((r) => r.id)).toEqual(['#2', '1', '3']);
   });
 
   it('fails on an empty (0-byte) file, but reads a header-only CSV as a model with no rows', async () => {
