@@ -143,9 +143,16 @@ describe('helm template with default values', () => {
       NODE_OPTIONS: '--max-semi-space-size=4',
     });
     expect(JSON.parse(env['SYNCLINE_RUNNER_RESOURCES'] as string)).toEqual({
-      requests: { cpu: '250m', memory: '512Mi' },
-      limits: { memory: '2Gi' },
+      requests: { cpu: '250m', memory: '512Mi', 'ephemeral-storage': '1Gi' },
+      limits: { memory: '2Gi', 'ephemeral-storage': '10Gi' },
     });
+    // Admin maximums are on by default: a Sync cannot ask for more, nor run longer than a day.
+    expect(JSON.parse(env['SYNCLINE_RUNNER_MAX_RESOURCES'] as string)).toEqual({
+      memory: '16Gi',
+      'ephemeral-storage': '100Gi',
+    });
+    expect(env['SYNCLINE_RUNNER_MAX_DEADLINE_SECONDS']).toBe('86400');
+    expect(env['SYNCLINE_DIFF_STORE_NAMESPACE_SECRET']).toBeUndefined();
     // Watching all namespaces, the runner account cannot be pre-created everywhere: pods use the default one, tokenless.
     expect(env['SYNCLINE_RUNNER_SERVICE_ACCOUNT']).toBeUndefined();
     expect(find(defaults, 'PodDisruptionBudget').spec).toMatchObject({ maxUnavailable: 1 });
@@ -180,6 +187,64 @@ describe('helm template with default values', () => {
     expect(edit.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view']).toBeUndefined();
   });
 
+  it('grants the operator exactly the API calls it makes: no Secrets, ConfigMaps or pod logs', () => {
+    const role = find(defaults, 'ClusterRole', 'syncline-operator') as K8sObject & {
+      rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+    };
+    const grants = role.rules.flatMap((r) =>
+      r.apiGroups.flatMap((g) =>
+        r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${g || 'core'}/${res}`)),
+      ),
+    );
+    expect(grants.sort()).toEqual(
+      [
+        // Informers (operator/manager.ts): the four kinds, and the Jobs and Pods the operator created.
+        ...['sources', 'models', 'destinations', 'syncs'].flatMap((k) => [
+          `list syncline.io/${k}`,
+          `watch syncline.io/${k}`,
+        ]),
+        'get syncline.io/syncs', // cluster.getObject: is a Sync's cache behind
+        'patch syncline.io/syncs', // cluster.setFinalizers
+        ...['sources', 'models', 'destinations', 'syncs'].map((k) => `patch syncline.io/${k}/status`),
+        // Owner references with blockOwnerDeletion on Jobs owned by these kinds.
+        ...['sources', 'destinations', 'syncs'].map((k) => `update syncline.io/${k}/finalizers`),
+        ...['create', 'delete', 'get', 'list', 'watch'].map((v) => `${v} batch/jobs`),
+        'list core/pods',
+        'watch core/pods',
+        'create core/events',
+        'patch core/events',
+      ].sort(),
+    );
+    const leases = find(defaults, 'Role', 'syncline-leader-election') as K8sObject & {
+      rules: Array<{ resources: string[]; verbs: string[]; resourceNames?: string[] }>;
+    };
+    expect(leases.rules).toEqual([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      {
+        apiGroups: ['coordination.k8s.io'],
+        resources: ['leases'],
+        resourceNames: ['syncline'],
+        verbs: ['get', 'update'],
+      },
+    ]);
+  });
+
+  it('has no NetworkPolicy unless asked, and none without namespaces to put it in', async () => {
+    expect(defaults.some((o) => o.kind === 'NetworkPolicy')).toBe(false);
+    const { args, cleanup } = valuesArgs({ runner: { networkPolicy: { enabled: true } } });
+    try {
+      const result = await helm(['template', 'x', CHART_DIR, '--kube-version', KUBE_VERSION, ...args], {
+        allowFailure: true,
+      });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        'runner.networkPolicy.enabled needs runner.networkPolicy.namespaces (or watchNamespaces)',
+      );
+    } finally {
+      cleanup();
+    }
+  });
+
   it('crds.enabled=false leaves the CRDs out; crds.keep=false drops the keep policy', async () => {
     const without = parseManifests(await renderChart({ crds: { enabled: false } }));
     expect(without.filter((o) => o.kind === 'CustomResourceDefinition')).toEqual([]);
@@ -211,7 +276,10 @@ describe('helm template with every option switched on', () => {
     expect(runners.map((r) => r.metadata.namespace).sort()).toEqual(['team-a', 'team-b']);
     for (const runner of runners) {
       expect(runner['automountServiceAccountToken']).toBe(false);
-      expect(runner.metadata.annotations?.['eks.amazonaws.com/role-arn']).toContain('syncline-runner');
+      // team-b has its own role (runner.serviceAccount.namespaceAnnotations).
+      expect(runner.metadata.annotations?.['eks.amazonaws.com/role-arn']).toMatch(
+        /syncline-(runner|team-b)$/,
+      );
     }
     // The runner account has no binding anywhere.
     const subjects = full.flatMap((o) => (o['subjects'] as Array<{ name: string }> | undefined) ?? []);
@@ -242,6 +310,60 @@ describe('helm template with every option switched on', () => {
       SYNCLINE_SECRET_SYNCLINE_STORE__SECRETACCESSKEY: {
         secretKeyRef: { name: 'syncline-store', key: 'secretAccessKey' },
       },
+    });
+  });
+
+  it("gives each namespace's runners their own diff-store Secret and workload identity", () => {
+    const env = envOf(find(full, 'Deployment') as Deployment);
+    expect(env['SYNCLINE_DIFF_STORE_NAMESPACE_SECRET']).toBe('syncline-diffstore');
+    expect(JSON.parse(env['SYNCLINE_RUNNER_MAX_RESOURCES'] as string)).toEqual({
+      cpu: '4',
+      memory: '8Gi',
+      'ephemeral-storage': '50Gi',
+    });
+    expect(env['SYNCLINE_RUNNER_MAX_DEADLINE_SECONDS']).toBe('14400');
+    const roleOf = (ns: string) =>
+      full.find(
+        (o) =>
+          o.kind === 'ServiceAccount' &&
+          o.metadata.name === 'prod-syncline-runner' &&
+          o.metadata.namespace === ns,
+      )?.metadata.annotations?.['eks.amazonaws.com/role-arn'];
+    expect(roleOf('team-a')).toBe('arn:aws:iam::123456789012:role/syncline-runner');
+    expect(roleOf('team-b')).toBe('arn:aws:iam::123456789012:role/syncline-team-b');
+  });
+
+  it('puts a NetworkPolicy on runner pods in each namespace: no ingress, no API server, no metadata service', () => {
+    const policies = full.filter((o) => o.kind === 'NetworkPolicy') as Array<
+      K8sObject & { spec: Record<string, unknown> }
+    >;
+    expect(policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`).sort()).toEqual([
+      'team-a/prod-syncline-runner',
+      'team-b/prod-syncline-runner',
+    ]);
+    expect(policies[0]?.spec).toEqual({
+      podSelector: { matchLabels: { 'app.kubernetes.io/managed-by': 'syncline' } },
+      policyTypes: ['Ingress', 'Egress'],
+      egress: [
+        {
+          to: [
+            {
+              ipBlock: { cidr: '0.0.0.0/0', except: ['169.254.169.254/32', '10.96.0.1/32', '172.18.0.2/32'] },
+            },
+            { ipBlock: { cidr: '::/0', except: ['fd00:ec2::254/128', 'fd00:10:96::1/128'] } },
+          ],
+        },
+        {
+          to: [
+            {
+              namespaceSelector: {},
+              podSelector: {
+                matchExpressions: [{ key: 'component', operator: 'NotIn', values: ['kube-apiserver'] }],
+              },
+            },
+          ],
+        },
+      ],
     });
   });
 
@@ -289,6 +411,16 @@ describe('values.schema.json', () => {
     ],
     [{ runner: { env: { SYNCLINE_SECRET_X__Y: 'v' } } }, "invalid propertyName 'SYNCLINE_SECRET_X__Y'"],
     [{ replicas: 2 }, "additional properties 'replicas' not allowed"],
+    [{ runner: { maxResources: { memory: 'lots' } } }, "at '/runner/maxResources/memory'"],
+    [
+      { runner: { networkPolicy: { deniedCIDRs: ['metadata'] } } },
+      "at '/runner/networkPolicy/deniedCIDRs/0'",
+    ],
+    [{ diffStore: { namespaceSecret: 'Team Store' } }, "at '/diffStore/namespaceSecret'"],
+    [
+      { runner: { activeDeadlineSeconds: 7200, maxActiveDeadlineSeconds: 3600 } },
+      'runner.activeDeadlineSeconds (7200) is above runner.maxActiveDeadlineSeconds (3600)',
+    ],
   ])('rejects %j at helm install', async (values, message) => {
     const { args, cleanup } = valuesArgs(values);
     try {

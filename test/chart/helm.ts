@@ -120,14 +120,27 @@ export const FULL_VALUES = {
       accessKeyIdSecretRef: { name: 'syncline-store', key: 'accessKeyId' },
       secretAccessKeySecretRef: { name: 'syncline-store', key: 'secretAccessKey' },
     },
+    namespaceSecret: 'syncline-diffstore',
   },
   runner: {
-    resources: { requests: { cpu: '500m', memory: '1Gi' }, limits: { memory: '4Gi' } },
+    resources: {
+      requests: { cpu: '500m', memory: '1Gi', 'ephemeral-storage': '2Gi' },
+      limits: { memory: '4Gi', 'ephemeral-storage': '20Gi' },
+    },
+    maxResources: { cpu: '4', memory: '8Gi', 'ephemeral-storage': '50Gi' },
     activeDeadlineSeconds: 7200,
+    maxActiveDeadlineSeconds: 14400,
     memoryLimit: '3GB',
     env: { TZ: 'Europe/Paris' },
     serviceAccount: {
       annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/syncline-runner' },
+      namespaceAnnotations: {
+        'team-b': { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/syncline-team-b' },
+      },
+    },
+    networkPolicy: {
+      enabled: true,
+      apiServerCIDRs: ['10.96.0.1', '172.18.0.2/32', 'fd00:10:96::1'],
     },
   },
   serviceAccount: {
