@@ -7,7 +7,7 @@ import {
   tlsSettings,
   valueOrSecret,
 } from './common.ts';
-import { withRules } from './rules.ts';
+import { celString, withRules } from './rules.ts';
 import { exactlyTheSettingsOf } from './settings-rule.ts';
 
 export const DESTINATION_TYPES = ['http', 'postgres', 'files'] as const;
@@ -17,6 +17,20 @@ export const ROW_OPERATIONS = ['insert', 'update', 'upsert', 'delete', 'clear', 
 export type RowOperation = (typeof ROW_OPERATIONS)[number];
 
 const httpMethod = z.enum(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * Header names that carry credentials: their values must come from a Secret, never sit in a resource kept
+ * in Git. (Idempotency-Key is the engine's own header, not a credential.)
+ */
+const CREDENTIAL_HEADER_RE =
+  '^((proxy-)?authorization|(set-)?cookie|.*(key|token|secret|password|passwd|credentials?|auth))$';
+const NOT_A_CREDENTIAL_RE = '^(x-)?idempotency-key$';
+const CREDENTIAL_HEADER = new RegExp(CREDENTIAL_HEADER_RE, 'i');
+const NOT_A_CREDENTIAL = new RegExp(NOT_A_CREDENTIAL_RE, 'i');
+
+export function isCredentialHeader(name: string): boolean {
+  return CREDENTIAL_HEADER.test(name) && !NOT_A_CREDENTIAL.test(name);
+}
 
 const httpHeader = withRules(
   valueOrSecret.extend({
@@ -32,6 +46,13 @@ const httpHeader = withRules(
       cel: 'has(self.value) != has(self.valueFrom)',
       check: (h) => (h.value !== undefined) !== (h.valueFrom !== undefined),
       message: 'set exactly one of value or valueFrom.secretKeyRef for each header',
+    },
+    {
+      cel: `!has(self.value) || !self.name.matches(${celString(`(?i)${CREDENTIAL_HEADER_RE}`)}) || self.name.matches(${celString(`(?i)${NOT_A_CREDENTIAL_RE}`)})`,
+      check: (h) => h.value === undefined || !isCredentialHeader(h.name),
+      message:
+        'a header whose name carries a credential (Authorization, Proxy-Authorization, Cookie, *-Key, *-Token, *-Secret, ...) must not have a plain value: put the value in a Secret and use valueFrom.secretKeyRef',
+      fieldPath: '.value',
     },
   ],
 );
@@ -87,7 +108,9 @@ export const httpDestinationSettings = z
         ),
       )
       .optional()
-      .describe('Per-operation overrides of method and URL (for example DELETE on removed rows).'),
+      .describe(
+        'Per-operation overrides of method and URL. With body row, deletes default to DELETE on url, which must then address one record.',
+      ),
     idempotencyKeyHeader: z
       .string()
       .max(256)
@@ -96,6 +119,13 @@ export const httpDestinationSettings = z
         'Header carrying a key unique to each row operation, so that retries are safe. Empty to omit.',
       ),
     timeoutSeconds: z.number().int().min(1).max(600).default(30).describe('Timeout of one request.'),
+    // Optional rather than defaulted, so specs written before it still type-check; the connector defaults it.
+    treatNotFoundAsDeleted: z
+      .boolean()
+      .optional()
+      .describe(
+        'Count a delete answered 404 Not Found or 410 Gone as done: the record is already gone. Default true.',
+      ),
   })
   .describe('A custom HTTP API: one JSON request per row operation, or per batch.');
 

@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DestinationSpec } from '../../crds/index.ts';
+import type { DestinationSpec, SyncSpec } from '../../crds/index.ts';
 import { isSynclineError } from '../../runner/errors.ts';
 import { freePort } from '../../test/stack/process.ts';
-import { change, deliveryContext, testContext } from '../shared/test-context.ts';
+import { change, deliveryContext, synclineFailure, testContext } from '../shared/test-context.ts';
 import type { ColumnInfo } from '../types.ts';
 import { destination } from './index.ts';
 import { parseRetryAfter } from './request.ts';
@@ -17,7 +17,25 @@ interface Received {
 }
 
 const SECRET = 'sk_live_0123456789abcdef';
-const base = testContext({ api: { token: SECRET } });
+/** A token with characters that URL and JSON encoding change. */
+const SPECIAL = 'Tok/"en+9876 543\\21=xyz';
+const base = testContext({ api: { token: SECRET }, special: { token: SPECIAL } });
+
+/** The forms an API has been seen to echo a token in. */
+function echoForms(secret: string): Record<string, string> {
+  return {
+    upper: secret.toUpperCase(),
+    lower: secret.toLowerCase(),
+    base64: Buffer.from(secret).toString('base64'),
+    base64url: Buffer.from(secret).toString('base64url'),
+    basic: Buffer.from(`user:${secret}`).toString('base64'),
+    url: encodeURIComponent(secret),
+    form: new URLSearchParams({ t: secret }).toString().slice(2),
+    json: JSON.stringify(secret).slice(1, -1),
+    jsonTwice: JSON.stringify(JSON.stringify(secret)).slice(1, -1),
+    unicode: [...secret].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join(''),
+  };
+}
 const received: Received[] = [];
 let server: Server;
 let origin: string;
@@ -45,8 +63,8 @@ function spec(http: Record<string, unknown>): DestinationSpec {
   } as DestinationSpec;
 }
 
-async function open(http: Record<string, unknown>) {
-  const harness = deliveryContext(base, { destination: spec(http), sync: {}, columns, primaryKey: 'id' });
+async function open(http: Record<string, unknown>, sync: Partial<SyncSpec> = {}) {
+  const harness = deliveryContext(base, { destination: spec(http), sync, columns, primaryKey: 'id' });
   return { ...harness, writer: await destination!.open(harness.ctx) };
 }
 
@@ -62,7 +80,19 @@ beforeAll(async () => {
         headers: req.headers,
         body: Buffer.concat(chunks).toString('utf8'),
       });
-      if (path.startsWith('/bad')) {
+      if (path.startsWith('/echo')) {
+        // Echo the Authorization header in every form, as text (not as JSON, so each form is verbatim).
+        const forms = echoForms(String(req.headers.authorization));
+        res.writeHead(400).end(
+          Object.entries(forms)
+            .map(([k, v]) => `${k}=${v}`)
+            .join('\n'),
+        );
+      } else if (path.startsWith('/gone')) {
+        res.writeHead(404).end('no such record');
+      } else if (path.startsWith('/vanished')) {
+        res.writeHead(410).end('gone');
+      } else if (path.startsWith('/bad')) {
         res
           .writeHead(422, { 'content-type': 'application/json' })
           .end(`{"error":"email is invalid","echo":"${SECRET}","pad":"${'x'.repeat(2000)}"}`);
@@ -284,4 +314,112 @@ describe('http destination: check', () => {
       await reason(destination!.check(spec({ url: `http://127.0.0.1:${await freePort()}/x` }), base)),
     ).toBe('DestinationUnreachable');
   });
+});
+
+describe('http destination: URL templates', () => {
+  it('refuses, when the writer opens, a variable the Sync does not fill, naming the template and the fields', async () => {
+    const unknownField = await synclineFailure(open({ url: `${origin}/users/{{ row.nope }}` }));
+    expect(unknownField.reason).toBe('InvalidTemplate');
+    expect(unknownField.message).toContain(`http.url "${origin}/users/{{ row.nope }}" uses row.nope`);
+    expect(unknownField.message).toContain('fields: id, name');
+    const unknownRoot = await synclineFailure(
+      open({ url: `${origin}/users`, operations: { update: { url: `${origin}/u/{{ id }}` } } }),
+    );
+    expect(unknownRoot.reason).toBe('InvalidTemplate');
+    expect(unknownRoot.message).toContain('http.operations.update.url');
+    expect(unknownRoot.message).toContain('unknown variable id');
+    // Removed rows carry only their key fields: a delete URL can use nothing else.
+    const deleteByName = await synclineFailure(
+      open({ url: `${origin}/users/{{ row.name }}` }, { deleteBehavior: 'delete' }),
+    );
+    expect(deleteByName.message).toContain('uses row.name, which is not a field');
+    expect(deleteByName.message).toContain('fields: id)');
+  });
+
+  it('rejects a row whose URL needs a NULL or empty value; the rest of the batch goes', async () => {
+    received.length = 0;
+    const { writer } = await open({
+      url: `${origin}/users/{{ row.id }}/{{ row.name | raw }}`,
+      method: 'PUT',
+    });
+    const results = await writer.write([
+      change('upsert', 1, { id: null, name: 'a' }),
+      change('upsert', 2, { id: '2', name: '' }),
+      change('upsert', 3, { id: '3', name: 'c' }),
+    ]);
+    expect(results).toEqual([
+      { ok: false, retryable: false, reason: expect.stringContaining('{{ row.id }} in the URL is NULL') },
+      {
+        ok: false,
+        retryable: false,
+        reason: expect.stringContaining('{{ row.name | raw }} in the URL is empty'),
+      },
+      { ok: true },
+    ]);
+    expect(received.map((r) => r.url)).toEqual(['/users/3/c']);
+  });
+});
+
+describe('http destination: deletes', () => {
+  it('sends a delete without an override as DELETE on the record URL, without a body', async () => {
+    received.length = 0;
+    const { writer } = await open(
+      { url: `${origin}/users/{{ row.id }}`, method: 'PUT' },
+      { deleteBehavior: 'delete' },
+    );
+    expect(await writer.write([change('delete', 5, { id: '5' })])).toEqual([{ ok: true }]);
+    expect(received.map((r) => `${r.method} ${r.url} ${r.body}`)).toEqual(['DELETE /users/5 ']);
+  });
+
+  it('refuses deletes to a URL that does not address one record', async () => {
+    const failure = await synclineFailure(open({ url: `${origin}/users` }, { deleteBehavior: 'delete' }));
+    expect(failure.reason).toBe('InvalidDestination');
+    expect(failure.message).toContain('set http.operations.delete.url');
+    // An explicit delete request is the user's choice.
+    await expect(
+      open(
+        { url: `${origin}/users`, operations: { delete: { method: 'POST', url: `${origin}/users/remove` } } },
+        { deleteBehavior: 'delete' },
+      ),
+    ).resolves.toBeDefined();
+  });
+
+  it('counts a delete answered 404 or 410 as done, unless treatNotFoundAsDeleted is false', async () => {
+    const gone = await open({ url: `${origin}/gone/{{ row.id }}` }, { deleteBehavior: 'delete' });
+    const vanished = await open({ url: `${origin}/vanished/{{ row.id }}` }, { deleteBehavior: 'delete' });
+    expect(await gone.writer.write([change('delete', 1, { id: '1' })])).toEqual([{ ok: true }]);
+    expect(await vanished.writer.write([change('delete', 1, { id: '1' })])).toEqual([{ ok: true }]);
+    // Only deletes: a 404 on an update is still a rejection.
+    const [update] = await gone.writer.write([change('update', 1, { id: '1', name: 'x' })]);
+    expect(update).toMatchObject({ ok: false, reason: 'HTTP 404 Not Found: no such record' });
+    const strict = await open(
+      { url: `${origin}/gone/{{ row.id }}`, treatNotFoundAsDeleted: false },
+      { deleteBehavior: 'delete' },
+    );
+    const [kept] = await strict.writer.write([change('delete', 1, { id: '1' })]);
+    expect(kept).toMatchObject({ ok: false, retryable: false, reason: 'HTTP 404 Not Found: no such record' });
+  });
+});
+
+describe('http destination: secrets echoed by the API', () => {
+  it.each([
+    ['a plain token', SECRET, 'api'],
+    ['a token with characters that encodings change', SPECIAL, 'special'],
+  ])(
+    'redacts %s upper- or lower-cased, base64, URL- and JSON-encoded, in reasons and the debugger',
+    async (_name, secret, ref) => {
+      const { writer, requests } = await open({
+        url: `${origin}/echo`,
+        headers: [{ name: 'Authorization', valueFrom: { secretKeyRef: { name: ref, key: 'token' } } }],
+      });
+      const [result] = await writer.write([change('upsert', 1, { id: '1' })]);
+      expect(result?.ok).toBe(false);
+      const seen = `${JSON.stringify(result)}\n${requests.map((r) => r.responseBody).join('\n')}`;
+      expect(requests[0]?.responseBody).toContain('upper=REDACTED');
+      for (const [form, text] of Object.entries(echoForms(secret))) {
+        expect(seen, form).not.toContain(text);
+        expect(requests[0]?.responseBody, form).toMatch(new RegExp(`^${form}=.*REDACTED`, 'm'));
+      }
+    },
+  );
 });

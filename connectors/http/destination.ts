@@ -2,8 +2,14 @@
 // operation, or one per batch; URL templates in Liquid; headers from Secrets; an idempotency key per
 // row operation. Every request is recorded for the live debugger with credentials redacted.
 import { createHash } from 'node:crypto';
-import { Liquid, type Template } from 'liquidjs';
-import { DELETE_BEHAVIORS, ROW_OPERATIONS, SYNC_MODES, type DestinationSpec } from '../../crds/index.ts';
+import type { Template } from 'liquidjs';
+import {
+  DELETE_BEHAVIORS,
+  ROW_OPERATIONS,
+  SYNC_MODES,
+  type DestinationSpec,
+  type SyncSpec,
+} from '../../crds/index.ts';
 import { SynclineError } from '../../runner/errors.ts';
 import type { SecretResolver } from '../../runner/secrets.ts';
 import { toJson } from '../shared/values.ts';
@@ -16,21 +22,16 @@ import type {
   RowOperation,
   RowResult,
 } from '../types.ts';
+import { numberPaths, withExactNumbers } from './body.ts';
 import { redactor, type Redactor } from './redact.ts';
 import { DEBUG_BODY_LIMIT, readBody, resultOfError, resultOfStatus, truncate } from './request.ts';
+import { checkVariables, dependsOnRow, mappedFields, parseTemplate, renderUrl } from './templates.ts';
 
 type Settings = NonNullable<DestinationSpec['http']>;
 type Method = Settings['method'];
 
 /** The header that tells the API which operation a row request (or a whole batch) carries. */
 export const OPERATION_HEADER = 'X-Syncline-Operation';
-
-// Values interpolated into URLs are percent-encoded; `| raw` opts out (for a value that is a URL part itself).
-const urlLiquid = new Liquid({
-  strictFilters: true,
-  ownPropertyOnly: true,
-  outputEscape: (v: unknown) => encodeURIComponent(String(v)),
-});
 
 function settingsOf(spec: DestinationSpec): Settings {
   if (!spec.http)
@@ -44,23 +45,16 @@ function settingsOf(spec: DestinationSpec): Settings {
     batchSize: http.batchSize ?? 100,
     idempotencyKeyHeader: http.idempotencyKeyHeader ?? 'Idempotency-Key',
     timeoutSeconds: http.timeoutSeconds ?? 30,
+    treatNotFoundAsDeleted: http.treatNotFoundAsDeleted ?? true,
   };
-}
-
-function parseTemplate(text: string, where: string): Template[] {
-  try {
-    return urlLiquid.parse(text);
-  } catch (error) {
-    throw new SynclineError(
-      'InvalidTemplate',
-      `${where} is not a valid Liquid template: ${(error as Error).message}`,
-    );
-  }
 }
 
 interface Endpoint {
   method: Method;
   url: Template[];
+  /** The template's text and where it is set, for messages. */
+  text: string;
+  where: string;
 }
 
 /** Resolve header values (Secrets included) once; remember the secret values to redact them. */
@@ -84,17 +78,60 @@ function resolveHeaders(
   return { headers, secretValues };
 }
 
+/**
+ * Method and URL of each operation. With one request per row, a delete without an override is a DELETE
+ * on the record URL (`url`), never the upsert method with a body.
+ */
 function endpoints(settings: Settings): Map<RowOperation, Endpoint> {
   const base = parseTemplate(settings.url, 'http.url');
   const map = new Map<RowOperation, Endpoint>();
   for (const op of ROW_OPERATIONS) {
     const override = settings.operations?.[op];
+    const fallback = op === 'delete' && settings.body === 'row' ? 'DELETE' : settings.method;
     map.set(op, {
-      method: override?.method ?? settings.method,
+      method: override?.method ?? fallback,
       url: override?.url ? parseTemplate(override.url, `http.operations.${op}.url`) : base,
+      text: override?.url ?? settings.url,
+      where: override?.url ? `http.operations.${op}.url` : 'http.url',
     });
   }
   return map;
+}
+
+/** The operations whose rows left the model: they carry the key fields only (see RowChange). */
+function removalOperations(spec: SyncSpec): RowOperation[] {
+  if (spec.mode === 'all') return ['delete'];
+  if (spec.mode === 'archive' || spec.deleteBehavior === 'ignore') return [];
+  return [spec.deleteBehavior];
+}
+
+/**
+ * Before any request: every variable of every URL template must be one this Sync fills, and a delete
+ * must address one record (a DELETE on a collection URL would remove every record behind it).
+ */
+function checkEndpoints(
+  map: Map<RowOperation, Endpoint>,
+  ctx: DeliveryContext,
+  keyFields: string[],
+  settings: Settings,
+): void {
+  const spec = ctx.sync.spec;
+  const removals = removalOperations(spec);
+  const fields = mappedFields(ctx.mappings);
+  for (const [op, endpoint] of map) {
+    const available = removals.includes(op) ? keyFields : fields;
+    checkVariables(endpoint.url, endpoint.where, endpoint.text, available);
+  }
+  const deletes =
+    removals.includes('delete') || (spec.mode === 'archive' && spec.archiveBehavior === 'delete');
+  const remove = map.get('delete') as Endpoint;
+  if (deletes && settings.body === 'row' && remove.method === 'DELETE' && !dependsOnRow(remove.url)) {
+    throw new SynclineError(
+      'InvalidDestination',
+      `deletes would be sent as DELETE ${remove.text} (${remove.where}), a URL that does not depend on the row: ` +
+        'set http.operations.delete.url to the record URL, e.g. .../{{ row.id }}',
+    );
+  }
 }
 
 interface Outgoing {
@@ -106,12 +143,16 @@ interface Outgoing {
   body?: string;
 }
 
+/** A row not sent because the run was asked to stop (see DestinationWriter.write). */
+const NOT_SENT: RowResult = { ok: false, reason: 'not sent: the run was stopped', retryable: true };
+
 class HttpWriter implements DestinationWriter {
   private readonly settings: Settings;
   private readonly ctx: DeliveryContext;
   private readonly headers: Record<string, string>;
   private readonly redact: Redactor;
   private readonly endpoints: Map<RowOperation, Endpoint>;
+  private readonly numbers: string[][];
 
   constructor(settings: Settings, ctx: DeliveryContext) {
     this.settings = settings;
@@ -120,16 +161,25 @@ class HttpWriter implements DestinationWriter {
     this.headers = headers;
     this.redact = redactor(secretValues);
     this.endpoints = endpoints(settings);
+    const keyFields = ctx.mappings.filter((m) => m.from === ctx.primaryKey).map((m) => m.to);
+    checkEndpoints(this.endpoints, ctx, keyFields, settings);
+    this.numbers = numberPaths(ctx.mappings, ctx.columns);
   }
 
-  private target(change: RowChange): { method: Method; url: string } {
+  /** The method and URL of a change, or why the row cannot be sent. */
+  private target(change: RowChange): { method: Method; url: string } | { reason: string } {
     const endpoint = this.endpoints.get(change.operation) as Endpoint;
-    const url = urlLiquid.renderSync(endpoint.url, {
+    const rendered = renderUrl(endpoint.url, {
       row: change.fields,
       key: change.key,
       operation: change.operation,
     });
-    return { method: endpoint.method, url: String(url).trim() };
+    if ('reason' in rendered) return { reason: this.redact.text(rendered.reason) };
+    return { method: endpoint.method, url: rendered.url };
+  }
+
+  private bodyOf(change: RowChange): string {
+    return toJson(withExactNumbers(change.fields, this.numbers));
   }
 
   async write(batch: RowChange[]): Promise<RowResult[]> {
@@ -139,15 +189,14 @@ class HttpWriter implements DestinationWriter {
   private async writeRows(batch: RowChange[]): Promise<RowResult[]> {
     const results: RowResult[] = [];
     for (const change of batch) {
-      let target: { method: Method; url: string };
-      try {
-        target = this.target(change);
-      } catch (error) {
-        results.push({
-          ok: false,
-          reason: `the URL template failed: ${(error as Error).message}`,
-          retryable: false,
-        });
+      // A stopped run keeps the results it has: what arrived is committed, the rest is sent next run.
+      if (this.ctx.signal.aborted) {
+        results.push(NOT_SENT);
+        continue;
+      }
+      const target = this.target(change);
+      if ('reason' in target) {
+        results.push({ ok: false, reason: target.reason, retryable: false });
         continue;
       }
       results.push(
@@ -156,7 +205,7 @@ class HttpWriter implements DestinationWriter {
           operation: change.operation,
           keys: [change.key],
           idempotencyKey: change.idempotencyKey,
-          body: target.method === 'DELETE' ? undefined : toJson(change.fields),
+          body: target.method === 'DELETE' ? undefined : this.bodyOf(change),
         }),
       );
     }
@@ -168,15 +217,9 @@ class HttpWriter implements DestinationWriter {
     const results: RowResult[] = new Array<RowResult>(batch.length);
     const groups = new Map<string, { method: Method; url: string; indexes: number[] }>();
     for (const [i, change] of batch.entries()) {
-      let target: { method: Method; url: string };
-      try {
-        target = this.target(change);
-      } catch (error) {
-        results[i] = {
-          ok: false,
-          reason: `the URL template failed: ${(error as Error).message}`,
-          retryable: false,
-        };
+      const target = this.target(change);
+      if ('reason' in target) {
+        results[i] = { ok: false, reason: target.reason, retryable: false };
         continue;
       }
       const id = `${target.method} ${target.url}`;
@@ -187,12 +230,16 @@ class HttpWriter implements DestinationWriter {
     for (const group of groups.values()) {
       for (let start = 0; start < group.indexes.length; start += this.settings.batchSize) {
         const indexes = group.indexes.slice(start, start + this.settings.batchSize);
+        if (this.ctx.signal.aborted) {
+          for (const i of indexes) results[i] = NOT_SENT;
+          continue;
+        }
         const changes = indexes.map((i) => batch[i] as RowChange);
         const operations = [...new Set(changes.map((c) => c.operation))];
         const body = `[${changes
           .map(
             (c) =>
-              `{"operation":${JSON.stringify(c.operation)},"key":${JSON.stringify(c.key)},"idempotencyKey":${JSON.stringify(c.idempotencyKey)},"fields":${toJson(c.fields)}}`,
+              `{"operation":${JSON.stringify(c.operation)},"key":${JSON.stringify(c.key)},"idempotencyKey":${JSON.stringify(c.idempotencyKey)},"fields":${this.bodyOf(c)}}`,
           )
           .join(',')}]`;
         const result = await this.send({
@@ -226,7 +273,12 @@ class HttpWriter implements DestinationWriter {
       };
     }
 
-    await this.ctx.acquire();
+    try {
+      await this.ctx.acquire();
+    } catch (error) {
+      if (this.ctx.signal.aborted) return NOT_SENT;
+      throw error;
+    }
     const started = performance.now();
     let result: RowResult;
     let status: number | string | undefined;
@@ -242,12 +294,14 @@ class HttpWriter implements DestinationWriter {
       });
       status = response.status;
       responseBody = await readBody(response);
-      result = resultOfStatus(
-        response.status,
-        response.statusText,
-        this.redact.text(responseBody),
-        response.headers.get('retry-after'),
-      );
+      result = this.goneIsDeleted(request, response.status)
+        ? { ok: true }
+        : resultOfStatus(
+            response.status,
+            response.statusText,
+            this.redact.text(responseBody),
+            response.headers.get('retry-after'),
+          );
     } catch (error) {
       const failure = resultOfError(error, timeoutMs);
       result = failure;
@@ -267,6 +321,15 @@ class HttpWriter implements DestinationWriter {
       error: errorText === undefined ? undefined : this.redact.text(errorText),
     });
     return result;
+  }
+
+  /** A delete answered 404 or 410: the record is already gone, which is what the delete wanted. */
+  private goneIsDeleted(request: Outgoing, status: number): boolean {
+    return (
+      this.settings.treatNotFoundAsDeleted !== false &&
+      request.operation === 'delete' &&
+      (status === 404 || status === 410)
+    );
   }
 
   async close(): Promise<void> {
@@ -292,7 +355,7 @@ export const httpDestination: DestinationConnector = {
   async check(spec: DestinationSpec, ctx: ConnectorContext): Promise<void> {
     const settings = settingsOf(spec);
     resolveHeaders(settings, ctx.secrets);
-    endpoints(settings);
+    endpoints(settings); // templates parse; their variables are checked against the Sync's fields at open
     const origin = staticOrigin(settings.url);
     if (origin === undefined) return;
     try {

@@ -1,9 +1,9 @@
-// What the live debugger may see of a request: never a secret header value, and no credential in a URL.
+// What the live debugger, a rejected row's reason and the logs may see of a request or its response:
+// never a secret header value (in any echoed form: see secretPattern), and no credential in a URL.
+import { MIN_SECRET_LENGTH, redactSecrets } from '../../runner/requestlog.ts';
+
 const SENSITIVE_PARAM = /(key|token|secret|password|passwd|pwd|signature|sig|auth|credential|session)/i;
 export const REDACTED = 'REDACTED';
-
-/** Secrets shorter than this are not searched for in text: they would redact ordinary words. */
-const MIN_SECRET_LENGTH = 4;
 
 export interface Redactor {
   url(url: string): string;
@@ -14,7 +14,7 @@ export function redactor(secretValues: Iterable<string>): Redactor {
   const secrets = [...new Set(secretValues)]
     .filter((s) => s.length >= MIN_SECRET_LENGTH)
     .sort((a, b) => b.length - a.length);
-  const text = (value: string) => secrets.reduce((out, secret) => out.split(secret).join(REDACTED), value);
+  const text = (value: string) => redactSecrets(value, secrets, REDACTED);
   return {
     url(raw) {
       let url: URL;

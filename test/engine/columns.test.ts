@@ -527,3 +527,45 @@ describe('a destination that fails to finish', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe('exact values to a PostgreSQL table', () => {
+  it('keeps integers beyond 2^53 and long decimals inside jsonb and bigint[], and -0, exact', async () => {
+    counter++;
+    const table = `exact_${counter}`;
+    const state = tempState();
+    states.push(state);
+    const ddl = `(id bigint PRIMARY KEY, doc jsonb, nums bigint[], amounts numeric[], neg float8, big bigint)`;
+    await sql(srcUrl, `CREATE TABLE ${table} ${ddl}`);
+    await sql(dstUrl, `CREATE TABLE ${table} ${ddl}`);
+    await sql(
+      srcUrl,
+      `INSERT INTO ${table} VALUES (9007199254740993,
+        '{"big": 9007199254740993, "huge": 123456789012345678901234567890, "long": 0.1000000000000000000001, "list": [-18446744073709551617, 1e400]}',
+        ARRAY[9007199254740993, -9223372036854775808], ARRAY[123456789012345678901234567890.5, 0.1000000000000000000001],
+        '-0', 9223372036854775807)`,
+    );
+    const summary = await run(
+      makePlan({
+        server,
+        sourceDb: 'src',
+        query: `SELECT * FROM ${table}`,
+        destination: { type: 'postgres', postgres: { ...pgSettings(server, 'dst'), schema: 'public' } },
+        sync: {
+          mode: 'upsert',
+          target: { table },
+          mappings: map('id', 'doc', 'nums', 'amounts', 'neg', 'big'),
+        },
+        stateUrl: state.url,
+        name: `exact-${counter}`,
+      }),
+      server,
+    );
+    expect(summary.result).toBe('Succeeded');
+    const text = `SELECT id::text, doc::text, nums::text, amounts::text, neg::text, big::text FROM ${table}`;
+    const [source] = await sql(srcUrl, text);
+    const [copied] = await sql(dstUrl, text);
+    expect(source?.doc).toContain('123456789012345678901234567890');
+    expect(source?.neg).toBe('-0');
+    expect(copied).toEqual(source);
+  });
+});

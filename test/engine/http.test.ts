@@ -13,13 +13,18 @@ import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
 import { makePlan, secretsFor, sql, tempState } from './helpers.ts';
 import { executeRun } from '../../runner/run.ts';
 import { silentLogger } from '../../runner/logger.ts';
+import { pino } from 'pino';
 
 interface Received {
   key: string;
   operation: string;
   idempotencyKey: string;
   authorization: string | undefined;
+  method: string;
+  path: string;
   body: Record<string, unknown>;
+  /** The body as sent, to check number text that JSON.parse would round. */
+  raw: string;
   at: number;
 }
 
@@ -67,7 +72,10 @@ class FakeApi {
       operation: String(req.headers['x-syncline-operation']),
       idempotencyKey: String(req.headers['idempotency-key']),
       authorization: req.headers.authorization,
+      method: req.method ?? '',
+      path: new URL(req.url ?? '/', 'http://x').pathname,
       body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+      raw: text,
       at: Date.now(),
     });
     const answer = this.behaviour(key, attempt);
@@ -85,6 +93,8 @@ let baseUrl: string;
 const states: { remove(): void }[] = [];
 let counter = 0;
 const TOKEN = 'sk_live_0123456789abcdef';
+/** A token with characters that URL and JSON encoding change. */
+const SPECIAL = 'Sk/"live+0123 4567\\89=abcdef';
 
 beforeAll(async () => {
   pgServer = await startPostgres();
@@ -281,5 +291,184 @@ describe('stopping a run', () => {
     api.reset();
     const next = await s.run();
     expect(next.counts).toMatchObject({ added: 60, delivered: 60 });
+  });
+});
+
+/** A Sync of `table` (created by `ddl`) to the fake API, with the given http settings; returns a runner. */
+async function httpSync(ddl: string, http: Record<string, unknown> = {}, sync: Partial<SyncSpec> = {}) {
+  counter++;
+  const state = tempState();
+  states.push(state);
+  const table = `typed_${counter}`;
+  await sql(srcUrl, ddl.replaceAll('$T', table));
+  const secrets = secretResolver({}, { pg: { password: pgServer.password }, api: { token: SPECIAL } });
+  const plan = (extra: Partial<SyncSpec> = {}) =>
+    makePlan({
+      server: pgServer,
+      sourceDb: 'src',
+      query: `SELECT * FROM ${table}`,
+      destination: {
+        type: 'http',
+        http: {
+          url: `${baseUrl}/records/{{ key }}`,
+          method: 'PUT',
+          body: 'row',
+          batchSize: 100,
+          idempotencyKeyHeader: 'Idempotency-Key',
+          timeoutSeconds: 10,
+          treatNotFoundAsDeleted: true,
+          headers: [{ name: 'Authorization', valueFrom: { secretKeyRef: { name: 'api', key: 'token' } } }],
+          ...http,
+        },
+      },
+      sync: { mode: 'upsert', ...sync, ...extra },
+      stateUrl: state.url,
+      name: `typed-http-${counter}`,
+    });
+  return {
+    state,
+    name: `typed-http-${counter}`,
+    source: (text: string) => sql(srcUrl, text.replaceAll('$T', table)),
+    run: (extra: Partial<SyncSpec> = {}, log = silentLogger()) =>
+      executeRun(plan(extra), {
+        secrets,
+        log,
+        signal: new AbortController().signal,
+        backoff: { baseMs: 5, capMs: 40 },
+      }),
+  };
+}
+
+describe('exact values in JSON bodies', () => {
+  it('sends integers beyond 2^53, long decimals, bigint[] elements and -0 as exact JSON numbers', async () => {
+    api.reset();
+    const s = await httpSync(
+      `CREATE TABLE $T (id bigint PRIMARY KEY, amount numeric(38,10), free numeric, doc jsonb, nums bigint[], neg float8);
+       INSERT INTO $T VALUES (9007199254740993, 1234567890123456789012345678.1234567891,
+         123456789012345678901234567890.000000000000000000001,
+         '{"big": 9007199254740993, "huge": 123456789012345678901234567890, "long": 0.1000000000000000000001, "list": [18446744073709551617, 1.5]}',
+         ARRAY[9007199254740993, -9223372036854775808], '-0')`,
+    );
+    const summary = await s.run();
+    expect(summary.result).toBe('Succeeded');
+    expect(api.received).toHaveLength(1);
+    const raw = api.received[0]!.raw;
+    expect(raw).toContain('"id":9007199254740993,');
+    expect(raw).toContain('"amount":1234567890123456789012345678.1234567891,');
+    expect(raw).toContain('"free":123456789012345678901234567890.000000000000000000001,');
+    expect(raw).toContain('"big":9007199254740993');
+    expect(raw).toContain('"huge":123456789012345678901234567890');
+    expect(raw).toContain('"long":0.1000000000000000000001');
+    expect(raw).toContain('"list":[18446744073709551617,1.5]');
+    expect(raw).toContain('"nums":[9007199254740993,-9223372036854775808]');
+    expect(raw).toContain('"neg":-0');
+    expect(api.received[0]!.path).toBe('/records/9007199254740993');
+  });
+
+  it('delivers -0 as -0, and does not count a change from 0 to -0 (they are equal)', async () => {
+    api.reset();
+    const s = await httpSync(
+      `CREATE TABLE $T (id int PRIMARY KEY, x float8); INSERT INTO $T VALUES (1, '-0'), (2, 0)`,
+    );
+    expect((await s.run()).counts.delivered).toBe(2);
+    expect(api.requestsFor('1')[0]?.raw).toBe('{"id":1,"x":-0}');
+    expect(api.requestsFor('2')[0]?.raw).toBe('{"id":2,"x":0}');
+    await s.source(`UPDATE $T SET x = CASE WHEN id = 1 THEN 0 ELSE '-0' END`);
+    api.reset();
+    expect((await s.run()).counts).toMatchObject({ changed: 0, delivered: 0 });
+  });
+});
+
+describe('URL templates and deletes', () => {
+  it('fails before any request on a URL variable the Sync does not fill, naming the template and the fields', async () => {
+    api.reset();
+    const s = await httpSync(
+      `CREATE TABLE $T (id int PRIMARY KEY, email text); INSERT INTO $T VALUES (1, 'a')`,
+      {
+        url: `${baseUrl}/contacts/{{ row.nope }}`,
+      },
+    );
+    const summary = await s.run();
+    expect(summary.result).toBe('Failed');
+    expect(summary.reason).toBe('InvalidTemplate');
+    expect(summary.message).toContain('{{ row.nope }}');
+    expect(summary.message).toContain('fields: id, email');
+    expect(api.received).toHaveLength(0);
+  });
+
+  it('rejects the rows whose URL needs a NULL or empty value and delivers the others', async () => {
+    api.reset();
+    const s = await httpSync(
+      `CREATE TABLE $T (id int PRIMARY KEY, handle text);
+       INSERT INTO $T VALUES (1, 'ada'), (2, NULL), (3, ''), (4, 'bob')`,
+      { url: `${baseUrl}/contacts/{{ row.handle }}` },
+    );
+    const summary = await s.run();
+    expect(summary.result).toBe('PartiallySucceeded');
+    expect(summary.counts).toMatchObject({ delivered: 2, failed: 2 });
+    expect(api.received.map((r) => r.path).sort()).toEqual(['/contacts/ada', '/contacts/bob']);
+    const reasons = Object.fromEntries(summary.rejected.map((r) => [r.key, r.reason]));
+    expect(reasons['2']).toContain('{{ row.handle }} in the URL is NULL');
+    expect(reasons['3']).toContain('{{ row.handle }} in the URL is empty');
+  });
+
+  it('deletes removed rows with DELETE on the record URL and counts 404 as deleted', async () => {
+    api.reset();
+    const s = await httpSync(
+      `CREATE TABLE $T (id int PRIMARY KEY, email text); INSERT INTO $T SELECT g, 'e' || g FROM generate_series(1, 10) g`,
+      {},
+      { deleteBehavior: 'delete' },
+    );
+    expect((await s.run()).counts.delivered).toBe(10);
+    await s.source('DELETE FROM $T WHERE id IN (2, 3)');
+    api.reset((key) => ({ status: key === '3' ? 404 : 204 }));
+    const summary = await s.run();
+    expect(summary.result).toBe('Succeeded');
+    expect(summary.counts).toMatchObject({ removed: 2, delivered: 2, failed: 0 });
+    expect(api.received.map((r) => `${r.method} ${r.path} ${r.raw}`).sort()).toEqual([
+      'DELETE /records/2 ',
+      'DELETE /records/3 ',
+    ]);
+  });
+});
+
+describe('secrets echoed by the API', () => {
+  it('never reach the run summary, the request log or the log lines, in any encoding', async () => {
+    const forms: Record<string, string> = {
+      exact: SPECIAL,
+      upper: SPECIAL.toUpperCase(),
+      lower: SPECIAL.toLowerCase(),
+      base64: Buffer.from(SPECIAL).toString('base64'),
+      base64url: Buffer.from(SPECIAL).toString('base64url'),
+      basic: Buffer.from(`user:${SPECIAL}`).toString('base64'),
+      url: encodeURIComponent(SPECIAL),
+      json: JSON.stringify(SPECIAL).slice(1, -1),
+    };
+    const echo = Object.entries(forms)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n');
+    api.reset(() => ({ status: 400, body: echo }));
+    const s = await httpSync(
+      `CREATE TABLE $T (id int PRIMARY KEY, email text); INSERT INTO $T VALUES (1, 'a')`,
+    );
+    // A real logger at debug level, writing its JSON lines where the test can read them.
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    const summary = await s.run({}, logger);
+    expect(api.received[0]?.authorization).toBe(SPECIAL);
+    expect(summary.counts.failed).toBe(1);
+    expect(summary.rejected[0]?.reason).toContain('upper=REDACTED');
+    const store = new DiffStore(
+      openBlobStore(s.state.url, { secrets: secretsFor(pgServer) }),
+      'test',
+      s.name,
+    );
+    const log = gunzipSync((await store.readRequestLog(summary.runId)) as Buffer).toString('utf8');
+    expect(filterRequestLog(log)[0]?.responseBody).toContain('base64=REDACTED');
+    const seen = { summary: JSON.stringify(summary), requestLog: log, logLines: lines.join('') };
+    for (const [where, text] of Object.entries(seen)) {
+      for (const [form, value] of Object.entries(forms))
+        expect(text, `${form} in ${where}`).not.toContain(value);
+    }
   });
 });
