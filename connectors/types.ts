@@ -249,6 +249,8 @@ export interface DestinationCapabilities {
    * the engine makes no checkpoint of delivered progress while delivering.
    */
   publishesOnClose?: boolean;
+  /** The destination receives RowChange.idempotencyKey (an API that may deduplicate by it). */
+  idempotencyKeys?: boolean;
 }
 
 export interface DestinationConnector {

@@ -470,7 +470,10 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
         modelFingerprint: state.fingerprint,
       },
     });
-    if (diff.totalOperations > 0) {
+    if (
+      diff.totalOperations > 0 &&
+      needsIntent(plan, destination.capabilities, loaded.previous !== undefined)
+    ) {
       mark = performance.now();
       await committer.intent();
       state.timings.commitMs = elapsed(mark);
@@ -700,6 +703,18 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
     );
     return summary;
   }
+}
+
+/**
+ * Whether the run must commit its pending keys before sending. Always once state is committed (a crash
+ * followed by a model that changes back must resend). Before the first commit a killed run is followed
+ * by another first sync that sends every row anyway; the intent then only matters to delete rows that
+ * may have arrived and left the model since, and to keep idempotency keys stable for an API that takes
+ * them.
+ */
+function needsIntent(plan: RunPlan, caps: DestinationCapabilities, committed: boolean): boolean {
+  const { deleteBehavior, mode } = plan.sync.spec;
+  return committed || deleteBehavior !== 'ignore' || mode === 'all' || caps.idempotencyKeys === true;
 }
 
 /**

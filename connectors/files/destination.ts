@@ -307,7 +307,10 @@ export const filesDestination: DestinationConnector = {
     deleteBehaviors: DELETE_BEHAVIORS,
     comparesAllColumns: false,
     defaultBatchSize: 10000,
+    publishesOnClose: true,
   },
+
+  identity: (spec: DestinationSpec) => ({ type: 'files', url: settingsOf(spec).url }),
 
   async check(spec: DestinationSpec, ctx: ConnectorContext): Promise<void> {
     const settings = settingsOf(spec);

@@ -350,6 +350,16 @@ export const httpDestination: DestinationConnector = {
     deleteBehaviors: DELETE_BEHAVIORS,
     comparesAllColumns: true,
     defaultBatchSize: 100,
+    idempotencyKeys: true,
+  },
+
+  // The request URLs say where records live (their templates, so a new host or path is a new place).
+  identity: (spec: DestinationSpec) => {
+    const settings = settingsOf(spec);
+    const operations = Object.entries(settings.operations ?? {})
+      .filter(([, request]) => request?.url !== undefined)
+      .map(([op, request]) => [op, request?.url]);
+    return { type: 'http', url: settings.url, operations };
   },
 
   async check(spec: DestinationSpec, ctx: ConnectorContext): Promise<void> {

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DELETE_BEHAVIORS, SYNC_MODES, type DestinationSpec } from '../../crds/index.ts';
+import { DELETE_BEHAVIORS, SYNC_MODES, type DestinationSpec, type SyncSpec } from '../../crds/index.ts';
 import { SynclineError, isSynclineError } from '../../runner/errors.ts';
 import {
   connectPg,
@@ -473,6 +473,11 @@ export const postgresDestination: DestinationConnector = {
     comparesAllColumns: false,
     defaultBatchSize: 5000,
     needsTarget: 'table',
+  },
+
+  identity: (spec: DestinationSpec, sync: SyncSpec) => {
+    const { host, port, database, schema } = settingsOf(spec);
+    return { type: 'postgres', host, port, database, schema, table: sync.target?.table ?? null };
   },
 
   async check(spec: DestinationSpec, ctx: ConnectorContext): Promise<void> {

@@ -467,8 +467,8 @@ describe('dry run', () => {
   });
 });
 
-describe('concurrent commits', () => {
-  it('refuses the second of two runs that would commit over each other', async () => {
+describe('concurrent runs', () => {
+  it('refuses the second of two runs of one Sync (the lease) before it sends anything', async () => {
     const s = await scenario(5, { mappings: map('id', 'first') });
     await s.run();
     await s.source("UPDATE $T SET first = 'changed'");
@@ -486,16 +486,18 @@ describe('concurrent commits', () => {
     });
     await inDelivery;
     const b = await run(s.plan({ target: `${s.target}_b` }), server);
-    expect(b.result).toBe('Succeeded');
+    expect(b.result).toBe('Failed');
+    expect(b.reason).toBe('LeaseHeld');
+    expect(b.message).toMatch(/holds the run lease .*lease\.json/);
+    expect((await sql(dstUrl, `SELECT count(*)::int AS n FROM ${s.target}_b`))[0]?.['n']).toBe(0);
     await locker.query('COMMIT');
     await locker.end();
     const summaryA = await a;
-    expect(summaryA.result).toBe('Failed');
-    expect(summaryA.reason).toBe('ConcurrentCommit');
+    expect(summaryA.result).toBe('Succeeded');
     const manifest = JSON.parse(
       readFileSync(join(s.state.dir, 'test', `sync-${counter}`, 'manifest.json'), 'utf8'),
     ) as { runId: string };
-    expect(manifest.runId).toBe(b.runId);
+    expect(manifest.runId).toBe(summaryA.runId);
   });
 });
 
