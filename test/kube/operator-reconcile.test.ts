@@ -412,8 +412,10 @@ describe('Syncs', () => {
 
   it('never blocks deletion forever on a store it cannot reach', async () => {
     // A file:// store whose folder cannot be deleted: a read-only parent is not enough as root, so use a
-    // path under a regular file, where every delete fails.
-    const blocker = join(diffStoreDir, 'blocker');
+    // path under a regular file, where every delete fails (inside the namespace's prefix, which a Sync's
+    // own diff store must stay under).
+    mkdirSync(join(diffStoreDir, ns), { recursive: true });
+    const blocker = join(diffStoreDir, ns, 'blocker');
     writeFileSync(blocker, 'not a folder');
     mkdirSync(join(diffStoreDir, 'unused'), { recursive: true });
     await kube.create(
