@@ -43,6 +43,8 @@ export class RunLease {
   private readonly record: LeaseRecord;
   private timer: NodeJS.Timeout | undefined;
   private lost: SynclineError | undefined;
+  /** When the lease ends unless renewed (the last renewal that the store took). */
+  private expiresAtMs: number;
 
   private readonly blob: BlobStore;
   private readonly path: string;
@@ -63,6 +65,7 @@ export class RunLease {
     this.now = now;
     this.record = record;
     this.etag = etag;
+    this.expiresAtMs = Date.parse(record.expiresAt);
   }
 
   /** Take the lease for run `holder`, or throw LeaseHeld (transient) naming the run that holds it. */
@@ -117,6 +120,7 @@ export class RunLease {
 
   /** Renew every third of the lease's life until released; a lost lease is reported by `check()`. */
   keepAlive(): void {
+    // A failed renewal is retried on the next tick; check() reports the lease lost once it has expired.
     this.timer = setInterval(() => void this.renew().catch(() => undefined), this.ttlMs / 3);
     this.timer.unref();
   }
@@ -124,15 +128,25 @@ export class RunLease {
   /** Throws LeaseLost when another run took the lease (this one was paused past its expiry). */
   check(): void {
     if (this.lost) throw this.lost;
+    if (this.now() >= this.expiresAtMs) {
+      throw new SynclineError(
+        'LeaseLost',
+        `the run lease ${this.blob.url}/${this.path} could not be renewed before it expired (the diff store did not take the writes): ` +
+          'this run stopped so that another cannot deliver beside it; what it delivered is sent again by the next run',
+        { retryable: true },
+      );
+    }
   }
 
   async renew(): Promise<void> {
     if (this.lost) throw this.lost;
-    const record = { ...this.record, expiresAt: new Date(this.now() + this.ttlMs).toISOString() };
+    const expiresAtMs = this.now() + this.ttlMs;
+    const record = { ...this.record, expiresAt: new Date(expiresAtMs).toISOString() };
     try {
       ({ etag: this.etag } = await this.blob.put(this.path, JSON.stringify(record) + '\n', {
         ifMatch: this.etag,
       }));
+      this.expiresAtMs = expiresAtMs;
     } catch (error) {
       if (isSynclineError(error) && error.reason === 'PreconditionFailed') {
         this.lost = new SynclineError(
