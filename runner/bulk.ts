@@ -18,10 +18,14 @@ export function scalarTextSql(expr: string, type: string): string | undefined {
   if (t === 'VARCHAR') return expr;
   if (t === 'TIMESTAMP WITH TIME ZONE' || t === 'TIMESTAMPTZ')
     return `strftime(${expr}, '%Y-%m-%dT%H:%M:%S.%fZ')`;
-  // As JSON carries it: widened to a double first.
-  if (t === 'FLOAT' || t === 'REAL') return `CAST(CAST(${expr} AS DOUBLE) AS VARCHAR)`;
+  // As JSON carries it: widened to a double first, non-finite values spelled as fields.ts spells them.
+  if (t === 'FLOAT' || t === 'REAL' || t === 'DOUBLE') return doubleTextSql(`CAST(${expr} AS DOUBLE)`);
   if (VERBATIM_TYPES.test(t)) return `CAST(${expr} AS VARCHAR)`;
   return undefined;
+}
+
+function doubleTextSql(expr: string): string {
+  return `CASE WHEN isfinite(${expr}) THEN CAST(${expr} AS VARCHAR) WHEN isnan(${expr}) THEN 'NaN' WHEN ${expr} > 0 THEN 'Infinity' ELSE '-Infinity' END`;
 }
 
 function quoted(textSql: string): string {

@@ -28,7 +28,9 @@ describe('jsonValueSql', () => {
     expect(await value(jsonValueSql('12345678901234567890.123456789::DECIMAL(38,9)', 'DECIMAL(38,9)'))).toBe(
       '12345678901234567890.123456789',
     );
-    expect(await value(jsonValueSql("'nan'::DOUBLE", 'DOUBLE'))).toBe('nan');
+    expect(await value(jsonValueSql("'nan'::DOUBLE", 'DOUBLE'))).toBe('NaN');
+    expect(await value(jsonValueSql("'-inf'::DOUBLE", 'DOUBLE'))).toBe('-Infinity');
+    expect(await value(jsonValueSql("'inf'::REAL", 'REAL'))).toBe('Infinity');
     expect(await value(jsonValueSql('1.5::DOUBLE', 'DOUBLE'))).toBe(1.5);
     expect(
       await value(jsonValueSql("TIMESTAMPTZ '2024-05-06 07:08:09.5+02'", 'TIMESTAMP WITH TIME ZONE')),

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { parseJsonExact } from '../connectors/shared/values.ts';
+import { JSON_NULL, parseJsonExact } from '../connectors/shared/values.ts';
 import type { RowChange, RowOperation } from '../connectors/types.ts';
 import { ident, literal } from './duck.ts';
 import { liquid, staticValue, type SyncShape } from './mappings.ts';
@@ -21,7 +21,8 @@ export function jsonValueSql(expr: string, type: string): string {
   }
   if (/^(DECIMAL|NUMERIC)/.test(t)) return `to_json(CAST(${expr} AS VARCHAR))`;
   if (/^(DOUBLE|FLOAT|REAL|FLOAT4|FLOAT8)$/.test(t)) {
-    return `CASE WHEN isfinite(${expr}) THEN to_json(${expr}) ELSE to_json(CAST(${expr} AS VARCHAR)) END`;
+    // As JavaScript and PostgreSQL spell them (DuckDB's VARCHAR says inf/nan).
+    return `CASE WHEN isfinite(${expr}) THEN to_json(${expr}) WHEN isnan(${expr}) THEN to_json('NaN') WHEN ${expr} > 0 THEN to_json('Infinity') ELSE to_json('-Infinity') END`;
   }
   if (t === 'TIMESTAMP WITH TIME ZONE' || t === 'TIMESTAMPTZ')
     return `to_json(strftime(${expr}, '%Y-%m-%dT%H:%M:%S.%fZ'))`;
@@ -158,7 +159,10 @@ function nestedPaths(shape: SyncShape): string[][] {
     .map((m) => m.to.split('.'));
 }
 
-/** Nested values back from their JSON text, every number exact (RawJson where a double would round it). */
+/**
+ * Nested values back from their JSON text, every number exact (RawJson where a double would round it). A
+ * JSON column's JSON null comes back as JSON_NULL, so that it stays apart from SQL NULL (JavaScript null).
+ */
 function restoreNested(fields: Record<string, unknown>, paths: string[][]): void {
   for (const path of paths) {
     let node: unknown = fields;
@@ -167,7 +171,7 @@ function restoreNested(fields: Record<string, unknown>, paths: string[][]): void
     const holder = node as Record<string, unknown>;
     const last = path[path.length - 1] as string;
     const text = holder[last];
-    if (typeof text === 'string') holder[last] = parseJsonExact(text);
+    if (typeof text === 'string') holder[last] = text === 'null' ? JSON_NULL : parseJsonExact(text);
   }
 }
 

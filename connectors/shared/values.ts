@@ -43,6 +43,12 @@ export function isRawJson(value: unknown): value is RawJson {
   return NativeJson.isRawJSON(value);
 }
 
+/**
+ * A JSON column's JSON `null` (not SQL NULL): toJson writes it as `null` like SQL NULL, but toPgText
+ * gives a json/jsonb column the JSON value `null` where SQL NULL gives NULL.
+ */
+export const JSON_NULL: RawJson = NativeJson.rawJSON('null');
+
 /** The JSON number text `text` as a RawJson (it must be a valid JSON number). */
 export function rawJson(text: string): RawJson {
   return NativeJson.rawJSON(text);

@@ -571,3 +571,45 @@ describe('exact values to a PostgreSQL table', () => {
     expect(copied).toEqual(source);
   });
 });
+
+describe('JSON null and SQL NULL', () => {
+  it('a jsonb JSON null stays a JSON null, a SQL NULL stays NULL, and a change between them is sent', async () => {
+    counter++;
+    const table = `nulls_${counter}`;
+    const state = tempState();
+    states.push(state);
+    const ddl = `(id int PRIMARY KEY, doc jsonb, note text, ratio float8)`;
+    await sql(srcUrl, `CREATE TABLE ${table} ${ddl}`);
+    await sql(dstUrl, `CREATE TABLE ${table} ${ddl}`);
+    await sql(
+      srcUrl,
+      `INSERT INTO ${table} VALUES (1, 'null', '', 'NaN'), (2, NULL, NULL, 'Infinity'), (3, '{"a": null}', 'x', '-Infinity')`,
+    );
+    const plan = makePlan({
+      server,
+      sourceDb: 'src',
+      query: `SELECT * FROM ${table}`,
+      destination: { type: 'postgres', postgres: { ...pgSettings(server, 'dst'), schema: 'public' } },
+      sync: { mode: 'upsert', target: { table }, mappings: map('id', 'doc', 'note', 'ratio') },
+      stateUrl: state.url,
+      name: `nulls-${counter}`,
+    });
+    const text = `SELECT id, doc::text AS doc, doc IS NULL AS sql_null, note, note IS NULL AS note_null, ratio::text AS ratio FROM ${table} ORDER BY id`;
+    const same = async () => expect(await sql(dstUrl, text)).toEqual(await sql(srcUrl, text));
+    expect((await run(plan, server)).result).toBe('Succeeded');
+    await same();
+    await sql(
+      srcUrl,
+      `UPDATE ${table} SET doc = CASE WHEN doc IS NULL THEN 'null'::jsonb ELSE NULL END WHERE id IN (1, 2)`,
+    );
+    const changed = await run(plan, server);
+    expect(changed.counts.changed).toBe(2);
+    await same();
+    await sql(
+      srcUrl,
+      `UPDATE ${table} SET doc = CASE WHEN doc IS NULL THEN 'null'::jsonb ELSE NULL END WHERE id IN (1, 2)`,
+    );
+    expect((await run(plan, server)).counts.changed).toBe(2);
+    await same();
+  });
+});

@@ -369,6 +369,23 @@ describe('exact values in JSON bodies', () => {
     expect(api.received[0]!.path).toBe('/records/9007199254740993');
   });
 
+  it('sends non-finite floats and numerics as the strings "NaN", "Infinity" and "-Infinity", and JSON null as null', async () => {
+    api.reset();
+    const s = await httpSync(
+      `CREATE TABLE $T (id int PRIMARY KEY, f float8, r real, n numeric, doc jsonb);
+       INSERT INTO $T VALUES (1, 'NaN', 'NaN', 'NaN', 'null'), (2, 'Infinity', 'Infinity', 'Infinity', NULL),
+         (3, '-Infinity', '-Infinity', '-Infinity', '[null]')`,
+    );
+    expect((await s.run()).counts.delivered).toBe(3);
+    expect(api.requestsFor('1')[0]?.raw).toBe('{"id":1,"f":"NaN","r":"NaN","n":"NaN","doc":null}');
+    expect(api.requestsFor('2')[0]?.raw).toBe(
+      '{"id":2,"f":"Infinity","r":"Infinity","n":"Infinity","doc":null}',
+    );
+    expect(api.requestsFor('3')[0]?.raw).toBe(
+      '{"id":3,"f":"-Infinity","r":"-Infinity","n":"-Infinity","doc":[null]}',
+    );
+  });
+
   it('delivers -0 as -0, and does not count a change from 0 to -0 (they are equal)', async () => {
     api.reset();
     const s = await httpSync(
