@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { JSON_NULL, parseJsonExact } from '../connectors/shared/values.ts';
+import { JSON_NULL, parseDuckJson } from '../connectors/shared/values.ts';
 import type { RowChange, RowOperation } from '../connectors/types.ts';
 import { ident, literal } from './duck.ts';
 import { liquid, staticValue, type SyncShape } from './mappings.ts';
@@ -171,7 +171,7 @@ function restoreNested(fields: Record<string, unknown>, paths: string[][]): void
     const holder = node as Record<string, unknown>;
     const last = path[path.length - 1] as string;
     const text = holder[last];
-    if (typeof text === 'string') holder[last] = text === 'null' ? JSON_NULL : parseJsonExact(text);
+    if (typeof text === 'string') holder[last] = text === 'null' ? JSON_NULL : parseDuckJson(text);
   }
 }
 
@@ -197,7 +197,8 @@ function parsedChangeBuilder(shape: SyncShape, syncId: string): (json: string) =
     .map((m) => ({ path: m.to.split('.'), template: shape.templates.get(m.to) ?? [] }));
   if (templates.length === 0) return (json) => JSON.parse(json) as RowChange;
   return (json) => {
-    const parsed = JSON.parse(json) as Omit<RowChange, 'idempotencyKey'> & {
+    // Liquid reads the row as doubles, as before; only DuckDB's bare NaN/Infinity need care.
+    const parsed = parseDuckJson(json, JSON.parse) as Omit<RowChange, 'idempotencyKey'> & {
       change: string;
       row: Record<string, unknown>;
       epoch: string;

@@ -70,8 +70,6 @@ const LIST_ELEMENTS = new Set([
   'int2',
   'int4',
   'int8',
-  'float4',
-  'float8',
   'bool',
   'text',
   'varchar',
@@ -141,6 +139,10 @@ function planLoad(name: string, info: PgTypeInfo, typmod: number): Omit<ColumnPl
   if (info.element !== undefined) {
     const element = info.element;
     const sourceType = `${element}[]`;
+    if (element === 'float4' || element === 'float8') {
+      // As text: DuckDB reads the JSON number -0 as 0, the string "-0" as -0.0 (NaN, Infinity alike).
+      return listPlan(name, sourceType, `to_json(${col}::text[])`, SCALARS[element] ?? 'DOUBLE');
+    }
     if (element === 'numeric') {
       // Elements as JSON strings: DuckDB parses the text exactly, where a JSON number would go through a double.
       const decimal = numericPrecision(typmod);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { exactNumber, isRawJson, parseJsonExact, toJson, toPgText } from './values.ts';
+import { exactNumber, isRawJson, parseDuckJson, parseJsonExact, toJson, toPgText } from './values.ts';
 
 describe('parseJsonExact', () => {
   it('keeps numbers a double holds as numbers and every other as its exact text', () => {
@@ -42,5 +42,24 @@ describe('toPgText', () => {
     );
     expect(toPgText(-0, 'double precision')).toBe('-0');
     expect(toPgText(parseJsonExact('[-0.0,1.5]'), 'double precision[]')).toBe('{"-0","1.5"}');
+  });
+});
+
+describe('parseDuckJson', () => {
+  it("reads DuckDB's bare NaN/Infinity as strings and leaves the same words inside strings alone", () => {
+    expect(parseDuckJson('[NaN,-Infinity,Infinity,-0.0,"NaN \\" Infinity",{"a":NaN}]')).toEqual([
+      'NaN',
+      '-Infinity',
+      'Infinity',
+      -0,
+      'NaN " Infinity',
+      { a: 'NaN' },
+    ]);
+    expect(Object.is((parseDuckJson('[-0.0]') as number[])[0], -0)).toBe(true);
+  });
+
+  it('still fails on text that is not JSON for another reason', () => {
+    expect(() => parseDuckJson('[NaN,')).toThrow(SyntaxError);
+    expect(() => parseDuckJson('{oops}')).toThrow(SyntaxError);
   });
 });

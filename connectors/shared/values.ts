@@ -93,6 +93,23 @@ export function parseJsonExact(text: string): unknown {
   return MAY_ROUND.test(text) ? JSON.parse(text, exactReviver) : JSON.parse(text);
 }
 
+/** A JSON string, or a bare NaN/Infinity/-Infinity token outside one. */
+const NON_FINITE_TOKEN = /"(?:[^"\\]|\\.)*"|-?Infinity|NaN/g;
+
+/**
+ * DuckDB's JSON text of a value, parsed as parseJsonExact does. DuckDB writes a non-finite double inside a
+ * list or struct as a bare NaN / Infinity / -Infinity, which is not JSON: those become the strings
+ * "NaN" / "Infinity" / "-Infinity", as a scalar double's are (runner/fields.ts jsonValueSql).
+ */
+export function parseDuckJson(text: string, parse: (text: string) => unknown = parseJsonExact): unknown {
+  try {
+    return parse(text);
+  } catch (error) {
+    if (!(error instanceof SyntaxError) || !/NaN|Infinity/.test(text)) throw error;
+    return parse(text.replace(NON_FINITE_TOKEN, (token) => (token.startsWith('"') ? token : `"${token}"`)));
+  }
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || NativeJson.isRawJSON(value)) return false;
   const proto = Object.getPrototypeOf(value) as unknown;

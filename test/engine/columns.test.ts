@@ -612,4 +612,31 @@ describe('JSON null and SQL NULL', () => {
     expect((await run(plan, server)).counts.changed).toBe(2);
     await same();
   });
+
+  it('float8[] and real[] keep NaN, Infinity, -Infinity and -0', async () => {
+    counter++;
+    const table = `floats_${counter}`;
+    const state = tempState();
+    states.push(state);
+    const ddl = `(id int PRIMARY KEY, xs float8[], rs real[])`;
+    await sql(srcUrl, `CREATE TABLE ${table} ${ddl}`);
+    await sql(dstUrl, `CREATE TABLE ${table} ${ddl}`);
+    await sql(
+      srcUrl,
+      `INSERT INTO ${table} VALUES (1, ARRAY['NaN', 'Infinity', '-Infinity', '-0', 1.5, NULL]::float8[], ARRAY['NaN', '-0']::real[])`,
+    );
+    const plan = makePlan({
+      server,
+      sourceDb: 'src',
+      query: `SELECT * FROM ${table}`,
+      destination: { type: 'postgres', postgres: { ...pgSettings(server, 'dst'), schema: 'public' } },
+      sync: { mode: 'upsert', target: { table }, mappings: map('id', 'xs', 'rs') },
+      stateUrl: state.url,
+      name: `floats-${counter}`,
+    });
+    const summary = await run(plan, server);
+    expect(summary.result).toBe('Succeeded');
+    const text = `SELECT id, xs::text AS xs, rs::text AS rs FROM ${table}`;
+    expect(await sql(dstUrl, text)).toEqual(await sql(srcUrl, text));
+  });
 });

@@ -369,20 +369,22 @@ describe('exact values in JSON bodies', () => {
     expect(api.received[0]!.path).toBe('/records/9007199254740993');
   });
 
-  it('sends non-finite floats and numerics as the strings "NaN", "Infinity" and "-Infinity", and JSON null as null', async () => {
+  it('sends non-finite floats (scalars and array elements) and numerics as the strings "NaN", "Infinity" and "-Infinity", and JSON null as null', async () => {
     api.reset();
     const s = await httpSync(
-      `CREATE TABLE $T (id int PRIMARY KEY, f float8, r real, n numeric, doc jsonb);
-       INSERT INTO $T VALUES (1, 'NaN', 'NaN', 'NaN', 'null'), (2, 'Infinity', 'Infinity', 'Infinity', NULL),
-         (3, '-Infinity', '-Infinity', '-Infinity', '[null]')`,
+      `CREATE TABLE $T (id int PRIMARY KEY, f float8, r real, n numeric, doc jsonb, xs float8[]);
+       INSERT INTO $T VALUES (1, 'NaN', 'NaN', 'NaN', 'null', ARRAY['NaN', '-0', 'Infinity', '-Infinity']::float8[]),
+         (2, 'Infinity', 'Infinity', 'Infinity', NULL, NULL), (3, '-Infinity', '-Infinity', '-Infinity', '[null]', '{}')`,
     );
     expect((await s.run()).counts.delivered).toBe(3);
-    expect(api.requestsFor('1')[0]?.raw).toBe('{"id":1,"f":"NaN","r":"NaN","n":"NaN","doc":null}');
+    expect(api.requestsFor('1')[0]?.raw).toBe(
+      '{"id":1,"f":"NaN","r":"NaN","n":"NaN","doc":null,"xs":["NaN",-0,"Infinity","-Infinity"]}',
+    );
     expect(api.requestsFor('2')[0]?.raw).toBe(
-      '{"id":2,"f":"Infinity","r":"Infinity","n":"Infinity","doc":null}',
+      '{"id":2,"f":"Infinity","r":"Infinity","n":"Infinity","doc":null,"xs":null}',
     );
     expect(api.requestsFor('3')[0]?.raw).toBe(
-      '{"id":3,"f":"-Infinity","r":"-Infinity","n":"-Infinity","doc":[null]}',
+      '{"id":3,"f":"-Infinity","r":"-Infinity","n":"-Infinity","doc":[null],"xs":[]}',
     );
   });
 
