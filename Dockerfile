@@ -34,6 +34,7 @@ COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --chown=root:root package.json ./
 COPY --chown=root:root bin ./bin
 COPY --chown=root:root crds ./crds
+COPY --chown=root:root core ./core
 COPY --chown=root:root connectors ./connectors
 COPY --chown=root:root runner ./runner
 COPY --chown=root:root operator ./operator

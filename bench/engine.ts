@@ -25,8 +25,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { runPlan } from '../runner/plan.ts';
-import type { RunSummary } from '../runner/summary.ts';
+import { runPlan } from '../core/plan.ts';
+import type { RunSummary } from '../core/summary.ts';
 import { startPostgres, type PostgresServer } from '../test/stack/postgres.ts';
 
 const { values: args } = parseArgs({

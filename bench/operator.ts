@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkHashOf } from '../operator/jobs.ts';
 import { Informer } from '../operator/runtime/informer.ts';
-import { createLogger } from '../operator/runtime/log.ts';
+import { createLogger } from '../core/logger.ts';
 import { startOperator } from '../test/e2e/operator-process.ts';
 import { Kube } from '../test/e2e/support.ts';
 import { startKube } from '../test/stack/kube.ts';

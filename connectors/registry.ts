@@ -1,6 +1,6 @@
 import type { DestinationType, SourceType } from '../crds/index.ts';
-import { SynclineError } from '../runner/errors.ts';
-import type { ConnectorModule, DestinationConnector, SourceConnector } from './types.ts';
+import { SynclineError } from '../core/errors.ts';
+import type { ConnectorModule, DestinationConnector, SourceConnector } from '../core/connectors.ts';
 
 // Each connector is the folder connectors/<type>/ whose index.ts exports `source` and/or
 // `destination`; it is loaded on first use, so a runner loads only the drivers its plan needs.

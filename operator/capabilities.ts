@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { DestinationCapabilities } from '../connectors/types.ts';
+import type { DestinationCapabilities } from '../core/connectors.ts';
 import type { DestinationType } from '../crds/index.ts';
-import { SynclineError } from '../runner/errors.ts';
+import { SynclineError } from '../core/errors.ts';
 
-const PROBE = fileURLToPath(new URL('./capabilities-probe.ts', import.meta.url));
+const PROBE = fileURLToPath(new URL('../runner/capabilities-probe.ts', import.meta.url));
 
 type ProbeAnswer =
   { ok: true; capabilities: DestinationCapabilities } | { ok: false; reason: string; message: string };

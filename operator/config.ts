@@ -1,4 +1,4 @@
-import type { DiffStoreSettings } from '../runner/plan.ts';
+import type { DiffStoreSettings } from '../core/plan.ts';
 
 export interface ResourceRequirements {
   requests?: Record<string, string>;

@@ -16,7 +16,7 @@ import { buildCheckPlan } from './run-plan.ts';
 import { checkResultFromOutcome, jobOutcome, type CheckResult } from './results.ts';
 import type { ReconcileResult } from './runtime/controller.ts';
 import { shortHash } from './schedule.ts';
-import { describeError } from '../runner/errors.ts';
+import { describeError } from '../core/errors.ts';
 
 type Target = Source | Destination;
 type ConnectionStatus = SourceStatus;

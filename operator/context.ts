@@ -1,12 +1,12 @@
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Destination, DestinationType, Model, Source, Sync } from '../crds/index.ts';
-import type { DestinationCapabilities } from '../connectors/types.ts';
-import type { SecretResolver } from '../runner/secrets.ts';
+import type { DestinationCapabilities } from '../core/connectors.ts';
+import type { SecretResolver } from '../core/secrets.ts';
 import type { Cluster } from './cluster.ts';
 import type { OperatorConfig } from './config.ts';
 import type { EventRecorder } from './events.ts';
 import type { SynclineMetrics } from './metrics.ts';
-import type { Logger } from './runtime/log.ts';
+import type { Logger } from '../core/logger.ts';
 
 /** Reads from the informers' caches. */
 export interface Store {

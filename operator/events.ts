@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Cluster } from './cluster.ts';
-import type { Logger } from './runtime/log.ts';
+import type { Logger } from '../core/logger.ts';
 
 export interface EventTarget {
   apiVersion: string;

@@ -1,5 +1,5 @@
 import type { Sync } from '../crds/index.ts';
-import { describeError } from '../runner/errors.ts';
+import { describeError } from '../core/errors.ts';
 import type { ReconcileContext } from './context.ts';
 import { COMPONENT_LABEL, SYNC_LABEL } from './jobs.ts';
 import { jobOutcome } from './results.ts';
@@ -74,7 +74,7 @@ export async function finalizeSync(ctx: ReconcileContext, sync: Sync): Promise<R
         await ctx.cluster.deleteJob(namespace, job.metadata?.name ?? '');
     }
     try {
-      const { openBlobStore } = await import('../runner/storage/index.ts');
+      const { openBlobStore } = await import('../core/storage/index.ts');
       const store = openBlobStore(url, {
         ...(ctx.config.diffStore.s3 ? { s3: ctx.config.diffStore.s3 } : {}),
         ...(ctx.config.diffStore.gcs ? { gcs: ctx.config.diffStore.gcs } : {}),

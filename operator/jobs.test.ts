@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runPlan } from '../runner/plan.ts';
+import { runPlan } from '../core/plan.ts';
 import { defaultConfig } from './config.ts';
 import {
   boundedName,

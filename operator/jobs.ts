@@ -1,9 +1,9 @@
 import type { V1EnvVar, V1Job, V1OwnerReference, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import type { SecretKeySelector, Source, Destination, Sync } from '../crds/index.ts';
-import type { CheckPlan, RunPlan } from '../runner/plan.ts';
-import { SynclineError } from '../runner/errors.ts';
-import { secretEnvName } from '../runner/secrets.ts';
+import type { CheckPlan, RunPlan } from '../core/plan.ts';
+import { SynclineError } from '../core/errors.ts';
+import { secretEnvName } from '../core/secrets.ts';
 import type { OperatorConfig, ResourceRequirements } from './config.ts';
 import { runnerDeadline, runnerResources, runnerSettingsProblem } from './runner-policy.ts';
 import type { RunStart } from './schedule.ts';

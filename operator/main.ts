@@ -4,16 +4,16 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import type { SecretKeySelector } from '../crds/index.ts';
-import { SynclineError } from '../runner/errors.ts';
-import type { DiffStoreSettings } from '../runner/plan.ts';
-import { secretResolver } from '../runner/secrets.ts';
+import { SynclineError } from '../core/errors.ts';
+import type { DiffStoreSettings } from '../core/plan.ts';
+import { secretResolver } from '../core/secrets.ts';
 import { defaultConfig, type OperatorConfig, type ResourceRequirements } from './config.ts';
 import { checkMaximums, resourcesProblem } from './runner-policy.ts';
 import { Manager } from './manager.ts';
 import { SynclineMetrics } from './metrics.ts';
 import { LeaderElector } from './runtime/leader.ts';
 import { loadKubeAccess } from './runtime/kubeconfig.ts';
-import { createLogger, type Logger } from './runtime/log.ts';
+import { createLogger, type Logger } from '../core/logger.ts';
 import { RuntimeMetrics } from './runtime/metrics.ts';
 import { startHealthServer } from './runtime/server.ts';
 
@@ -425,7 +425,10 @@ export function operatorCommand(): Command {
  * leader election) the controllers. On a signal: stop taking work, let reconciles in flight finish,
  * release the lease, exit 0. Losing the lease stops the controllers and campaigns again, in-process.
  */
-export async function runOperator(flags: OperatorFlags, log: Logger = createLogger()): Promise<void> {
+export async function runOperator(
+  flags: OperatorFlags,
+  log: Logger = createLogger({ name: 'syncline-operator' }),
+): Promise<void> {
   const config = configFromFlags(flags);
   const kubeConfig = await loadKubeAccess(flags.kubeconfig);
   const identity = flags.identity
@@ -523,7 +526,7 @@ export async function runOperator(flags: OperatorFlags, log: Logger = createLogg
 async function main(): Promise<void> {
   const command = operatorCommand();
   command.parse(process.argv);
-  const log = createLogger();
+  const log = createLogger({ name: 'syncline-operator' });
   try {
     await runOperator(command.opts<OperatorFlags>(), log);
     process.exit(0);

@@ -1,6 +1,6 @@
 import type { KubernetesObject, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { KubeAccess } from './runtime/kubeconfig.ts';
-import type { DestinationCapabilities } from '../connectors/types.ts';
+import type { DestinationCapabilities } from '../core/connectors.ts';
 import {
   GROUP,
   VERSION,
@@ -10,7 +10,7 @@ import {
   type Source,
   type Sync,
 } from '../crds/index.ts';
-import type { SecretResolver } from '../runner/secrets.ts';
+import type { SecretResolver } from '../core/secrets.ts';
 import { probeCapabilities } from './capabilities.ts';
 import { Cluster, type SynclinePlural } from './cluster.ts';
 import type { OperatorConfig } from './config.ts';
@@ -28,7 +28,8 @@ import type { SynclineMetrics } from './metrics.ts';
 import { reconcileModel } from './model.ts';
 import { Controller, type ReconcileResult } from './runtime/controller.ts';
 import { Informer } from './runtime/informer.ts';
-import { reconcileLogger, splitKey, type Logger } from './runtime/log.ts';
+import { type Logger } from '../core/logger.ts';
+import { reconcileLogger, splitKey } from './runtime/log.ts';
 import type { RuntimeMetrics } from './runtime/metrics.ts';
 import { reconcileSync } from './sync.ts';
 

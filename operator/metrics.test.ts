@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { runSummary } from '../runner/summary.ts';
+import { runSummary } from '../core/summary.ts';
 import { SynclineMetrics } from './metrics.ts';
 
 describe('Syncline metrics', () => {

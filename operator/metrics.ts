@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { RUN_RESULTS, type RunRecord } from '../crds/index.ts';
-import type { RunSummary } from '../runner/summary.ts';
+import type { RunSummary } from '../core/summary.ts';
 
 /** Syncline's own metrics, registered beside the controller runtime's. */
 export class SynclineMetrics {

@@ -1,6 +1,6 @@
 import type { V1ContainerStatus, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { RunCounts, RunRecord } from '../crds/index.ts';
-import { runSummary, type RunSummary } from '../runner/summary.ts';
+import { runSummary, type RunSummary } from '../core/summary.ts';
 import { RUNNER_CONTAINER } from './jobs.ts';
 
 /** Why a pod never got its runner going, as seen in its status. */

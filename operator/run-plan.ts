@@ -1,6 +1,6 @@
 import { API_VERSION, type Destination, type Model, type Source, type Sync } from '../crds/index.ts';
-import { SynclineError } from '../runner/errors.ts';
-import { checkPlan, runPlan, type CheckPlan, type DiffStoreSettings, type RunPlan } from '../runner/plan.ts';
+import { SynclineError } from '../core/errors.ts';
+import { checkPlan, runPlan, type CheckPlan, type DiffStoreSettings, type RunPlan } from '../core/plan.ts';
 import type { RunStart } from './schedule.ts';
 
 export interface RunPlanInput {

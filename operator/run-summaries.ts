@@ -1,6 +1,6 @@
 import type { Sync } from '../crds/index.ts';
-import { describeError } from '../runner/errors.ts';
-import { runSummary, type RunSummary } from '../runner/summary.ts';
+import { describeError } from '../core/errors.ts';
+import { runSummary, type RunSummary } from '../core/summary.ts';
 import type { ReconcileContext } from './context.ts';
 import { snapshotPrefix } from './finalizer.ts';
 import { syncDiffStoreUrl } from './runner-policy.ts';
@@ -20,7 +20,7 @@ export async function readFullRunSummary(
   try {
     // Never outside the Sync's namespace prefix: the operator's credential reaches every namespace's.
     const url = syncDiffStoreUrl(ctx.config, sync);
-    const { openBlobStore } = await import('../runner/storage/index.ts');
+    const { openBlobStore } = await import('../core/storage/index.ts');
     const store = openBlobStore(url, {
       ...(ctx.config.diffStore.s3 ? { s3: ctx.config.diffStore.s3 } : {}),
       ...(ctx.config.diffStore.gcs ? { gcs: ctx.config.diffStore.gcs } : {}),

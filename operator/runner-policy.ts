@@ -2,9 +2,9 @@
 // ask for, and where in the diff store it may keep its state (its namespace's prefix, and no further).
 import { sep } from 'node:path';
 import type { Sync } from '../crds/index.ts';
-import { SynclineError } from '../runner/errors.ts';
-import type { DiffStoreSettings } from '../runner/plan.ts';
-import { parseStorageUrl, type StorageLocation } from '../runner/storage/url.ts';
+import { SynclineError } from '../core/errors.ts';
+import type { DiffStoreSettings } from '../core/plan.ts';
+import { parseStorageUrl, type StorageLocation } from '../core/storage/url.ts';
 import type { OperatorConfig, ResourceRequirements } from './config.ts';
 
 // ---- Kubernetes quantities ----

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
 import { scheduleProblem } from '../crds/checks.ts';
 import { parseGoDuration, type RunRecord, type Schedule } from '../crds/index.ts';
-import { SynclineError } from '../runner/errors.ts';
+import { SynclineError } from '../core/errors.ts';
 
 export const RUN_REQUESTED_ANNOTATION = 'syncline.io/run-requested-at';
 export const RESYNC_REQUESTED_ANNOTATION = 'syncline.io/resync-requested-at';

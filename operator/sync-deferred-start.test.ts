@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Destination, Model, Source, Sync } from '../crds/index.ts';
-import { secretResolver } from '../runner/secrets.ts';
+import { secretResolver } from '../core/secrets.ts';
 import { Kube } from '../test/e2e/support.ts';
 import { startKube, type KubeStack } from '../test/stack/kube.ts';
 import { probeCapabilities } from './capabilities.ts';
@@ -19,7 +19,7 @@ import type { ReconcileContext } from './context.ts';
 import { EventRecorder } from './events.ts';
 import { checkHashOf, MANAGED_SELECTOR, STARTED_AT_ANNOTATION } from './jobs.ts';
 import { SynclineMetrics } from './metrics.ts';
-import { createLogger } from './runtime/log.ts';
+import { createLogger } from '../core/logger.ts';
 import { RuntimeMetrics } from './runtime/metrics.ts';
 import { reconcileSync } from './sync.ts';
 

@@ -1,7 +1,7 @@
 import type { V1Job } from '@kubernetes/client-node';
 import type { Condition, RunRecord, Sync, SyncStatus } from '../crds/index.ts';
-import type { RunSummary } from '../runner/summary.ts';
-import { describeError } from '../runner/errors.ts';
+import type { RunSummary } from '../core/summary.ts';
+import { describeError } from '../core/errors.ts';
 import {
   applyConditionSet,
   readyTransition,

@@ -1,6 +1,6 @@
 import type { Destination, Model, Source, Sync } from '../crds/index.ts';
-import type { DestinationCapabilities } from '../connectors/types.ts';
-import { describeError } from '../runner/errors.ts';
+import type { DestinationCapabilities } from '../core/connectors.ts';
+import { describeError } from '../core/errors.ts';
 import { isConditionTrue, findCondition, READY } from './conditions.ts';
 import type { OperatorConfig } from './config.ts';
 import { runnerSettingsProblem, syncDiffStoreUrl } from './runner-policy.ts';

@@ -1,7 +1,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Destination, Model, SecretKeySelector, Source, Sync } from '../crds/index.ts';
 import { kubeRequest, resourcePath } from '../operator/runtime/kubeapi.ts';
-import { SynclineError } from '../runner/errors.ts';
+import { SynclineError } from '../core/errors.ts';
 
 export type SynclinePlural = 'sources' | 'models' | 'destinations' | 'syncs';
 const GROUP = 'syncline.io';

@@ -1,6 +1,6 @@
 // `kubectl syncline`: a kubectl plugin (the kubectl-syncline executable) for Syncline's resources.
 import { Command, Option } from 'commander';
-import { describeError } from '../runner/errors.ts';
+import { describeError } from '../core/errors.ts';
 import { PluginCluster } from './cluster.ts';
 import { debug, plan, resync, runs, status, terminalConfirm, trigger, type Io } from './commands.ts';
 import type { OutputFormat } from './format.ts';

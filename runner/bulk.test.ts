@@ -1,6 +1,6 @@
 import { DuckDBInstance, type DuckDBBlobValue, type DuckDBConnection } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ColumnInfo } from '../connectors/types.ts';
+import type { ColumnInfo } from '../core/connectors.ts';
 import { toPgText } from '../connectors/shared/values.ts';
 import type { Mapping } from '../crds/index.ts';
 import {

@@ -1,9 +1,9 @@
-import type { RowOperation } from '../connectors/types.ts';
+import type { RowOperation } from '../core/connectors.ts';
 import { ident, literal } from './duck.ts';
 import { SNAPSHOT_KEY, staticValue, type SyncShape } from './mappings.ts';
 
 // The bulk delivery path: DuckDB renders each row operation as one CSV line of plain scalar text (see
-// BulkBatch in connectors/types.ts), so no JSON and no JavaScript object is built per row.
+// BulkBatch in core/connectors.ts), so no JSON and no JavaScript object is built per row.
 
 const VERBATIM_TYPES =
   /^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|DOUBLE|DATE|TIME|TIMESTAMP|TIMESTAMP_S|TIMESTAMP_MS|TIMESTAMP_NS|UUID|INTERVAL|DECIMAL\(\d+,\d+\))$/;

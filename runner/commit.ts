@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { StagedHash } from '../connectors/types.ts';
+import type { StagedHash } from '../core/connectors.ts';
 import { rowHashSql, type LoadedPrevious } from './diff.ts';
 import { ident, literal, queryOne, toCount } from './duck.ts';
 import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';

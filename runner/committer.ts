@@ -12,8 +12,8 @@ import {
   type SnapshotHash,
 } from './commit.ts';
 import type { LoadedPrevious } from './diff.ts';
-import type { DiffStore, Manifest } from './diffstore/index.ts';
-import { SynclineError } from './errors.ts';
+import type { DiffStore, Manifest } from '../core/diffstore/index.ts';
+import { SynclineError } from '../core/errors.ts';
 import { writePending } from './pending.ts';
 
 /** The manifest fields a commit of this run writes (what the snapshot was made of). */

@@ -14,7 +14,7 @@ import type {
   RowChange,
   RowOperation,
   RowResult,
-} from '../connectors/types.ts';
+} from '../core/connectors.ts';
 import { retryDelay, sleep, type BackoffSettings } from './backoff.ts';
 import {
   bulkBatchSql,
@@ -29,7 +29,7 @@ import {
 } from './bulk.ts';
 import { operationsQuery } from './diff.ts';
 import { ident, literal } from './duck.ts';
-import { describeError, isSynclineError } from './errors.ts';
+import { describeError, isSynclineError } from '../core/errors.ts';
 import { changeBuilder } from './fields.ts';
 import { SNAPSHOT_KEY, type SyncShape } from './mappings.ts';
 

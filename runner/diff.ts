@@ -1,7 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { ColumnInfo, SourceHashFunction, StagedHash } from '../connectors/types.ts';
+import type { ColumnInfo, SourceHashFunction, StagedHash } from '../core/connectors.ts';
 import type { RowOperation, SyncMode } from '../crds/index.ts';
-import type { Manifest } from './diffstore/index.ts';
+import type { Manifest } from '../core/diffstore/index.ts';
 import { ident, literal, queryAll, queryOne, toCount } from './duck.ts';
 import { fieldsSql, idempotencyKeySql } from './fields.ts';
 import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';

@@ -1,10 +1,10 @@
 // The second half of a keys-only staging (see staging.ts): once the diff knows which keys were added or
 // changed, their rows come from the source, and delivery reads those while the commit reads every key.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { KeysOnlyStage, RowOperation, StagedHash } from '../connectors/types.ts';
+import type { KeysOnlyStage, RowOperation, StagedHash } from '../core/connectors.ts';
 import { CURRENT_ROWS } from './commit.ts';
 import { ident, queryAll, queryOne, toCount } from './duck.ts';
-import { SynclineError } from './errors.ts';
+import { SynclineError } from '../core/errors.ts';
 import { SNAPSHOT_KEY } from './mappings.ts';
 
 export const FETCHED_TABLE = 'fetched_rows';

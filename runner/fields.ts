@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import { JSON_NULL, parseDuckJson } from '../connectors/shared/values.ts';
-import type { RowChange, RowOperation } from '../connectors/types.ts';
+import type { RowChange, RowOperation } from '../core/connectors.ts';
 import { ident, literal } from './duck.ts';
 import { liquid, staticValue, type SyncShape } from './mappings.ts';
 

@@ -2,14 +2,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Logger as PinoLogger } from 'pino';
 import type { ZodType } from 'zod';
 import { destinationConnector, sourceConnector } from '../connectors/registry.ts';
-import { describeError, SynclineError } from './errors.ts';
-import { createLogger } from './logger.ts';
-import { checkPlan, runPlan, type CheckPlan, type RunPlan } from './plan.ts';
+import { describeError, SynclineError } from '../core/errors.ts';
+import { createLogger } from '../core/logger.ts';
+import { checkPlan, runPlan, type CheckPlan, type RunPlan } from '../core/plan.ts';
 import { compactSummary } from './report.ts';
 import { executeRun } from './run.ts';
 import { mountedConfigMapReader } from './model.ts';
-import { secretResolver } from './secrets.ts';
-import { TERMINATION_MESSAGE_LIMIT } from './summary.ts';
+import { secretResolver } from '../core/secrets.ts';
+import { TERMINATION_MESSAGE_LIMIT } from '../core/summary.ts';
 
 export const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
 
@@ -83,7 +83,7 @@ function abortOnSignals(log: PinoLogger): { signal: AbortSignal; dispose(): void
  */
 export async function runJob(options: JobOptions = {}): Promise<number> {
   const env = options.env ?? process.env;
-  const log = options.log ?? createLogger({ fd: 1 });
+  const log = options.log ?? createLogger({ name: 'syncline-runner', fd: 1 });
   let plan: RunPlan;
   try {
     plan = readPlan(runPlan, 'SYNCLINE_RUN_PLAN', options);
@@ -126,7 +126,7 @@ export async function runJob(options: JobOptions = {}): Promise<number> {
 /** `syncline check`: a connection check of one Source or Destination; writes {ok, reason, message}. */
 export async function runCheck(options: JobOptions = {}): Promise<number> {
   const env = options.env ?? process.env;
-  const log = options.log ?? createLogger({ fd: 1 });
+  const log = options.log ?? createLogger({ name: 'syncline-runner', fd: 1 });
   let result: { ok: boolean; reason: string; message: string };
   try {
     const plan: CheckPlan = readPlan(checkPlan, 'SYNCLINE_CHECK_PLAN', options);

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { Liquid, type Template } from 'liquidjs';
 import type { Mapping } from '../crds/index.ts';
-import type { ColumnInfo } from '../connectors/types.ts';
+import type { ColumnInfo } from '../core/connectors.ts';
 import { ident, literal } from './duck.ts';
-import { SynclineError } from './errors.ts';
+import { SynclineError } from '../core/errors.ts';
 
 /** A value the snapshot keeps per row, so that a change of it resends the row. */
 export interface ComparedItem {

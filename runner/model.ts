@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveDbtModel } from '../connectors/dbt/index.ts';
-import type { RunPlan } from './plan.ts';
-import type { SecretResolver } from './secrets.ts';
+import type { RunPlan } from '../core/plan.ts';
+import type { SecretResolver } from '../core/secrets.ts';
 
 /** Reads one key of a ConfigMap (a dbt manifest); where from depends on where the run happens. */
 export type ConfigMapReader = (name: string, key: string) => Promise<string>;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { retryDelay, lowest } from './backoff.ts';
 import { compactSummary } from './report.ts';
-import { runSummary, TERMINATION_MESSAGE_LIMIT } from './summary.ts';
+import { runSummary, TERMINATION_MESSAGE_LIMIT } from '../core/summary.ts';
 
 const summary = runSummary.parse({
   apiVersion: 'syncline.io/v1alpha1',

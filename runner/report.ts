@@ -1,4 +1,4 @@
-import { TERMINATION_MESSAGE_LIMIT, type RunSummary } from './summary.ts';
+import { TERMINATION_MESSAGE_LIMIT, type RunSummary } from '../core/summary.ts';
 
 /**
  * The run summary cut to fit a pod's termination message (4096 bytes): samples and columns go first,

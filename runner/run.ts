@@ -7,26 +7,26 @@ import type {
   DestinationConnector,
   KeysOnlyStage,
   Logger,
-} from '../connectors/types.ts';
+} from '../core/connectors.ts';
 import { destinationConnector, sourceConnector } from '../connectors/registry.ts';
 import { DEFAULT_BACKOFF, lowest, rateLimiter, type BackoffSettings } from './backoff.ts';
 import { committedHashSql, CURRENT_ROWS } from './commit.ts';
 import { RunCommitter } from './committer.ts';
-import { RunLease } from './diffstore/lease.ts';
+import { RunLease } from '../core/diffstore/lease.ts';
 import { matchEpochs, noEpochs } from './pending.ts';
 import { downloadState, previousForDiff, readStateForRun, type RunState as StoredState } from './state.ts';
 import { computeDiff, hashProbe, type DiffResult, type PreviousSnapshot } from './diff.ts';
 import { FETCHED_TABLE, fetchChangedRows, recordUnfetched, type FetchOutcome } from './fetch.ts';
-import { DiffStore, type Manifest } from './diffstore/index.ts';
+import { DiffStore, type Manifest } from '../core/diffstore/index.ts';
 import { openEmbeddedDuck, type EmbeddedDuck } from './duck.ts';
 import { createFailedTable, deliver, sampleOperations, type DeliveryProgress } from './deliver.ts';
-import { describeError, SynclineError } from './errors.ts';
+import { describeError, SynclineError } from '../core/errors.ts';
 import { modelFingerprint, resolveShape } from './mappings.ts';
-import type { RunPlan } from './plan.ts';
+import type { RunPlan } from '../core/plan.ts';
 import { resolveModel, type ConfigMapReader } from './model.ts';
 import { RequestLog } from './requestlog.ts';
-import type { SecretResolver } from './secrets.ts';
-import { openBlobStore } from './storage/index.ts';
+import type { SecretResolver } from '../core/secrets.ts';
+import { openBlobStore } from '../core/storage/index.ts';
 import {
   comparedConstants,
   comparedSources,
@@ -36,7 +36,7 @@ import {
   stagedHashOf,
   type StagingDecision,
 } from './staging.ts';
-import { runSummary, type RunSummary } from './summary.ts';
+import { runSummary, type RunSummary } from '../core/summary.ts';
 import { checkPrimaryKey } from './validate.ts';
 
 export type RunPhase = 'Querying' | 'Diffing' | 'Delivering' | 'Committing';

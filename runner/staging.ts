@@ -7,9 +7,9 @@ import type {
   SourceHashFunction,
   StagedHash,
   StagingPlan,
-} from '../connectors/types.ts';
+} from '../core/connectors.ts';
 import type { SyncMode } from '../crds/index.ts';
-import type { Manifest } from './diffstore/index.ts';
+import type { Manifest } from '../core/diffstore/index.ts';
 import { modelFingerprint, SNAPSHOT_HASH, type ComparedItem, type SyncShape } from './mappings.ts';
 
 /** The name of DuckDB's hash() as a snapshot's hash function. */

@@ -3,11 +3,11 @@
 // readable snapshot, so that records whose rows left the model are still deleted.
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { Logger } from '../connectors/types.ts';
+import type { Logger } from '../core/connectors.ts';
 import type { PreviousSnapshot } from './diff.ts';
-import type { DiffStore, Manifest } from './diffstore/index.ts';
+import type { DiffStore, Manifest } from '../core/diffstore/index.ts';
 import { queryAll, queryOne, literal, toCount } from './duck.ts';
-import { describeError, isSynclineError, SynclineError } from './errors.ts';
+import { describeError, isSynclineError, SynclineError } from '../core/errors.ts';
 import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE } from './mappings.ts';
 
 export interface RunState {

@@ -1,6 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ident, queryAll, queryOne, toCount } from './duck.ts';
-import { SynclineError } from './errors.ts';
+import { SynclineError } from '../core/errors.ts';
 
 export interface KeyCheck {
   nullCount: number;

@@ -2,7 +2,7 @@
 // tests use reports SELECT for every job (see test/warehouses/bigquery/README.md), so it cannot show a
 // script refused, and this checks the rule the connector applies to what BigQuery reports.
 import { describe, expect, it } from 'vitest';
-import { isSynclineError } from '../../runner/errors.ts';
+import { isSynclineError } from '../../core/errors.ts';
 import { checkStatementType } from './source.ts';
 
 const labels = { namespace: 'growth', sync: 'accounts', runId: 'run-1', model: 'growth/accounts' };

@@ -7,10 +7,10 @@
 import { Readable } from 'node:stream';
 import { BigQuery, type Job, type QueryResultsOptions } from '@google-cloud/bigquery';
 import type { SourceSpec } from '../../crds/index.ts';
-import { SynclineError, isSynclineError } from '../../runner/errors.ts';
-import type { SecretResolver } from '../../runner/secrets.ts';
+import { SynclineError, isSynclineError } from '../../core/errors.ts';
+import type { SecretResolver } from '../../core/secrets.ts';
 import { stageTextRows, type TextValue } from '../shared/text-stage.ts';
-import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../types.ts';
+import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../../core/connectors.ts';
 import { planColumn, type BigQueryField, type BigQueryColumnPlan, type RawCell } from './types.ts';
 import { modelLabel, modelNotReadOnly } from '../shared/read-only.ts';
 

@@ -2,9 +2,9 @@
 // object-storage or https:// URL, or a local file. Only the fields Syncline needs are typed.
 import { readFile } from 'node:fs/promises';
 import type { ModelSpec } from '../../crds/index.ts';
-import { SynclineError, isSynclineError } from '../../runner/errors.ts';
-import type { SecretResolver } from '../../runner/secrets.ts';
-import { openBlobStore } from '../../runner/storage/index.ts';
+import { SynclineError, isSynclineError } from '../../core/errors.ts';
+import type { SecretResolver } from '../../core/secrets.ts';
+import { openBlobStore } from '../../core/storage/index.ts';
 
 export interface ManifestNode {
   unique_id: string;

@@ -1,7 +1,7 @@
 // Resolving a Model's `dbt: {model, manifest}` to the relation dbt built (database, schema, alias) and the
 // model's declared unique key, from dbt's manifest.json.
 import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
-import { SynclineError } from '../../runner/errors.ts';
+import { SynclineError } from '../../core/errors.ts';
 import { loadManifest, type Manifest, type ManifestContext, type ManifestNode } from './manifest.ts';
 
 export interface DbtResolution {

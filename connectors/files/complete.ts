@@ -5,7 +5,7 @@ import { open, stat } from 'node:fs/promises';
 import { Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
-import { SynclineError } from '../../runner/errors.ts';
+import { SynclineError } from '../../core/errors.ts';
 import type { FileFormat } from '../shared/location.ts';
 
 /** A file DuckDB reads: its local path, and the name messages give it (its URL in the Source). */

@@ -2,9 +2,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DestinationSpec, Mapping, SyncSpec } from '../../crds/index.ts';
-import { isSynclineError } from '../../runner/errors.ts';
+import { isSynclineError } from '../../core/errors.ts';
 import { change, deliveryContext, openDuck, rowsOf, testContext } from '../shared/test-context.ts';
-import type { ColumnInfo } from '../types.ts';
+import type { ColumnInfo } from '../../core/connectors.ts';
 import { destination } from './index.ts';
 
 const base = testContext();

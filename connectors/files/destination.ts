@@ -7,7 +7,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { DELETE_BEHAVIORS, SYNC_MODES, type DestinationSpec, type Mapping } from '../../crds/index.ts';
-import { SynclineError } from '../../runner/errors.ts';
+import { SynclineError } from '../../core/errors.ts';
 import { remoteStore } from '../shared/blobs.ts';
 import { duckMessage } from '../shared/duck.ts';
 import { joinUrl, parseLocation } from '../shared/location.ts';
@@ -21,7 +21,7 @@ import type {
   DestinationWriter,
   RowChange,
   RowResult,
-} from '../types.ts';
+} from '../../core/connectors.ts';
 
 type Settings = NonNullable<DestinationSpec['files']>;
 type Format = Settings['format'];

@@ -2,7 +2,7 @@
 // DuckDB's strict CSV reader finds every problem but, when its dialect sniffer trips over one, says only
 // that it could not sniff the file; its rejects table (one file at a time) then names the line.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { SynclineError } from '../../runner/errors.ts';
+import { SynclineError } from '../../core/errors.ts';
 import type { FileFormat } from '../shared/location.ts';
 import { quoteLiteral } from '../shared/sql.ts';
 import { unreadable, type SourceFile } from './complete.ts';

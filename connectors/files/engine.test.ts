@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../runner/logger.ts';
-import { runPlan } from '../../runner/plan.ts';
+import { silentLogger } from '../../core/logger.ts';
+import { runPlan } from '../../core/plan.ts';
 import { executeRun } from '../../runner/run.ts';
-import { secretResolver } from '../../runner/secrets.ts';
+import { secretResolver } from '../../core/secrets.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'syncline-files-engine-'));
 const data = join(dir, 'data');

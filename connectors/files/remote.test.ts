@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DestinationSpec, ModelSpec, SourceSpec } from '../../crds/index.ts';
-import { secretResolver } from '../../runner/secrets.ts';
-import { openBlobStore, type BlobStore } from '../../runner/storage/index.ts';
+import { secretResolver } from '../../core/secrets.ts';
+import { openBlobStore, type BlobStore } from '../../core/storage/index.ts';
 import { startGcs, startS3, type GcsServer, type S3Server } from '../../test/stack/objectstore.ts';
 import {
   change,
@@ -15,7 +15,7 @@ import {
   synclineFailure,
   testContext,
 } from '../shared/test-context.ts';
-import type { StageRequest } from '../types.ts';
+import type { StageRequest } from '../../core/connectors.ts';
 import { destination, source } from './index.ts';
 
 const BUCKET = 'syncline-files';

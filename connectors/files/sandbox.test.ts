@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
 import { openDuck, rowsOf, synclineFailure, testContext } from '../shared/test-context.ts';
-import type { StageRequest } from '../types.ts';
+import type { StageRequest } from '../../core/connectors.ts';
 import { source } from './index.ts';
 
 const ctx = testContext();

@@ -8,10 +8,10 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { SynclineError } from '../../runner/errors.ts';
+import { SynclineError } from '../../core/errors.ts';
 import { MODEL_NOT_READ_ONLY, modelNotReadOnly } from '../shared/read-only.ts';
 import { quoteIdent, quoteLiteral } from '../shared/sql.ts';
-import type { StageRequest } from '../types.ts';
+import type { StageRequest } from '../../core/connectors.ts';
 import type { SandboxAnswer, SandboxJob } from './sandbox-child.ts';
 
 const CHILD = fileURLToPath(new URL('./sandbox-child.ts', import.meta.url));

@@ -2,9 +2,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
-import { isSynclineError } from '../../runner/errors.ts';
+import { isSynclineError } from '../../core/errors.ts';
 import { openDuck, rowsOf, testContext } from '../shared/test-context.ts';
-import type { StageRequest } from '../types.ts';
+import type { StageRequest } from '../../core/connectors.ts';
 import { source } from './index.ts';
 
 const ctx = testContext();

@@ -4,7 +4,7 @@
 // digit for digit. Inside JSON columns and lists the engine keeps numbers exact itself (RawJson).
 import type { Mapping } from '../../crds/index.ts';
 import { rawJson } from '../shared/values.ts';
-import type { ColumnInfo } from '../types.ts';
+import type { ColumnInfo } from '../../core/connectors.ts';
 
 const JSON_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
 

@@ -2,10 +2,10 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DestinationSpec, SyncSpec } from '../../crds/index.ts';
-import { isSynclineError } from '../../runner/errors.ts';
+import { isSynclineError } from '../../core/errors.ts';
 import { freePort } from '../../test/stack/process.ts';
 import { change, deliveryContext, synclineFailure, testContext } from '../shared/test-context.ts';
-import type { ColumnInfo } from '../types.ts';
+import type { ColumnInfo } from '../../core/connectors.ts';
 import { destination } from './index.ts';
 import { parseRetryAfter } from './request.ts';
 

@@ -10,8 +10,8 @@ import {
   type DestinationSpec,
   type SyncSpec,
 } from '../../crds/index.ts';
-import { SynclineError } from '../../runner/errors.ts';
-import type { SecretResolver } from '../../runner/secrets.ts';
+import { SynclineError } from '../../core/errors.ts';
+import type { SecretResolver } from '../../core/secrets.ts';
 import { toJson } from '../shared/values.ts';
 import type {
   ConnectorContext,
@@ -21,7 +21,7 @@ import type {
   RowChange,
   RowOperation,
   RowResult,
-} from '../types.ts';
+} from '../../core/connectors.ts';
 import { numberPaths, withExactNumbers } from './body.ts';
 import { redactor, type Redactor } from './redact.ts';
 import { DEBUG_BODY_LIMIT, readBody, resultOfError, resultOfStatus, truncate } from './request.ts';

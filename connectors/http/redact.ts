@@ -1,6 +1,6 @@
 // What the live debugger, a rejected row's reason and the logs may see of a request or its response:
 // never a secret header value (in any echoed form: see secretPattern), and no credential in a URL.
-import { MIN_SECRET_LENGTH, redactSecrets } from '../../runner/requestlog.ts';
+import { MIN_SECRET_LENGTH, redactSecrets } from '../../core/redact.ts';
 
 const SENSITIVE_PARAM = /(key|token|secret|password|passwd|pwd|signature|sig|auth|credential|session)/i;
 export const REDACTED = 'REDACTED';

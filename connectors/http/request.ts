@@ -1,5 +1,5 @@
 // One HTTP request of the http destination, and what its outcome means for the rows it carried.
-import type { RowResult } from '../types.ts';
+import type { RowResult } from '../../core/connectors.ts';
 
 export const REASON_BODY_LIMIT = 500;
 export const DEBUG_BODY_LIMIT = 4096;

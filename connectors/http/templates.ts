@@ -4,7 +4,7 @@
 // never share a URL such as /contacts/null).
 import { Liquid, type Template } from 'liquidjs';
 import type { Mapping } from '../../crds/index.ts';
-import { SynclineError } from '../../runner/errors.ts';
+import { SynclineError } from '../../core/errors.ts';
 import { isRawJson } from '../shared/values.ts';
 
 export const TEMPLATE_VARIABLES = ['row', 'key', 'operation'] as const;

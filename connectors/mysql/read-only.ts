@@ -7,9 +7,9 @@
 // That is safe because the probe embeds the text right after an opening parenthesis and mysql2 never
 // enables multiple statements: on its own, a text that passes is that same query, or a syntax error.
 import type mysql from 'mysql2';
-import { SynclineError } from '../../runner/errors.ts';
+import { SynclineError } from '../../core/errors.ts';
 import { modelNotReadOnly } from '../shared/read-only.ts';
-import type { StageRequest } from '../types.ts';
+import type { StageRequest } from '../../core/connectors.ts';
 
 const ER_PARSE_ERROR = 1064;
 const ER_DUP_FIELDNAME = 1060;

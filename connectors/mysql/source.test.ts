@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
 import { startMysql, type MysqlServer } from '../../test/stack/mysql.ts';
 import { openDuck, rowsOf, testContext } from '../shared/test-context.ts';
-import type { StageRequest } from '../types.ts';
+import type { StageRequest } from '../../core/connectors.ts';
 import { mysqlSource } from './source.ts';
 import { synclineFailure as failure } from '../shared/test-context.ts';
 

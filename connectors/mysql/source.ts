@@ -4,10 +4,10 @@
 // The model can only read: one query (read-only.ts), run in a READ ONLY transaction.
 import mysql from 'mysql2';
 import type { SourceSpec } from '../../crds/index.ts';
-import { SynclineError, isSynclineError } from '../../runner/errors.ts';
-import type { SecretResolver } from '../../runner/secrets.ts';
+import { SynclineError, isSynclineError } from '../../core/errors.ts';
+import type { SecretResolver } from '../../core/secrets.ts';
 import { stageTextRows, type TextValue } from '../shared/text-stage.ts';
-import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../types.ts';
+import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../../core/connectors.ts';
 import { planColumn, type MysqlColumnPlan, type MysqlField } from './types.ts';
 import { ER_READ_ONLY_TRANSACTION, probeModel } from './read-only.ts';
 import { modelNotReadOnly } from '../shared/read-only.ts';

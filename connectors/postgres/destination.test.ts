@@ -1,11 +1,11 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DestinationSpec, Mapping, SyncSpec } from '../../crds/index.ts';
-import { isSynclineError } from '../../runner/errors.ts';
+import { isSynclineError } from '../../core/errors.ts';
 import { freePort } from '../../test/stack/process.ts';
 import { startPostgres, type PostgresServer } from '../../test/stack/postgres.ts';
 import { change, deliveryContext, testContext } from '../shared/test-context.ts';
-import type { ColumnInfo, DestinationWriter } from '../types.ts';
+import type { ColumnInfo, DestinationWriter } from '../../core/connectors.ts';
 import { destination } from './index.ts';
 
 let server: PostgresServer;

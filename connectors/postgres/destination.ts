@@ -6,7 +6,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DELETE_BEHAVIORS, SYNC_MODES, type DestinationSpec, type SyncSpec } from '../../crds/index.ts';
-import { SynclineError, isSynclineError } from '../../runner/errors.ts';
+import { SynclineError, isSynclineError } from '../../core/errors.ts';
 import {
   connectPg,
   describePgError,
@@ -27,7 +27,7 @@ import type {
   RowChange,
   RowOperation,
   RowResult,
-} from '../types.ts';
+} from '../../core/connectors.ts';
 import { ARCHIVED_AT, createTableSql, mappedColumns, readTable } from './table.ts';
 
 type Settings = NonNullable<DestinationSpec['postgres']>;

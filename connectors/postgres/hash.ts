@@ -4,7 +4,7 @@
 // releases (hash-partitioned tables survive pg_upgrade on them). The probe catches a server that hashes
 // otherwise all the same: the snapshot's rows are then sent again once.
 import type pg from 'pg';
-import type { Logger, SourceHashFunction } from '../types.ts';
+import type { Logger, SourceHashFunction } from '../../core/connectors.ts';
 import type { ColumnPlan } from './types.ts';
 
 export const POSTGRES_HASH = 'postgres';

@@ -2,10 +2,10 @@ import { freePort } from '../../test/stack/process.ts';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
-import { isSynclineError } from '../../runner/errors.ts';
+import { isSynclineError } from '../../core/errors.ts';
 import { startPostgres, type PostgresServer } from '../../test/stack/postgres.ts';
 import { openDuck, rowsOf, testContext } from '../shared/test-context.ts';
-import { stagedHashColumn, type StageRequest, type StagingPlan } from '../types.ts';
+import { stagedHashColumn, type StageRequest, type StagingPlan } from '../../core/connectors.ts';
 import { rowHashSql } from '../../runner/diff.ts';
 import { source } from './index.ts';
 

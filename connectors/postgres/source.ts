@@ -7,7 +7,7 @@
 // planColumns for why that also keeps the COPY, sent as a simple query, to one statement).
 import type pg from 'pg';
 import type { SourceSpec } from '../../crds/index.ts';
-import { SynclineError, isSynclineError } from '../../runner/errors.ts';
+import { SynclineError, isSynclineError } from '../../core/errors.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { countRows, duckMessage } from '../shared/duck.ts';
@@ -32,7 +32,7 @@ import {
   type StageRequest,
   type StageResult,
   type StagingPlan,
-} from '../types.ts';
+} from '../../core/connectors.ts';
 import { postgresHashFunction, rowHashExpr, unsignedHashSql } from './hash.ts';
 import { copyIntoDuck, TransferError } from './transfer.ts';
 import { planColumn, type ColumnPlan, type PgTypeInfo } from './types.ts';

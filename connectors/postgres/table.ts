@@ -3,7 +3,7 @@
 import type pg from 'pg';
 import type { Mapping } from '../../crds/index.ts';
 import { quoteIdent } from '../shared/sql.ts';
-import type { ColumnInfo } from '../types.ts';
+import type { ColumnInfo } from '../../core/connectors.ts';
 
 export const ARCHIVED_AT = 'archived_at';
 

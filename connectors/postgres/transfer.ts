@@ -12,7 +12,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { isPgServerError } from '../shared/pg.ts';
 import { quoteIdent } from '../shared/sql.ts';
-import type { Logger } from '../types.ts';
+import type { Logger } from '../../core/connectors.ts';
 
 export interface TransferRequest {
   client: pg.Client;

@@ -1,7 +1,7 @@
 // Remote folders (s3://, gs://) of the files connectors go through the runner's BlobStore.
-import { openBlobStore, type BlobStore } from '../../runner/storage/index.ts';
-import type { SecretResolver } from '../../runner/secrets.ts';
-import type { S3Credentials, GcsCredentials } from '../../runner/storage/index.ts';
+import { openBlobStore, type BlobStore } from '../../core/storage/index.ts';
+import type { SecretResolver } from '../../core/secrets.ts';
+import type { S3Credentials, GcsCredentials } from '../../core/storage/index.ts';
 
 export function remoteStore(
   url: string,

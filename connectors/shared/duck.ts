@@ -1,6 +1,6 @@
 // Small DuckDB helpers the connectors share.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { ColumnInfo } from '../types.ts';
+import type { ColumnInfo } from '../../core/connectors.ts';
 import { quoteIdent } from './sql.ts';
 
 /** The columns of a DuckDB table, in order, with their logical types. */

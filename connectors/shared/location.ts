@@ -1,7 +1,7 @@
 // Where a files Source or Destination points: a local folder (a path or file:// URL) or a bucket prefix.
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SynclineError } from '../../runner/errors.ts';
+import { SynclineError } from '../../core/errors.ts';
 
 export type Location = { kind: 'local'; path: string } | { kind: 'remote'; scheme: 's3' | 'gs'; url: string };
 

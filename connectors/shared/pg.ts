@@ -2,9 +2,9 @@
 // TLS modes as libpq names them, and errors turned into SynclineErrors with reasons a person can act on.
 import pg from 'pg';
 import type { SecretValue } from '../../crds/index.ts';
-import { SynclineError, isSynclineError } from '../../runner/errors.ts';
-import type { SecretResolver } from '../../runner/secrets.ts';
-import type { Logger } from '../types.ts';
+import { SynclineError, isSynclineError } from '../../core/errors.ts';
+import type { SecretResolver } from '../../core/secrets.ts';
+import type { Logger } from '../../core/connectors.ts';
 import { NETWORK_ERROR_CODES, TLS_ERROR_CODES } from './net-errors.ts';
 
 export interface PgConnectionSettings {

@@ -1,7 +1,7 @@
 // The one error every SQL source gives a model that is not a single read-only SELECT: more than one
 // statement, or a statement (or a function it calls) that writes.
-import { SynclineError } from '../../runner/errors.ts';
-import type { StageRequest } from '../types.ts';
+import { SynclineError } from '../../core/errors.ts';
+import type { StageRequest } from '../../core/connectors.ts';
 
 export const MODEL_NOT_READ_ONLY = 'ModelNotReadOnly';
 

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { isSynclineError, type SynclineError } from '../../runner/errors.ts';
-import { secretResolver } from '../../runner/secrets.ts';
+import { isSynclineError, type SynclineError } from '../../core/errors.ts';
+import { secretResolver } from '../../core/secrets.ts';
 import type { DestinationSpec, Mapping, SyncSpec } from '../../crds/index.ts';
 import type {
   ColumnInfo,
@@ -14,7 +14,7 @@ import type {
   Logger,
   RowChange,
   RowOperation,
-} from '../types.ts';
+} from '../../core/connectors.ts';
 
 export interface LogLine {
   level: string;

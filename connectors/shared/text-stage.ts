@@ -7,8 +7,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { SynclineError } from '../../runner/errors.ts';
-import type { ColumnInfo, StageRequest, StageResult } from '../types.ts';
+import { SynclineError } from '../../core/errors.ts';
+import type { ColumnInfo, StageRequest, StageResult } from '../../core/connectors.ts';
 import { countRows, describeTable, duckMessage } from './duck.ts';
 import { quoteIdent, quoteLiteral } from './sql.ts';
 

@@ -4,7 +4,7 @@ import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
 import { startSnowflakeEmulator, type SnowflakeEmulator } from '../../test/emulators/snowflake/server.ts';
 import { freePort } from '../../test/stack/process.ts';
 import { openDuck, rowsOf, testContext } from '../shared/test-context.ts';
-import type { StageRequest } from '../types.ts';
+import type { StageRequest } from '../../core/connectors.ts';
 import { readSql, snowflakeSource } from './source.ts';
 import { synclineFailure as failure } from '../shared/test-context.ts';
 

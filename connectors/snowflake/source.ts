@@ -7,10 +7,10 @@
 // so a second statement is refused before any runs. The boundary is the role: see README.md.
 import snowflake from 'snowflake-sdk';
 import type { SourceSpec } from '../../crds/index.ts';
-import { SynclineError, isSynclineError } from '../../runner/errors.ts';
-import type { SecretResolver } from '../../runner/secrets.ts';
+import { SynclineError, isSynclineError } from '../../core/errors.ts';
+import type { SecretResolver } from '../../core/secrets.ts';
 import { stageTextRows, type TextValue } from '../shared/text-stage.ts';
-import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../types.ts';
+import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../../core/connectors.ts';
 import { OUTPUT_FORMATS, planColumn } from './types.ts';
 import { modelLabel, modelNotReadOnly } from '../shared/read-only.ts';
 

@@ -1,9 +1,10 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { SynclineError } from '../../runner/errors.ts';
+import { SynclineError } from '../../core/errors.ts';
 import { ManualClock } from './clock.ts';
 import { Controller, type ReconcileResult } from './controller.ts';
-import { createLogger, reconcileLogger } from './log.ts';
+import { createLogger } from '../../core/logger.ts';
+import { reconcileLogger } from './log.ts';
 import { RuntimeMetrics } from './metrics.ts';
 import { WorkQueue } from './workqueue.ts';
 

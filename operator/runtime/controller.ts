@@ -1,5 +1,5 @@
-import { describeError } from '../../runner/errors.ts';
-import type { Logger } from './log.ts';
+import { describeError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
 import type { RuntimeMetrics } from './metrics.ts';
 import { WorkQueue } from './workqueue.ts';
 

@@ -1,6 +1,6 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { KubeAccess } from './kubeconfig.ts';
-import { describeError } from '../../runner/errors.ts';
+import { describeError } from '../../core/errors.ts';
 import {
   apiError,
   kubeRequest,
@@ -10,7 +10,8 @@ import {
   type WatchEvent,
   type WatchHandle,
 } from './kubeapi.ts';
-import { objectKey, type Logger } from './log.ts';
+import { type Logger } from '../../core/logger.ts';
+import { objectKey } from './log.ts';
 import type { RuntimeMetrics } from './metrics.ts';
 
 export interface InformerOptions {

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { parse } from 'yaml';
-import { SynclineError } from '../../runner/errors.ts';
+import { SynclineError } from '../../core/errors.ts';
 
 /** What the runtime needs of a kubeconfig: where the API server is, and how to authenticate to it. */
 export type KubeAccess = Pick<KubeConfig, 'getCurrentCluster' | 'applyToHTTPSOptions'>;

@@ -1,7 +1,7 @@
 import type { KubeAccess } from './kubeconfig.ts';
-import { describeError } from '../../runner/errors.ts';
+import { describeError } from '../../core/errors.ts';
 import { apiError, kubeRequest } from './kubeapi.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../../core/logger.ts';
 import type { RuntimeMetrics } from './metrics.ts';
 
 export interface LeaderElectorOptions {

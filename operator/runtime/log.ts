@@ -1,45 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
-
-export type Logger = PinoLogger;
-
-export interface LoggerOptions {
-  name?: string;
-  level?: string;
-  /** Where JSON lines go; stdout by default (tests pass a stream to read them back). */
-  destination?: DestinationStream;
-}
-
-/**
- * Paths that could carry a credential if a caller ever logs a raw object (a Secret, a request's headers).
- * Messages are written without credentials in the first place; this is the second line of defence.
- */
-const REDACT = [
-  'password',
-  'token',
-  'authorization',
-  '*.password',
-  '*.token',
-  '*.authorization',
-  'headers.authorization',
-  'headers.Authorization',
-  'data',
-  '*.data',
-  'stringData',
-  '*.stringData',
-];
-
-/** The operator's JSON logger: one line per entry, ISO timestamps, level names, credentials redacted. */
-export function createLogger(options: LoggerOptions = {}): Logger {
-  const config = {
-    name: options.name ?? 'syncline-operator',
-    level: options.level ?? process.env['SYNCLINE_LOG_LEVEL'] ?? 'info',
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label: string) => ({ level: label }) },
-    redact: { paths: REDACT, censor: '[redacted]' },
-  };
-  return options.destination ? pino(config, options.destination) : pino(config);
-}
+import type { Logger } from '../../core/logger.ts';
 
 /** Splits a work-queue key "namespace/name" (or "name" for cluster-scoped objects). */
 export function splitKey(key: string): { namespace: string; name: string } {

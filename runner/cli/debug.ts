@@ -2,13 +2,13 @@ import { constants, gunzipSync } from 'node:zlib';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { DiffStore } from '../diffstore/index.ts';
-import { SynclineError } from '../errors.ts';
+import { DiffStore } from '../../core/diffstore/index.ts';
+import { SynclineError } from '../../core/errors.ts';
 import type { RequestLogEntry } from '../requestlog.ts';
 import { describeSummary } from '../report.ts';
-import { secretResolver } from '../secrets.ts';
-import { openBlobStore } from '../storage/index.ts';
-import { runSummary, type RunSummary } from '../summary.ts';
+import { secretResolver } from '../../core/secrets.ts';
+import { openBlobStore } from '../../core/storage/index.ts';
+import { runSummary, type RunSummary } from '../../core/summary.ts';
 
 export interface DebugOptions {
   stateDir: string;

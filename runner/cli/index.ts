@@ -1,12 +1,12 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MEMORY_LIMIT_MESSAGE, MEMORY_LIMIT_RE } from '../../crds/index.ts';
-import { describeError, SynclineError } from '../errors.ts';
+import { describeError, SynclineError } from '../../core/errors.ts';
 import { runCheck, runJob } from '../job.ts';
-import { createLogger } from '../logger.ts';
+import { createLogger } from '../../core/logger.ts';
 import { describeSummary } from '../report.ts';
 import { executeRun } from '../run.ts';
-import { secretResolver } from '../secrets.ts';
-import type { RunSummary } from '../summary.ts';
+import { secretResolver } from '../../core/secrets.ts';
+import type { RunSummary } from '../../core/summary.ts';
 import { debugRun, type DebugOptions } from './debug.ts';
 import { createOutput, type Output } from './output.ts';
 import { buildRunPlan, dependencyOrder } from './plans.ts';
@@ -94,7 +94,7 @@ async function runSyncs(options: RunCommandOptions, dryRun: boolean): Promise<nu
     }
   }
   const order = dependencyOrder(set.syncs, only);
-  const log = createLogger({ fd: 2, level: options.logLevel });
+  const log = createLogger({ name: 'syncline-runner', fd: 2, level: options.logLevel });
   const stale = removeStaleRunFolders();
   if (stale.length > 0) log.info({ folders: stale }, 'removed the temp folders of killed runs');
   const controller = new AbortController();

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { API_VERSION, type Sync } from '../../crds/index.ts';
-import { SynclineError } from '../errors.ts';
-import type { RunPlan } from '../plan.ts';
+import { SynclineError } from '../../core/errors.ts';
+import type { RunPlan } from '../../core/plan.ts';
 import { keyOf, type ResourceSet } from './resources.ts';
 
 /** A run id: sortable by time, unique, and valid as a diff-store file name. */

@@ -11,7 +11,7 @@ import {
   type Source,
   type Sync,
 } from '../../crds/index.ts';
-import { SynclineError } from '../errors.ts';
+import { SynclineError } from '../../core/errors.ts';
 
 export const DEFAULT_NAMESPACE = 'default';
 

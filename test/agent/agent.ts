@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Informer } from '../../operator/runtime/informer.ts';
 import { kubeRequest, resourcePath } from '../../operator/runtime/kubeapi.ts';
-import { createLogger, type Logger } from '../../operator/runtime/log.ts';
+import { createLogger, type Logger } from '../../core/logger.ts';
 import { REPO_DIR } from '../stack/paths.ts';
 
 export interface AgentOptions {

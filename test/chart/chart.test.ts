@@ -303,7 +303,7 @@ describe('helm template with every option switched on', () => {
       SYNCLINE_RUNNER_DEADLINE_SECONDS: '7200',
       SYNCLINE_RUNNER_MEMORY_LIMIT: '3GB',
       SYNCLINE_RUNNER_ENV: '{"TZ":"Europe/Paris"}',
-      // The operator itself reads the store (snapshot clean-up), under runner/secrets.ts' env names.
+      // The operator itself reads the store (snapshot clean-up), under core/secrets.ts' env names.
       SYNCLINE_SECRET_SYNCLINE_STORE__ACCESSKEYID: {
         secretKeyRef: { name: 'syncline-store', key: 'accessKeyId' },
       },

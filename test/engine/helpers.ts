@@ -6,11 +6,11 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import type { DestinationSpec, SyncSpec } from '../../crds/index.ts';
 import type { BackoffSettings } from '../../runner/backoff.ts';
-import { silentLogger } from '../../runner/logger.ts';
-import { runPlan, type RunPlan } from '../../runner/plan.ts';
+import { silentLogger } from '../../core/logger.ts';
+import { runPlan, type RunPlan } from '../../core/plan.ts';
 import { executeRun, type RunProgress } from '../../runner/run.ts';
-import { secretResolver } from '../../runner/secrets.ts';
-import type { RunSummary } from '../../runner/summary.ts';
+import { secretResolver } from '../../core/secrets.ts';
+import type { RunSummary } from '../../core/summary.ts';
 import type { PostgresServer } from '../stack/postgres.ts';
 
 export const PG_SECRET = { secretKeyRef: { name: 'pg', key: 'password' } };

@@ -5,14 +5,14 @@ import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyncSpec } from '../../crds/index.ts';
-import { DiffStore } from '../../runner/diffstore/index.ts';
+import { DiffStore } from '../../core/diffstore/index.ts';
 import { filterRequestLog } from '../../runner/requestlog.ts';
-import { secretResolver } from '../../runner/secrets.ts';
-import { openBlobStore } from '../../runner/storage/index.ts';
+import { secretResolver } from '../../core/secrets.ts';
+import { openBlobStore } from '../../core/storage/index.ts';
 import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
 import { makePlan, secretsFor, sql, tempState } from './helpers.ts';
 import { executeRun } from '../../runner/run.ts';
-import { silentLogger } from '../../runner/logger.ts';
+import { silentLogger } from '../../core/logger.ts';
 import { pino } from 'pino';
 
 interface Received {

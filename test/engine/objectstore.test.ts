@@ -1,10 +1,10 @@
 // The engine with its diff store in object storage: MinIO (s3://) and fake-gcs-server (gs://).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DiffStore } from '../../runner/diffstore/index.ts';
-import { silentLogger } from '../../runner/logger.ts';
+import { DiffStore } from '../../core/diffstore/index.ts';
+import { silentLogger } from '../../core/logger.ts';
 import { executeRun } from '../../runner/run.ts';
-import { secretResolver } from '../../runner/secrets.ts';
-import { openBlobStore } from '../../runner/storage/index.ts';
+import { secretResolver } from '../../core/secrets.ts';
+import { openBlobStore } from '../../core/storage/index.ts';
 import { startGcs, startS3, type GcsServer, type S3Server } from '../stack/objectstore.ts';
 import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
 import { makePlan, pgSettings, sql } from './helpers.ts';

@@ -165,6 +165,7 @@ describe('the image, built the same way in a temp folder', () => {
     expect(readdirSync(join(image, 'app')).sort()).toEqual([
       'bin',
       'connectors',
+      'core',
       'crds',
       'node_modules',
       'operator',
@@ -175,7 +176,7 @@ describe('the image, built the same way in a temp folder', () => {
       readdirSync(dir).flatMap((e) =>
         statSync(join(dir, e)).isDirectory() ? walk(join(dir, e)) : [join(dir, e)],
       );
-    const tests = ['operator', 'runner', 'connectors', 'crds']
+    const tests = ['operator', 'runner', 'connectors', 'core', 'crds']
       .flatMap((d) => walk(join(image, 'app', d)))
       .filter((f) => f.endsWith('.test.ts'));
     expect(tests).toEqual([]);

@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { defaultConfig } from '../../operator/config.ts';
 import { Manager } from '../../operator/manager.ts';
 import { SynclineMetrics } from '../../operator/metrics.ts';
-import { createLogger } from '../../operator/runtime/log.ts';
+import { createLogger } from '../../core/logger.ts';
 import { RuntimeMetrics } from '../../operator/runtime/metrics.ts';
-import { secretResolver } from '../../runner/secrets.ts';
+import { secretResolver } from '../../core/secrets.ts';
 import { Agent } from '../agent/agent.ts';
 import {
   condition,

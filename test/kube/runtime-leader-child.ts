@@ -2,7 +2,7 @@
 // transition on stdout, and on SIGTERM stops (releasing the lease) and exits. SIGKILL leaves the lease held.
 import { KubeConfig } from '@kubernetes/client-node';
 import { LeaderElector } from '../../operator/runtime/leader.ts';
-import { createLogger } from '../../operator/runtime/log.ts';
+import { createLogger } from '../../core/logger.ts';
 
 const [kubeconfigPath, namespace, name, identity] = process.argv.slice(2);
 if (!kubeconfigPath || !namespace || !name || !identity) {

@@ -3,7 +3,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { apiError, kubeRequest } from '../../operator/runtime/kubeapi.ts';
-import { createLogger, type Logger } from '../../operator/runtime/log.ts';
+import { createLogger, type Logger } from '../../core/logger.ts';
 
 export interface ConfigMap {
   apiVersion?: string;

@@ -9,7 +9,7 @@ import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
 import { sourceConnector } from '../../connectors/registry.ts';
 import { captureLogger } from '../../connectors/shared/test-context.ts';
 import { openEmbeddedDuck } from '../../runner/duck.ts';
-import { secretResolver } from '../../runner/secrets.ts';
+import { secretResolver } from '../../core/secrets.ts';
 
 const input = JSON.parse(process.argv[2] ?? '{}') as { source: SourceSpec; model: ModelSpec };
 const connector = await sourceConnector(input.source.type);

@@ -77,7 +77,7 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
-{{/* The env var a Secret key reaches a Syncline process in (runner/secrets.ts secretEnvName). */}}
+{{/* The env var a Secret key reaches a Syncline process in (core/secrets.ts secretEnvName). */}}
 {{- define "syncline.secretEnvName" -}}
 {{- printf "SYNCLINE_SECRET_%s__%s" (regexReplaceAll "[^A-Za-z0-9]" .name "_" | upper) (regexReplaceAll "[^A-Za-z0-9]" .key "_" | upper) }}
 {{- end }}

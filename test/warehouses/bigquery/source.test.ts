@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSpec, SourceSpec } from '../../../crds/index.ts';
 import { bigquerySource } from '../../../connectors/bigquery/source.ts';
 import { openDuck, rowsOf, testContext } from '../../../connectors/shared/test-context.ts';
-import type { StageRequest } from '../../../connectors/types.ts';
+import type { StageRequest } from '../../../core/connectors.ts';
 import { startBigQueryEmulator, type BigQueryEmulator } from '../../stack/bigquery.ts';
 import { freePort } from '../../stack/process.ts';
 import { measureStage } from '../rss.ts';

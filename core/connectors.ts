@@ -11,7 +11,7 @@ import type {
   SyncMode,
   SyncSpec,
 } from '../crds/index.ts';
-import type { SecretResolver } from '../runner/secrets.ts';
+import type { SecretResolver } from './secrets.ts';
 
 export type { RowOperation };
 

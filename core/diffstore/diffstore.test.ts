@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SynclineError } from '../errors.ts';
 import { secretResolver } from '../secrets.ts';
 import { openBlobStore, type BlobStore } from '../storage/index.ts';
-import { BACKENDS, type TestBackend } from '../storage/testing.ts';
+import { BACKENDS, type TestBackend } from '../../test/stack/blobstores.ts';
 import { DiffStore, type Manifest } from './index.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'syncline-difftest-'));

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startGcs, startS3 } from '../../test/stack/objectstore.ts';
-import { freePort } from '../../test/stack/process.ts';
-import { secretResolver } from '../secrets.ts';
-import { openBlobStore, type BlobStore } from './index.ts';
+import { startGcs, startS3 } from './objectstore.ts';
+import { freePort } from './process.ts';
+import { secretResolver } from '../../core/secrets.ts';
+import { openBlobStore, type BlobStore } from '../../core/storage/index.ts';
 
 /**
  * One running backend for the shared behaviour suites (tests only): the file store, MinIO as S3, and

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SynclineError } from '../errors.ts';
 import { secretResolver } from '../secrets.ts';
 import { openBlobStore, parseStorageUrl, type BlobStore } from './index.ts';
-import { BACKENDS, type TestBackend } from './testing.ts';
+import { BACKENDS, type TestBackend } from '../../test/stack/blobstores.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'syncline-blobtest-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

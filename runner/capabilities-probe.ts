@@ -1,8 +1,8 @@
-// Prints the capabilities of one destination connector as JSON: `node operator/capabilities-probe.ts <type>`.
+// Prints the capabilities of one destination connector as JSON: `node runner/capabilities-probe.ts <type>`.
 // The operator runs this in a child process so that it never loads connector drivers (DuckDB, cloud SDKs)
 // itself: they would stay in its memory for good, and it needs only this small JSON.
 import { destinationConnector } from '../connectors/registry.ts';
-import { describeError } from '../runner/errors.ts';
+import { describeError } from '../core/errors.ts';
 
 try {
   const connector = await destinationConnector((process.argv[2] ?? '') as never);
