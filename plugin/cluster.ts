@@ -1,7 +1,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Destination, Model, SecretKeySelector, Source, Sync } from '../crds/index.ts';
 import { kubeRequest, resourcePath } from '../operator/runtime/kubeapi.ts';
-import { SynclineError } from '../core/errors.ts';
+import { SynclineError, type Reason } from '../core/errors.ts';
 
 export type SynclinePlural = 'sources' | 'models' | 'destinations' | 'syncs';
 const GROUP = 'syncline.io';
@@ -11,6 +11,12 @@ const KIND_OF: Record<SynclinePlural, string> = {
   models: 'Model',
   destinations: 'Destination',
   syncs: 'Sync',
+};
+const NOT_FOUND: Record<SynclinePlural, Reason> = {
+  sources: 'SourceNotFound',
+  models: 'ModelNotFound',
+  destinations: 'DestinationNotFound',
+  syncs: 'SyncNotFound',
 };
 
 export interface ConnectionOptions {
@@ -31,7 +37,7 @@ export class PluginCluster {
       else this.kubeConfig.loadFromDefault();
     } catch (error) {
       throw new SynclineError(
-        'KubeconfigInvalid',
+        'KubeConfigInvalid',
         `cannot read your kubeconfig: ${(error as Error).message}`,
       );
     }
@@ -96,7 +102,7 @@ export class PluginCluster {
     const found = await this.call<T>(`get ${plural} in namespace ${namespace}`, 'GET', path);
     if (!found) {
       throw new SynclineError(
-        `${KIND_OF[plural]}NotFound`,
+        NOT_FOUND[plural],
         `${KIND_OF[plural]} "${name}" not found in namespace "${namespace}" (kubectl get ${plural} -n ${namespace} lists them; -n picks another namespace)`,
       );
     }

@@ -130,7 +130,7 @@ export async function main(
     if (code === 'commander.helpDisplayed' || code === 'commander.help' || code === 'commander.version')
       return 0;
     if (code?.startsWith('commander.')) return 2;
-    const { reason, message } = describeError(error, 'Error');
+    const { reason, message } = describeError(error);
     process.stderr.write(`error: ${message} (${reason})\n`);
     return 1;
   }

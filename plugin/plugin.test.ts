@@ -72,7 +72,7 @@ describe('kubectl syncline errors', () => {
       process.stderr.write = stderr;
     }
     expect(lines.join('')).toMatch(
-      /^error: cannot read your kubeconfig: .*\/nonexistent\/kubeconfig.* \(KubeconfigInvalid\)\n$/,
+      /^error: cannot read your kubeconfig: .*\/nonexistent\/kubeconfig.* \(KubeConfigInvalid\)\n$/,
     );
   });
 });

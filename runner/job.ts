@@ -32,19 +32,19 @@ function readPlan<T>(schema: ZodType<T>, envName: string, options: JobOptions): 
     text = env[envName];
   }
   if (text === undefined || text.trim() === '') {
-    throw new SynclineError('InvalidPlan', `no plan: set ${envName} or pass --plan FILE`);
+    throw new SynclineError('InvalidRunPlan', `no plan: set ${envName} or pass --plan FILE`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new SynclineError('InvalidPlan', `the plan in ${from} is not JSON: ${(error as Error).message}`);
+    throw new SynclineError('InvalidRunPlan', `the plan in ${from} is not JSON: ${(error as Error).message}`);
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new SynclineError(
-      'InvalidPlan',
+      'InvalidRunPlan',
       `the plan in ${from} is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? ''}`,
     );
   }
@@ -64,7 +64,7 @@ function abortOnSignals(log: PinoLogger): { signal: AbortSignal; dispose(): void
   const controller = new AbortController();
   const stop = (name: NodeJS.Signals) => {
     log.warn({ signal: name }, 'stopping the run');
-    controller.abort(new SynclineError('Aborted', `received ${name}`));
+    controller.abort(new SynclineError('Aborted', `received ${name}`, { retryable: false }));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
@@ -88,7 +88,7 @@ export async function runJob(options: JobOptions = {}): Promise<number> {
   try {
     plan = readPlan(runPlan, 'SYNCLINE_RUN_PLAN', options);
   } catch (error) {
-    const { reason, message } = describeError(error, 'InvalidPlan');
+    const { reason, message } = describeError(error, 'InvalidRunPlan');
     log.error({ reason }, message);
     writeTermination(env, JSON.stringify({ result: 'Failed', reason, message }), log);
     return 1;

@@ -3,6 +3,7 @@
 // Source folder's, its own database file and its spill folder. It reads one job as JSON on stdin, writes
 // the model to table `model` of the database file, and answers one line of JSON on stdout.
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { Reason } from '../../core/reasons.ts';
 
 export interface SandboxJob {
   query: string;
@@ -15,7 +16,7 @@ export interface SandboxJob {
   threads: string;
 }
 
-export type SandboxAnswer = { ok: true } | { ok: false; reason: string; message: string };
+export type SandboxAnswer = { ok: true } | { ok: false; reason: Reason; message: string };
 
 function literal(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;

@@ -107,6 +107,8 @@ export function mysqlConnectError(error: unknown, settings: Settings): SynclineE
       'SourceUnreachable',
       `${where} does not accept TLS connections: set tls.mode to disable.`,
       {
+        // A setting to change, not a passing failure (the reason's kind says transient).
+        retryable: false,
         cause: error,
       },
     );

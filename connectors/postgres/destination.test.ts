@@ -293,7 +293,7 @@ describe('postgres destination', () => {
       columns: cols,
       primaryKey: 'id',
     });
-    expect((await reason(destination!.open(noTarget.ctx))).reason).toBe('TargetRequired');
+    expect((await reason(destination!.open(noTarget.ctx))).reason).toBe('MissingTarget');
   });
 
   it('check() names each failure', async () => {

@@ -406,7 +406,7 @@ async function openShape(client: pg.PoolClient, ctx: DeliveryContext, settings: 
   const table = ctx.sync.spec.target?.table;
   if (!table) {
     throw new SynclineError(
-      'TargetRequired',
+      'MissingTarget',
       'a Sync to a postgres Destination needs target.table: the table to write',
     );
   }
@@ -499,8 +499,8 @@ export const postgresDestination: DestinationConnector = {
 
   async open(ctx: DeliveryContext): Promise<DestinationWriter> {
     const settings = settingsOf(ctx.destination);
-    const concurrency = ctx.sync.spec.delivery?.concurrency ?? ctx.destination.rateLimit?.concurrency ?? 4;
-    const pool = new pg.Pool({ ...pgClientConfig(settings, ctx.secrets), max: concurrency });
+    // One connection per batch in flight.
+    const pool = new pg.Pool({ ...pgClientConfig(settings, ctx.secrets), max: ctx.delivery.concurrency });
     pool.on('error', (error) => ctx.log.warn({ err: error.message }, 'idle PostgreSQL connection failed'));
     pool.on('connect', (client) => {
       client

@@ -72,7 +72,7 @@ export function pgConnectError(error: unknown, settings: PgConnectionSettings, s
   const where = `PostgreSQL at ${settings.host}:${settings.port ?? 5432}`;
   const code = errorCode(error);
   const message = error instanceof Error ? error.message : String(error);
-  const unreachable = `${side}Unreachable`;
+  const unreachable = side === 'Source' ? 'SourceUnreachable' : 'DestinationUnreachable';
   if (code === '28P01' || code === '28000') {
     return new SynclineError(
       'AuthenticationFailed',
@@ -98,9 +98,8 @@ export function pgConnectError(error: unknown, settings: PgConnectionSettings, s
     return new SynclineError(
       unreachable,
       `${where} does not accept TLS connections: set tls.mode to disable.`,
-      {
-        cause: error,
-      },
+      // A setting to change, not a passing failure (the reason's kind says transient).
+      { cause: error, retryable: false },
     );
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
@@ -129,7 +128,7 @@ export function pgConnectError(error: unknown, settings: PgConnectionSettings, s
   }
   if (isPgServerError(error)) {
     return new SynclineError(
-      `${side}ConnectionFailed`,
+      side === 'Source' ? 'SourceConnectionFailed' : 'DestinationConnectionFailed',
       `${where} refused the connection: ${code} ${message}`,
       {
         cause: error,

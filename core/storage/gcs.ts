@@ -224,6 +224,7 @@ function assertGenerationEtag(cond: PutCondition | undefined, url: string, path:
     throw new SynclineError(
       'PreconditionFailed',
       `cannot write ${path} in ${url}: etag "${cond.ifMatch}" is not a generation of this object`,
+      { retryable: false }, // as classify() says: the caller reads again, retrying the write cannot help
     );
   }
 }

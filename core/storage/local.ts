@@ -203,6 +203,7 @@ function checkCondition(current: string | undefined, cond: PutCondition, url: st
     throw new SynclineError(
       'PreconditionFailed',
       `${url}/${path} changed meanwhile: expected it ${expected}`,
+      { retryable: false }, // as the s3 and gcs stores say: the caller reads again
     );
   }
 }
