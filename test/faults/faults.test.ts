@@ -23,6 +23,8 @@ import { seeded } from './random.ts';
 
 const SEED = Number(process.env['SYNCLINE_FAULT_SEED'] ?? Date.now() % 1_000_000);
 const TRIALS = Number(process.env['SYNCLINE_FAULT_TRIALS'] ?? 6);
+/** Per test: a minute, plus room for each trial (a trial takes 1–7 s). */
+const TIMEOUT_MS = 60_000 + TRIALS * 15_000;
 /** Rows touched per kind of change per trial. */
 const SCALE = 40;
 
@@ -207,21 +209,25 @@ describe('faults: PostgreSQL destination', () => {
     sync: { target: { table: 'copy_pg' }, delivery: { ...DELIVERY, batchSize: 10, concurrency: 1 } },
   };
 
-  it('after killed and stopped runs, one clean run makes the table equal the model, value for value', async () => {
-    const state = tempState();
-    states.push(state);
-    await createModel(srcUrl, target.table, target.rows);
-    const report = await runTrials(target, state.url, SEED);
-    await cleanRun(target, state.url);
-    const mismatches = await comparePostgres(srcUrl, target.table, dstUrl, 'copy_pg');
-    console.log(line('postgres', report, `failed runs ${report.failedRuns.length}`, mismatches.length));
-    for (const failed of report.failedRuns) console.log(`  ${failed}`);
-    expect(mismatches.length, describeMismatches('postgres', mismatches)).toBe(0);
-    expect(
-      report.kills.SIGKILL + report.kills.SIGTERM,
-      `seed ${SEED}: no kill landed during delivery`,
-    ).toBeGreaterThan(0);
-  });
+  it(
+    'after killed and stopped runs, one clean run makes the table equal the model, value for value',
+    async () => {
+      const state = tempState();
+      states.push(state);
+      await createModel(srcUrl, target.table, target.rows);
+      const report = await runTrials(target, state.url, SEED);
+      await cleanRun(target, state.url);
+      const mismatches = await comparePostgres(srcUrl, target.table, dstUrl, 'copy_pg');
+      console.log(line('postgres', report, `failed runs ${report.failedRuns.length}`, mismatches.length));
+      for (const failed of report.failedRuns) console.log(`  ${failed}`);
+      expect(mismatches.length, describeMismatches('postgres', mismatches)).toBe(0);
+      expect(
+        report.kills.SIGKILL + report.kills.SIGTERM,
+        `seed ${SEED}: no kill landed during delivery`,
+      ).toBeGreaterThan(0);
+    },
+    TIMEOUT_MS,
+  );
 });
 
 describe('faults: HTTP destination with idempotency keys', () => {
@@ -245,33 +251,37 @@ describe('faults: HTTP destination with idempotency keys', () => {
     sync: {},
   };
 
-  it('after killed and stopped runs under API faults, one clean run makes the records equal the model', async () => {
-    const state = tempState();
-    states.push(state);
-    await createModel(srcUrl, target.table, target.rows);
-    const report = await runTrials(target, state.url, SEED + 1);
-    api.setFaults({});
-    await cleanRun(target, state.url);
-    const mismatches = await compareHttp(srcUrl, target.table, api.records());
-    const stats = api.stats();
-    const faults = Object.entries(stats.faults)
-      .map(([kind, n]) => `${kind} ${n}`)
-      .join(' ');
-    console.log(
-      line(
-        'http',
-        report,
-        `faults injected ${faults}, applied ${stats.applied}, replays ${stats.replays}, violations ${stats.violations}, conflicts ${stats.conflicts}, failed runs ${report.failedRuns.length}`,
-        mismatches.length,
-      ),
-    );
-    for (const failed of report.failedRuns) console.log(`  ${failed}`);
-    expect(mismatches.length, describeMismatches('http', mismatches)).toBe(0);
-    expect(stats.violationDetails, `seed ${SEED}: idempotency keys used for two changes`).toEqual([]);
-    expect(stats.violations).toBe(0);
-    expect(
-      report.kills.SIGKILL + report.kills.SIGTERM,
-      `seed ${SEED}: no kill landed during delivery`,
-    ).toBeGreaterThan(0);
-  });
+  it(
+    'after killed and stopped runs under API faults, one clean run makes the records equal the model',
+    async () => {
+      const state = tempState();
+      states.push(state);
+      await createModel(srcUrl, target.table, target.rows);
+      const report = await runTrials(target, state.url, SEED + 1);
+      api.setFaults({});
+      await cleanRun(target, state.url);
+      const mismatches = await compareHttp(srcUrl, target.table, api.records());
+      const stats = api.stats();
+      const faults = Object.entries(stats.faults)
+        .map(([kind, n]) => `${kind} ${n}`)
+        .join(' ');
+      console.log(
+        line(
+          'http',
+          report,
+          `faults injected ${faults}, applied ${stats.applied}, replays ${stats.replays}, violations ${stats.violations}, conflicts ${stats.conflicts}, failed runs ${report.failedRuns.length}`,
+          mismatches.length,
+        ),
+      );
+      for (const failed of report.failedRuns) console.log(`  ${failed}`);
+      expect(mismatches.length, describeMismatches('http', mismatches)).toBe(0);
+      expect(stats.violationDetails, `seed ${SEED}: idempotency keys used for two changes`).toEqual([]);
+      expect(stats.violations).toBe(0);
+      expect(
+        report.kills.SIGKILL + report.kills.SIGTERM,
+        `seed ${SEED}: no kill landed during delivery`,
+      ).toBeGreaterThan(0);
+    },
+    TIMEOUT_MS,
+  );
 });
