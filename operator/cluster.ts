@@ -28,8 +28,56 @@ function normalize(value: Record<string, unknown>): Record<string, unknown> {
   return JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
 }
 
-/** The writes the reconcilers make; reads come from informers. */
-export class Cluster {
+/**
+ * What the reconcilers ask of the API server: their writes, and the few reads that must not come from a
+ * cache. Reads otherwise come from the informers (`Store` in context.ts). `Cluster` is the real one;
+ * `fake-cluster.ts` keeps everything in memory for unit tests.
+ */
+export interface ClusterAccess {
+  /**
+   * Merge-patches `status` of a Syncline object. With `resourceVersion`, the write fails with a conflict
+   * (and the key is reconciled again) if the object changed since it was read. Undefined when it is gone.
+   */
+  patchStatus(
+    plural: SynclinePlural,
+    namespace: string,
+    name: string,
+    patch: Record<string, unknown>,
+    resourceVersion?: string,
+  ): Promise<Record<string, unknown> | undefined>;
+  /** Sets metadata.finalizers with optimistic concurrency. */
+  setFinalizers(
+    plural: SynclinePlural,
+    namespace: string,
+    name: string,
+    finalizers: string[],
+    resourceVersion: string | undefined,
+  ): Promise<void>;
+  /** Creates a Job; `created: false` with the existing Job when one of that name is already there. */
+  createJob(job: V1Job): Promise<{ created: boolean; job: V1Job }>;
+  /** A Syncline object as the API server has it now (not the cache), or undefined when it is gone. */
+  getObject(
+    plural: SynclinePlural,
+    namespace: string,
+    name: string,
+  ): Promise<Record<string, unknown> | undefined>;
+  getJob(namespace: string, name: string): Promise<V1Job | undefined>;
+  /** Deletes a Job and (in the background) its pods; a Job already gone is not an error. */
+  deleteJob(namespace: string, name: string): Promise<void>;
+  createEvent(namespace: string, event: Record<string, unknown>): Promise<void>;
+  /** False when the Event is gone. */
+  patchEvent(namespace: string, name: string, patch: Record<string, unknown>): Promise<boolean>;
+  /** Whether a cached object is still the one this process's last write was computed from. */
+  isStale(
+    plural: SynclinePlural,
+    namespace: string,
+    name: string,
+    cachedVersion: string | undefined,
+  ): boolean;
+}
+
+/** The writes the reconcilers make, on the API server; reads come from informers. */
+export class Cluster implements ClusterAccess {
   readonly kubeConfig: KubeAccess;
   /** API requests made, for the benchmark's requests-per-second figure. */
   requests = 0;

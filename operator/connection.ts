@@ -1,7 +1,6 @@
 import type { V1Job } from '@kubernetes/client-node';
 import type { Destination, Source, SourceStatus } from '../crds/index.ts';
-import { applyConditionSet, findCondition, readyTransition, READY, type ConditionSet } from './conditions.ts';
-import { statusPatch } from './cluster.ts';
+import { findCondition, READY, type ConditionSet } from './conditions.ts';
 import type { ReconcileContext } from './context.ts';
 import {
   buildCheckJob,
@@ -16,6 +15,7 @@ import { buildCheckPlan } from './run-plan.ts';
 import { checkResultFromOutcome, jobOutcome, type CheckResult } from './results.ts';
 import type { ReconcileResult } from './runtime/controller.ts';
 import { shortHash } from './schedule.ts';
+import { writeStatus } from './status-writer.ts';
 import { describeError } from '../core/errors.ts';
 
 type Target = Source | Destination;
@@ -59,6 +59,125 @@ export function checkDue(
   return nextAt.getTime() <= now.getTime() ? { due: true, key } : { due: false, key, nextAt };
 }
 
+/** What watching a connection's check Job found out. */
+interface CheckObservation {
+  /** Ready/Reconciling/Stalled to write; undefined keeps the conditions. */
+  set?: ConditionSet;
+  /** A check that ended (with a result, or given up): when, and on which spec. */
+  checked?: { at: string; hash: string };
+  /** The check's result, when it finished or was given up. */
+  result?: CheckResult;
+  requeueAfterMs?: number;
+}
+
+/** The check to run or watch for this reconcile: its Job's name and the checks already there. */
+interface CheckContext {
+  target: Target;
+  namespace: string;
+  now: Date;
+  hash: string;
+  due: CheckDue;
+  jobName: string;
+  jobs: V1Job[];
+}
+
+/** Starts the check Job when one is due and none exists; a plan that cannot be built stalls the check. */
+async function startCheck(
+  ctx: ReconcileContext,
+  check: CheckContext,
+): Promise<{ job?: V1Job; failed?: CheckObservation }> {
+  const { target, jobName, hash } = check;
+  const existing = check.jobs.find((j) => j.metadata?.name === jobName);
+  if (!check.due.due || existing) return existing ? { job: existing } : {};
+  try {
+    const plan = buildCheckPlan(target);
+    const created = await ctx.cluster.createJob(
+      buildCheckJob({ target, plan, name: jobName, checkHash: hash, config: ctx.config }),
+    );
+    if (created.created) ctx.log.info({ job: jobName }, 'started a connection check');
+    return { job: created.job };
+  } catch (error) {
+    const { reason, message } = describeError(error, 'CheckNotStarted');
+    if (reason.startsWith('KubeApi')) throw error;
+    return {
+      failed: {
+        set: { ready: { status: 'False', reason, message }, stalled: { reason, message } },
+        checked: { at: check.now.toISOString(), hash },
+      },
+    };
+  }
+}
+
+/** The state of a due check's Job: running (maybe with a pod problem), given up on, or finished. */
+export function observeCheck(
+  ctx: Pick<ReconcileContext, 'store' | 'config'>,
+  check: CheckContext,
+  job: V1Job,
+): CheckObservation {
+  const { target, namespace, now, hash, jobName } = check;
+  const status: ConnectionStatus = target.status ?? {};
+  const readyNow = findCondition(status.conditions, READY);
+  const lastProblem = readyNow && POD_REASONS.has(readyNow.reason) ? readyNow : undefined;
+  const outcome = jobOutcome(job, ctx.store.podsOfJob(namespace, jobName), lastProblem);
+  const age =
+    now.getTime() - new Date(String(job.metadata?.creationTimestamp ?? now.toISOString())).getTime();
+  const checkedHash = job.metadata?.annotations?.[CHECK_HASH_ANNOTATION] ?? hash;
+  if (outcome.state === 'active' && outcome.problem?.stuck && age >= ctx.config.podStartTimeoutMs) {
+    // Give up on a pod that cannot start; the retry interval brings a fresh check. The Job goes with
+    // the other finished ones, once the result is in status.
+    const result = { ok: false, reason: outcome.problem.reason, message: outcome.problem.message };
+    return { result, checked: { at: now.toISOString(), hash: checkedHash } };
+  }
+  if (outcome.state === 'active') {
+    if (outcome.problem) {
+      const { reason, message } = outcome.problem;
+      return {
+        set: { ready: { status: 'False', reason, message } },
+        requeueAfterMs: ctx.config.podStartTimeoutMs - age,
+      };
+    }
+    if (status.checkedHash === hash) return {};
+    const progress = { reason: 'Checking', message: `connection check Job ${jobName} is running` };
+    return { set: { ready: { status: 'Unknown', ...progress }, reconciling: progress } };
+  }
+  return { result: checkResultFromOutcome(outcome), checked: { at: outcome.finishedAt, hash: checkedHash } };
+}
+
+/** Ready from a check's result, and when to check again. */
+export function resultConditions(
+  result: CheckResult,
+  intervals: { recheckIntervalMs: number; retryIntervalMs: number },
+): { set: ConditionSet; requeueAfterMs: number } {
+  const set: ConditionSet = result.ok
+    ? {
+        ready: {
+          status: 'True',
+          reason: result.reason || 'ConnectionSucceeded',
+          message: result.message || 'the connection check passed',
+        },
+      }
+    : { ready: { status: 'False', reason: result.reason, message: result.message } };
+  return { set, requeueAfterMs: result.ok ? intervals.recheckIntervalMs : intervals.retryIntervalMs };
+}
+
+/**
+ * Finished checks other than the current one are history only (the TTL controller would remove them
+ * too, but not before a day); the current one goes too when it was given up on.
+ */
+async function deleteFinishedChecks(
+  ctx: ReconcileContext,
+  check: CheckContext,
+  observed: CheckObservation,
+): Promise<void> {
+  for (const old of check.jobs) {
+    const name = old.metadata?.name;
+    const gaveUp = name === check.jobName && observed.checked !== undefined && observed.result !== undefined;
+    if (name && ((name !== check.jobName && jobOutcome(old, []).state === 'finished') || gaveUp)) {
+      await ctx.cluster.deleteJob(check.namespace, name);
+    }
+  }
+}
+
 /**
  * Reconciles a Source or a Destination: a new or changed spec (or a due recheck) starts a short check Job;
  * its result sets Ready with the runner's reason (wrong password, unreachable host, ...) or the pod's
@@ -67,119 +186,42 @@ export function checkDue(
 export async function reconcileConnection(ctx: ReconcileContext, target: Target): Promise<ReconcileResult> {
   const { metadata } = target;
   const namespace = metadata.namespace ?? 'default';
-  const plural = target.kind === 'Source' ? 'sources' : 'destinations';
   const now = ctx.now();
-  const status: ConnectionStatus = target.status ?? {};
-  const generation = metadata.generation;
-  const hash = checkHashOf(target);
   const due = checkDue(target, now, ctx.config.check);
-  const jobName = checkJobName(target.kind as 'Source' | 'Destination', metadata.name, due.key);
-  const jobs = ctx.store.jobs(namespace, {
-    [COMPONENT_LABEL]: 'check',
-    [CHECK_KIND_LABEL]: target.kind.toLowerCase(),
-    [CHECK_TARGET_LABEL]: metadata.name,
+  const check: CheckContext = {
+    target,
+    namespace,
+    now,
+    hash: checkHashOf(target),
+    due,
+    jobName: checkJobName(target.kind as 'Source' | 'Destination', metadata.name, due.key),
+    jobs: ctx.store.jobs(namespace, {
+      [COMPONENT_LABEL]: 'check',
+      [CHECK_KIND_LABEL]: target.kind.toLowerCase(),
+      [CHECK_TARGET_LABEL]: metadata.name,
+    }),
+  };
+  const started = await startCheck(ctx, check);
+  let observed: CheckObservation = started.failed ?? {
+    ...(due.nextAt ? { requeueAfterMs: due.nextAt.getTime() - now.getTime() } : {}),
+  };
+  if (started.job && due.due) observed = { ...observed, ...observeCheck(ctx, check, started.job) };
+  if (observed.result) observed = { ...observed, ...resultConditions(observed.result, ctx.config.check) };
+
+  const status: ConnectionStatus = target.status ?? {};
+  const after: ConnectionStatus = { ...status };
+  if (observed.checked) {
+    after.lastCheckedAt = observed.checked.at;
+    after.checkedHash = observed.checked.hash;
+  }
+  await writeStatus(ctx, {
+    plural: target.kind === 'Source' ? 'sources' : 'destinations',
+    object: target,
+    before: status,
+    after,
+    ...(observed.set ? { set: observed.set } : {}),
   });
-
-  let set: ConditionSet | undefined;
-  let checked: { at: string; hash: string } | undefined;
-  let result: CheckResult | undefined;
-  let requeueAfterMs: number | undefined = due.nextAt ? due.nextAt.getTime() - now.getTime() : undefined;
-
-  let job: V1Job | undefined = jobs.find((j) => j.metadata?.name === jobName);
-  if (due.due && !job) {
-    try {
-      const plan = buildCheckPlan(target);
-      const created = await ctx.cluster.createJob(
-        buildCheckJob({ target, plan, name: jobName, checkHash: hash, config: ctx.config }),
-      );
-      job = created.job;
-      if (created.created) ctx.log.info({ job: jobName }, 'started a connection check');
-    } catch (error) {
-      const { reason, message } = describeError(error, 'CheckNotStarted');
-      if (reason.startsWith('KubeApi')) throw error;
-      set = { ready: { status: 'False', reason, message }, stalled: { reason, message } };
-      checked = { at: now.toISOString(), hash };
-    }
-  }
-
-  if (job && due.due) {
-    const readyNow = findCondition(status.conditions, READY);
-    const lastProblem = readyNow && POD_REASONS.has(readyNow.reason) ? readyNow : undefined;
-    const outcome = jobOutcome(job, ctx.store.podsOfJob(namespace, jobName), lastProblem);
-    const age =
-      now.getTime() - new Date(String(job.metadata?.creationTimestamp ?? now.toISOString())).getTime();
-    if (outcome.state === 'active' && outcome.problem?.stuck && age >= ctx.config.podStartTimeoutMs) {
-      // Give up on a pod that cannot start; the retry interval brings a fresh check. The Job goes with
-      // the other finished ones below, once the result is in status.
-      result = { ok: false, reason: outcome.problem.reason, message: outcome.problem.message };
-      checked = { at: now.toISOString(), hash: job.metadata?.annotations?.[CHECK_HASH_ANNOTATION] ?? hash };
-    } else if (outcome.state === 'active') {
-      const first = status.checkedHash !== hash;
-      if (outcome.problem) {
-        set = {
-          ready: { status: 'False', reason: outcome.problem.reason, message: outcome.problem.message },
-        };
-        requeueAfterMs = ctx.config.podStartTimeoutMs - age;
-      } else if (first) {
-        set = {
-          ready: {
-            status: 'Unknown',
-            reason: 'Checking',
-            message: `connection check Job ${jobName} is running`,
-          },
-          reconciling: { reason: 'Checking', message: `connection check Job ${jobName} is running` },
-        };
-      }
-    } else {
-      result = checkResultFromOutcome(outcome);
-      checked = { at: outcome.finishedAt, hash: job.metadata?.annotations?.[CHECK_HASH_ANNOTATION] ?? hash };
-    }
-  }
-
-  if (result) {
-    set = result.ok
-      ? {
-          ready: {
-            status: 'True',
-            reason: result.reason || 'ConnectionSucceeded',
-            message: result.message || 'the connection check passed',
-          },
-        }
-      : { ready: { status: 'False', reason: result.reason, message: result.message } };
-    requeueAfterMs = result.ok ? ctx.config.check.recheckIntervalMs : ctx.config.check.retryIntervalMs;
-  }
-
-  const next: ConnectionStatus = { ...status, observedGeneration: generation };
-  if (set) next.conditions = applyConditionSet(status.conditions, set, generation, now);
-  else if (status.conditions) {
-    // Nothing new to say: keep the conditions but mark them as observed at this generation.
-    next.conditions = status.conditions.map((c) => ({
-      ...c,
-      ...(generation !== undefined ? { observedGeneration: generation } : {}),
-    }));
-  }
-  if (checked) {
-    next.lastCheckedAt = checked.at;
-    next.checkedHash = checked.hash;
-  }
-  const patch = statusPatch(status as Record<string, unknown>, next as Record<string, unknown>);
-  if (patch) {
-    await ctx.cluster.patchStatus(plural, namespace, metadata.name, patch, metadata.resourceVersion);
-    const transition = readyTransition(status.conditions, next.conditions);
-    if (transition && transition.status !== 'Unknown') {
-      if (transition.status === 'True') ctx.events.normal(target, transition.reason, transition.message);
-      else ctx.events.warning(target, transition.reason, transition.message);
-    }
-  }
-
-  // Finished checks other than the current one are history only; the TTL controller would remove them
-  // too, but not before a day.
-  for (const old of jobs) {
-    const name = old.metadata?.name;
-    const gaveUp = name === jobName && checked !== undefined && result !== undefined;
-    if (name && ((name !== jobName && jobOutcome(old, []).state === 'finished') || gaveUp)) {
-      await ctx.cluster.deleteJob(namespace, name);
-    }
-  }
+  await deleteFinishedChecks(ctx, check, observed);
+  const requeueAfterMs = observed.requeueAfterMs;
   return requeueAfterMs !== undefined ? { requeueAfterMs: Math.max(1000, requeueAfterMs) } : undefined;
 }

@@ -2,9 +2,9 @@ import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Destination, DestinationType, Model, Source, Sync } from '../crds/index.ts';
 import type { DestinationCapabilities } from '../core/connectors.ts';
 import type { SecretResolver } from '../core/secrets.ts';
-import type { Cluster } from './cluster.ts';
+import type { ClusterAccess } from './cluster.ts';
 import type { OperatorConfig } from './config.ts';
-import type { EventRecorder } from './events.ts';
+import type { EventSink } from './events.ts';
 import type { SynclineMetrics } from './metrics.ts';
 import type { Logger } from '../core/logger.ts';
 
@@ -14,8 +14,6 @@ export interface Store {
   model(namespace: string, name: string): Model | undefined;
   destination(namespace: string, name: string): Destination | undefined;
   sync(namespace: string, name: string): Sync | undefined;
-  syncs(namespace: string): Sync[];
-  models(namespace: string): Model[];
   /** Jobs the operator created in a namespace, matching every given label. */
   jobs(namespace: string, labels: Record<string, string>): V1Job[];
   /** Whether the informer saw this Job deleted recently (so a cache miss needs no API call). */
@@ -26,8 +24,8 @@ export interface Store {
 
 export interface ReconcileContext {
   store: Store;
-  cluster: Cluster;
-  events: EventRecorder;
+  cluster: ClusterAccess;
+  events: EventSink;
   metrics: SynclineMetrics;
   config: OperatorConfig;
   log: Logger;

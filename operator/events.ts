@@ -1,11 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import type { Cluster } from './cluster.ts';
+import type { ClusterAccess } from './cluster.ts';
 import type { Logger } from '../core/logger.ts';
 
 export interface EventTarget {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string };
+}
+
+/** What reconcilers record Events through (an `EventRecorder`, or a list in unit tests). */
+export interface EventSink {
+  normal(target: EventTarget, reason: string, message: string): void;
+  warning(target: EventTarget, reason: string, message: string): void;
 }
 
 const EVENT_QPS = 20;
@@ -25,8 +31,8 @@ interface Recent {
  * (20/s, bursts of 100) Events are dropped, as Kubernetes allows. Failures to record are logged, never
  * raised: an Event is a courtesy, not part of reconciling.
  */
-export class EventRecorder {
-  private readonly cluster: Cluster;
+export class EventRecorder implements EventSink {
+  private readonly cluster: Pick<ClusterAccess, 'createEvent' | 'patchEvent'>;
   private readonly log: Logger;
   private readonly component: string;
   private readonly host: string;
@@ -34,7 +40,7 @@ export class EventRecorder {
   private readonly recent = new Map<string, Recent>();
 
   constructor(options: {
-    cluster: Cluster;
+    cluster: Pick<ClusterAccess, 'createEvent' | 'patchEvent'>;
     log: Logger;
     component?: string;
     host?: string;

@@ -27,6 +27,7 @@ import {
 import type { SynclineMetrics } from './metrics.ts';
 import { reconcileModel } from './model.ts';
 import { Controller, type ReconcileResult } from './runtime/controller.ts';
+import { Indexer } from './runtime/indexer.ts';
 import { Informer } from './runtime/informer.ts';
 import { type Logger } from '../core/logger.ts';
 import { reconcileLogger, splitKey } from './runtime/log.ts';
@@ -100,36 +101,6 @@ class MultiInformer<T extends ObjectMeta> {
   }
 }
 
-/** An index of objects by a key derived from each, kept current from informer events. */
-class Index<T extends ObjectMeta> {
-  private readonly byKey = new Map<string, Map<string, T>>();
-  private readonly keyOf: (obj: T) => string | undefined;
-  constructor(keyOf: (obj: T) => string | undefined) {
-    this.keyOf = keyOf;
-  }
-  private static id(obj: ObjectMeta): string {
-    return `${obj.metadata?.namespace}/${obj.metadata?.name}`;
-  }
-  put(oldObj: T | undefined, obj: T): void {
-    if (oldObj) this.remove(oldObj);
-    const key = this.keyOf(obj);
-    if (key === undefined) return;
-    let bucket = this.byKey.get(key);
-    if (!bucket) this.byKey.set(key, (bucket = new Map()));
-    bucket.set(Index.id(obj), obj);
-  }
-  remove(obj: T): void {
-    const key = this.keyOf(obj);
-    if (key === undefined) return;
-    const bucket = this.byKey.get(key);
-    bucket?.delete(Index.id(obj));
-    if (bucket?.size === 0) this.byKey.delete(key);
-  }
-  get(key: string): T[] {
-    return [...(this.byKey.get(key)?.values() ?? [])];
-  }
-}
-
 /** Whether an update changed anything but status (or is a resync, which must reach the reconciler). */
 function specOrMetaChanged(oldObj: ObjectMeta, obj: ObjectMeta): boolean {
   const a = oldObj.metadata;
@@ -192,19 +163,33 @@ export class Manager {
   readonly jobs: MultiInformer<V1Job>;
   readonly pods: MultiInformer<V1Pod>;
   readonly controllers: Record<'source' | 'model' | 'destination' | 'sync', Controller>;
-  private readonly jobsBySync = new Index<V1Job>((j) =>
+  // Look-ups of the event wiring and of the reconcilers, kept current from informer events
+  // (`runtime/indexer.ts`), so that an event costs the objects it concerns, not a scan of a namespace.
+  private readonly jobsBySync = new Indexer<V1Job>((j) =>
     j.metadata?.labels?.[SYNC_LABEL] ? `${j.metadata.namespace}/${j.metadata.labels[SYNC_LABEL]}` : undefined,
   );
-  private readonly jobsByCheck = new Index<V1Job>((j) => {
+  private readonly jobsByCheck = new Indexer<V1Job>((j) => {
     const labels = j.metadata?.labels;
     return labels?.[CHECK_TARGET_LABEL]
       ? `${j.metadata?.namespace}/${labels[CHECK_KIND_LABEL]}/${labels[CHECK_TARGET_LABEL]}`
       : undefined;
   });
-  private readonly podsByJob = new Index<V1Pod>((p) => {
+  private readonly podsByJob = new Indexer<V1Pod>((p) => {
     const job = p.metadata?.labels?.['batch.kubernetes.io/job-name'] ?? p.metadata?.labels?.['job-name'];
     return job ? `${p.metadata?.namespace}/${job}` : undefined;
   });
+  /** Models by `namespace/sourceRef.name`: a Source's change reaches the Models that read it. */
+  readonly modelsBySource = new Indexer<Model>((m) => `${m.metadata.namespace}/${m.spec.sourceRef.name}`);
+  /** Syncs by `namespace/modelRef.name`. */
+  readonly syncsByModel = new Indexer<Sync>((s) => `${s.metadata.namespace}/${s.spec.modelRef.name}`);
+  /** Syncs by `namespace/destinationRef.name`. */
+  readonly syncsByDestination = new Indexer<Sync>(
+    (s) => `${s.metadata.namespace}/${s.spec.destinationRef.name}`,
+  );
+  /** Syncs by `namespace/<name in spec.dependsOn>`: a Sync's success reaches the Syncs waiting for it. */
+  readonly syncsByDependency = new Indexer<Sync>((s) =>
+    (s.spec.dependsOn ?? []).map((d) => `${s.metadata.namespace}/${d.name}`),
+  );
   /** Jobs seen deleted, by namespace/name, with when: recent tombstones answer cache misses. */
   private readonly deletedJobs = new Map<string, number>();
   private readonly capabilityCache = new Map<string, Promise<DestinationCapabilities>>();
@@ -295,8 +280,6 @@ export class Manager {
       model: (ns, name) => this.models.get(ns, name),
       destination: (ns, name) => this.destinations.get(ns, name),
       sync: (ns, name) => this.syncs.get(ns, name),
-      syncs: (ns) => this.syncs.list(ns),
-      models: (ns) => this.models.list(ns),
       jobs: (ns, labels) => {
         const candidates = labels[SYNC_LABEL]
           ? this.jobsBySync.get(`${ns}/${labels[SYNC_LABEL]}`)
@@ -330,30 +313,31 @@ export class Manager {
       informer.onUpdate((oldObj, obj) => fn(obj, specOrMetaChanged(oldObj, obj)));
       informer.onDelete((obj) => fn(obj, true));
     };
+    // Indexes first: the handlers below read them, and an informer calls handlers in order.
+    this.modelsBySource.follow(this.models);
+    this.syncsByModel.follow(this.syncs);
+    this.syncsByDestination.follow(this.syncs);
+    this.syncsByDependency.follow(this.syncs);
+    this.jobsBySync.follow(this.jobs);
+    this.jobsByCheck.follow(this.jobs);
+    this.podsByJob.follow(this.pods);
+    const dependents = <T extends ObjectMeta>(index: Indexer<T>, obj: ObjectMeta) =>
+      index.get(`${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`);
     on(this.sources, (obj, self) => {
       if (self) source.queue.add(key(obj));
-      const ns = obj.metadata.namespace ?? '';
-      for (const m of this.models.list(ns))
-        if (m.spec.sourceRef.name === obj.metadata.name) model.queue.add(key(m));
+      for (const m of dependents(this.modelsBySource, obj)) model.queue.add(key(m));
     });
     on(this.models, (obj, self) => {
       if (self) model.queue.add(key(obj));
-      const ns = obj.metadata.namespace ?? '';
-      for (const s of this.syncs.list(ns))
-        if (s.spec.modelRef.name === obj.metadata.name) sync.queue.add(key(s));
+      for (const s of dependents(this.syncsByModel, obj)) sync.queue.add(key(s));
     });
     on(this.destinations, (obj, self) => {
       if (self) destination.queue.add(key(obj));
-      const ns = obj.metadata.namespace ?? '';
-      for (const s of this.syncs.list(ns))
-        if (s.spec.destinationRef.name === obj.metadata.name) sync.queue.add(key(s));
+      for (const s of dependents(this.syncsByDestination, obj)) sync.queue.add(key(s));
     });
     on(this.syncs, (obj, self) => {
       if (self) sync.queue.add(key(obj));
-      const ns = obj.metadata.namespace ?? '';
-      for (const s of this.syncs.list(ns)) {
-        if (s.spec.dependsOn?.some((d) => d.name === obj.metadata.name)) sync.queue.add(key(s));
-      }
+      for (const s of dependents(this.syncsByDependency, obj)) sync.queue.add(key(s));
     });
     const routeJob = (obj: ObjectMeta) => {
       const labels = obj.metadata?.labels ?? {};
@@ -365,38 +349,19 @@ export class Manager {
         queue.add(`${ns}/${labels[CHECK_TARGET_LABEL]}`);
       }
     };
-    this.jobs.onAdd((j) => {
-      this.jobsBySync.put(undefined, j);
-      this.jobsByCheck.put(undefined, j);
-      routeJob(j);
-    });
-    this.jobs.onUpdate((o, j) => {
-      this.jobsBySync.put(o, j);
-      this.jobsByCheck.put(o, j);
-      routeJob(j);
-    });
+    this.jobs.onAdd(routeJob);
+    this.jobs.onUpdate((_o, j) => routeJob(j));
     this.jobs.onDelete((j) => {
       const now = Date.now();
       this.deletedJobs.set(`${j.metadata?.namespace}/${j.metadata?.name}`, now);
       if (this.deletedJobs.size > 10_000) {
         for (const [k, at] of this.deletedJobs) if (now - at > 10 * 60_000) this.deletedJobs.delete(k);
       }
-      this.jobsBySync.remove(j);
-      this.jobsByCheck.remove(j);
       routeJob(j);
     });
-    this.pods.onAdd((p) => {
-      this.podsByJob.put(undefined, p);
-      routeJob(p);
-    });
-    this.pods.onUpdate((o, p) => {
-      this.podsByJob.put(o, p);
-      routeJob(p);
-    });
-    this.pods.onDelete((p) => {
-      this.podsByJob.remove(p);
-      routeJob(p);
-    });
+    this.pods.onAdd(routeJob);
+    this.pods.onUpdate((_o, p) => routeJob(p));
+    this.pods.onDelete(routeJob);
   }
 
   /** Fills the caches, then starts the workers (Jobs and Pods first, so reconciles see their runs). */

@@ -1,8 +1,8 @@
 import type { Model, ModelStatus } from '../crds/index.ts';
-import { applyConditionSet, readyTransition, type ConditionSet } from './conditions.ts';
-import { statusPatch } from './cluster.ts';
+import type { ConditionSet } from './conditions.ts';
 import type { ReconcileContext } from './context.ts';
 import type { ReconcileResult } from './runtime/controller.ts';
+import { writeStatus } from './status-writer.ts';
 import { validateModel } from './validation.ts';
 
 /** The conditions a Model's validation leads to. */
@@ -30,28 +30,13 @@ export function modelConditions(model: Model, ctx: Pick<ReconcileContext, 'store
 /** A Model is Ready when its Source is; its columns and fingerprint are written by the Sync reconciler after runs. */
 export async function reconcileModel(ctx: ReconcileContext, model: Model): Promise<ReconcileResult> {
   const status: ModelStatus = model.status ?? {};
-  const generation = model.metadata.generation;
-  const next: ModelStatus = {
-    ...status,
-    observedGeneration: generation,
-    conditions: applyConditionSet(status.conditions, modelConditions(model, ctx), generation, ctx.now()),
-  };
   // Only the keys this reconciler owns go into the patch, so columns written meanwhile are kept.
-  const patch = statusPatch(
-    { observedGeneration: status.observedGeneration, conditions: status.conditions },
-    { observedGeneration: next.observedGeneration, conditions: next.conditions },
-  );
-  if (!patch) return;
-  await ctx.cluster.patchStatus(
-    'models',
-    model.metadata.namespace ?? 'default',
-    model.metadata.name,
-    patch,
-    model.metadata.resourceVersion,
-  );
-  const transition = readyTransition(status.conditions, next.conditions);
-  if (transition) {
-    if (transition.status === 'True') ctx.events.normal(model, transition.reason, transition.message);
-    else ctx.events.warning(model, transition.reason, transition.message);
-  }
+  await writeStatus(ctx, {
+    plural: 'models',
+    object: model,
+    before: status,
+    after: status,
+    set: modelConditions(model, ctx),
+    keys: [],
+  });
 }

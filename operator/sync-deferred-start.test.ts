@@ -143,8 +143,6 @@ async function context(syncName: string, cached: CacheOverrides): Promise<Reconc
       model: () => model,
       destination: () => destination,
       sync: () => sync,
-      syncs: () => [sync],
-      models: () => [model],
       jobs: () => current,
       jobDeleted: (_ns, name) => deleted.has(name),
       podsOfJob: (_ns, job) =>
