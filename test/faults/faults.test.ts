@@ -143,7 +143,10 @@ async function runTrials(target: Target, stateUrl: string, seed: number): Promis
   // The first load is delivered under faults too, and may be stopped like any other run.
   for (let trial = 0; trial < TRIALS; trial++) {
     if (trial > 0) await changes.mutate(trial, SCALE);
-    const kill = chooseKill(next, span.of(trial));
+    // The last trial makes sure at least one kill lands, should every earlier one have come too late.
+    const none = report.kills.SIGKILL + report.kills.SIGTERM === 0;
+    const kill: Kill | undefined =
+      trial === TRIALS - 1 && none ? { signal: 'SIGKILL', afterMs: 0 } : chooseKill(next, span.of(trial));
     const result: JobResult = await runJob(env, planFor(target, stateUrl), kill);
     span.learn(trial, result);
     const landed = kill !== undefined && result.landedInDelivery;
