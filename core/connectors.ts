@@ -1,5 +1,6 @@
 // The small interfaces every connector implements. A connector is one folder, connectors/<type>/,
 // whose index.ts exports `source` and/or `destination` (see registry.ts).
+import type { DeliverySettings } from './settings.ts';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type {
   DeleteBehavior,
@@ -52,10 +53,10 @@ export interface StageRequest extends ConnectorContext {
   /**
    * Optional: called once the model's columns are known (as they will be staged, before any row is read),
    * with the source's own row hash function if it has one; says which row hashes to store beside the rows
-   * and whether to stage the keys only (see StagingPlan). A source that does not call it stages every row
+   * and whether to stage the keys only (see StagingChoice). A source that does not call it stages every row
    * and no hash, and the engine hashes in SQL.
    */
-  plan?: (columns: ColumnInfo[], sourceHash: SourceHashFunction | undefined) => StagingPlan;
+  chooseStaging?: (columns: ColumnInfo[], sourceHash: SourceHashFunction | undefined) => StagingChoice;
 }
 
 /** Who computes a row hash: the engine (DuckDB's hash(), while the rows load) or the source itself. */
@@ -67,8 +68,8 @@ export interface HashRequest {
   columns: string[];
 }
 
-/** How a source stages the model, as the engine asks (StageRequest.plan). */
-export interface StagingPlan {
+/** How a source stages the model, as the engine chooses (StageRequest.chooseStaging). */
+export interface StagingChoice {
   /** Row hashes to store in the staged table, the i-th as column stagedHashColumn(i). */
   hashes: HashRequest[];
   /**
@@ -88,7 +89,7 @@ export interface SourceHashFunction {
   probe: string;
 }
 
-/** The column of the staged table holding the i-th hash of StagingPlan.hashes. */
+/** The column of the staged table holding the i-th hash of StagingChoice.hashes. */
 export function stagedHashColumn(index: number): string {
   return `${STAGED_HASH_PREFIX}${index}`;
 }
@@ -109,7 +110,7 @@ export interface StageResult {
   hashes?: StagedHash[];
   /** The source's hash function, when it stored a hash of its own. */
   sourceHash?: SourceHashFunction;
-  /** Present when only keys and hashes were staged (StagingPlan.keysOnly). */
+  /** Present when only keys and hashes were staged (StagingChoice.keysOnly). */
   keysOnly?: KeysOnlyStage;
 }
 
@@ -178,6 +179,8 @@ export interface DeliveryContext extends ConnectorContext {
   columns: ColumnInfo[];
   primaryKey: string;
   mappings: Mapping[];
+  /** The run's delivery settings (batch sizes, concurrency, retries), resolved once (settings.ts). */
+  delivery: DeliverySettings;
   /** Waits for the rate limiter; call once before each request a connector makes. */
   acquire(): Promise<void>;
   /** Record one request for the live debugger (bodies are truncated and redacted by the engine). */
@@ -196,7 +199,7 @@ export interface BulkBatch {
    * CSV text, one line per change ending in \n: one value per bulk field, in the order the writer asked
    * for; text values quoted with `"` (a `"` inside doubled), values of other types (which never hold a
    * comma, quote or newline) bare; an unquoted empty value is SQL NULL. Values are plain
-   * scalar text: integers and decimals as digits, floats as DuckDB prints them (inf, nan included),
+   * scalar text: integers and decimals as digits, floats as DuckDB prints them (non-finite ones as NaN, Infinity, -Infinity),
    * booleans true/false, timestamps with a time zone as ISO 8601 in UTC, dates, times, timestamps,
    * intervals and UUIDs as DuckDB prints them, strings as they are. A removed row carries its key
    * fields (its previous key, or its key text when the previous value is unknown) and NULL elsewhere.

@@ -34,6 +34,8 @@ export const runSummary = z.object({
   result: z.enum(RUN_RESULTS),
   /** CamelCase reason for a failed run (e.g. DuplicatePrimaryKeys, SourceQueryFailed, SafetyRailTripped). */
   reason: z.string().optional(),
+  /** The stage a failed run failed in: open, query, validate, diff, fetch, guard, intent, deliver, commit. */
+  stage: z.string().optional(),
   message: z.string(),
   counts: runCounts,
   /** Planned operations by kind: insert, update, upsert, delete, clear, archive. */

@@ -156,6 +156,9 @@ export const filesDestinationSettings = z
   })
   .describe('Files: each run writes its row operations (or, in mode all, the whole model) as one file.');
 
+/** Requests (batches) in flight at once, unless the Destination's rateLimit says otherwise. */
+export const DEFAULT_CONCURRENCY = 4;
+
 export const rateLimit = z
   .object({
     requestsPerSecond: z
@@ -164,7 +167,13 @@ export const rateLimit = z
       .max(100000)
       .optional()
       .describe('Most requests started per second.'),
-    concurrency: z.number().int().min(1).max(256).default(4).describe('Most requests in flight at once.'),
+    concurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(DEFAULT_CONCURRENCY)
+      .describe('Most requests in flight at once.'),
   })
   .describe('Limits that protect the destination; a Sync may lower them, never raise them.');
 

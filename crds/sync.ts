@@ -6,6 +6,10 @@ export const SYNC_MODES = ['upsert', 'update', 'insert', 'all', 'archive'] as co
 export type SyncMode = (typeof SYNC_MODES)[number];
 
 export const DELETE_BEHAVIORS = ['ignore', 'clear', 'delete'] as const;
+/** The largest share of synced records one run may delete or clear, unless spec.safety says otherwise. */
+export const DEFAULT_MAX_DELETE_SHARE = 0.5;
+/** Retries of a transient delivery failure before a row is rejected, unless spec.delivery says otherwise. */
+export const DEFAULT_MAX_RETRIES = 5;
 export type DeleteBehavior = (typeof DELETE_BEHAVIORS)[number];
 
 export const MIN_INTERVAL_MS = 10_000;
@@ -189,7 +193,7 @@ export const syncSpec = withRules(
             .number()
             .min(0)
             .max(1)
-            .default(0.5)
+            .default(DEFAULT_MAX_DELETE_SHARE)
             .describe('Largest share of synced records one run may delete or clear (0 to 1).'),
           allowLargeDeletes: z
             .boolean()
@@ -215,7 +219,7 @@ export const syncSpec = withRules(
             .int()
             .min(0)
             .max(20)
-            .default(5)
+            .default(DEFAULT_MAX_RETRIES)
             .describe('Retries of a transient failure (429, 5xx, timeout) before a row is rejected.'),
         })
         .optional()

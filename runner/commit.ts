@@ -3,7 +3,8 @@ import type { StagedHash } from '../core/connectors.ts';
 import { rowHashSql, type LoadedPrevious } from './diff.ts';
 import { ident, literal, queryOne, toCount } from './duck.ts';
 import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';
-import { ENGINE_HASH, hashedItems, stagedHashOf, type HashFunction } from './staging.ts';
+import { ENGINE_HASH, hashedItems } from './snapshot-match.ts';
+import { stagedHashOf, type HashFunction } from './staging.ts';
 
 /** The model's current rows (every valid key, with its staged hashes), as the commit reads them. */
 export const CURRENT_ROWS = 'current_rows';

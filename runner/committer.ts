@@ -15,12 +15,7 @@ import type { LoadedPrevious } from './diff.ts';
 import type { DiffStore, Manifest } from '../core/diffstore/index.ts';
 import { SynclineError } from '../core/errors.ts';
 import { writePending } from './pending.ts';
-
-/** The manifest fields a commit of this run writes (what the snapshot was made of). */
-export type RunShape = Omit<
-  Manifest,
-  'version' | 'runId' | 'snapshot' | 'committedAt' | 'rowCount' | 'pending'
->;
+import type { RunShape } from './snapshot-match.ts';
 
 export interface CommitterOptions {
   store: DiffStore;

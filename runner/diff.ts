@@ -7,13 +7,14 @@ import { fieldsSql, idempotencyKeySql } from './fields.ts';
 import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';
 import { epochJoinSql, epochSql, loadPending, withPendingSql } from './pending.ts';
 import {
+  columnTypesKept,
   comparedConstants,
+  constantsKept,
   ENGINE_HASH,
-  hashBy,
+  hashColumns,
   hashedItems,
-  hashFunctionOf,
-  stagedHashOf,
-} from './staging.ts';
+} from './snapshot-match.ts';
+import { hashBy, hashFunctionOf, stagedHashOf } from './staging.ts';
 
 /** The previous snapshot as this run sees it: its file on local disk and the manifest that made it current. */
 export interface PreviousSnapshot {
@@ -121,7 +122,6 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
   const { primaryKey } = options;
   const k = SNAPSHOT_KEY;
   const pk = ident(primaryKey);
-  const constants = comparedConstants(options.shape);
   const previous = options.previous;
   // Loaded into a table rather than read in place: joins against a table can spill to disk under the
   // memory limit, while joins against a Parquet scan run out of memory first.
@@ -156,8 +156,7 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
     await conn.run(
       `CREATE OR REPLACE VIEW ${PREVIOUS_FILE} AS ${pendingApplies ? withPendingSql(file, primaryKey, keyType !== undefined) : file}`,
     );
-    const before = m.comparedConstants ?? {};
-    const changed = Object.entries(constants).some(([name, value]) => before[name] !== value);
+    const changed = !constantsKept(m, options.shape);
     const hashFunction = hashFunctionOf(m);
     const by = hashBy(hashFunction, options.sourceHash);
     const loaded = {
@@ -185,7 +184,7 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
       type: types.get(name)!,
     })),
   );
-  const constantTerms = Object.entries(constants).map(([name, value]) =>
+  const constantTerms = Object.entries(comparedConstants(options.shape)).map(([name, value]) =>
     stored.has(name) ? `p.${ident(name)} IS DISTINCT FROM ${literal(value)}` : 'TRUE',
   );
   await conn.run(
@@ -215,7 +214,7 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
 
 /** The model columns the previous hashes were made of, in order. */
 function previousColumnsOf(loaded: Pick<LoadedPrevious, 'hashed' | 'sources'>): string[] {
-  return loaded.hashed.map((name) => loaded.sources[name] ?? name);
+  return hashColumns(loaded.hashed, loaded.sources);
 }
 
 /** SQL (aliases `c` current, `p` previous) telling whether a row still in the model must be sent again. */
@@ -289,10 +288,7 @@ async function unchangedByChecksum(
   if (!m || options.resendAll || !loaded.hashComparable || loaded.constantsChanged !== 'FALSE') return false;
   if ((options.duplicateKeys ?? 1) > 0) return false;
   if (hashedItems(options.shape).some((item) => !loaded.hashed.includes(item.name))) return false;
-  const current = new Map(options.columns.map((c) => [c.name, c.type]));
-  const before = previousTypes(m);
-  if (previousColumnsOf(loaded).some((c) => current.get(c) === undefined || before.get(c) !== current.get(c)))
-    return false;
+  if (!columnTypesKept(m, options.columns, previousColumnsOf(loaded))) return false;
   const pk = ident(options.primaryKey);
   const model = await queryOne(
     conn,

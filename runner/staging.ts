@@ -6,14 +6,20 @@ import type {
   HashRequest,
   SourceHashFunction,
   StagedHash,
-  StagingPlan,
+  StagingChoice,
 } from '../core/connectors.ts';
 import type { SyncMode } from '../crds/index.ts';
 import type { Manifest } from '../core/diffstore/index.ts';
-import { modelFingerprint, SNAPSHOT_HASH, type ComparedItem, type SyncShape } from './mappings.ts';
-
-/** The name of DuckDB's hash() as a snapshot's hash function. */
-export const ENGINE_HASH = 'duckdb';
+import { SNAPSHOT_HASH, type SyncShape } from './mappings.ts';
+import {
+  columnTypesKept,
+  comparedKept,
+  ENGINE_HASH,
+  hashedItems,
+  manifestHashColumns,
+  modelKept,
+  sameJson,
+} from './snapshot-match.ts';
 
 /** A row hash function as a manifest records it: its name and the hash of fixed sample values. */
 export interface HashFunction {
@@ -45,41 +51,11 @@ export function stagedHashOf(
   return hashes?.find((h) => h.by === by && JSON.stringify(h.columns) === wanted);
 }
 
-/** The compared items read from a column, in order: what the row hash covers. */
-export function hashedItems(shape: SyncShape): ComparedItem[] {
-  return shape.compared.filter((item) => item.column !== undefined);
-}
-
-/** The model column of each hashed item whose name is not the column's, for the manifest. */
-export function comparedSources(shape: SyncShape): Record<string, string> {
-  return Object.fromEntries(
-    hashedItems(shape).flatMap((item) =>
-      item.column === undefined || item.column === item.name ? [] : [[item.name, item.column]],
-    ),
-  );
-}
-
-/** The compared constants (static values and template texts) by item name. */
-export function comparedConstants(shape: SyncShape): Record<string, string> {
-  return Object.fromEntries(
-    shape.compared.flatMap((item) => (item.constant === undefined ? [] : [[item.name, item.constant]])),
-  );
-}
-
-/** The model columns a manifest's hashes were made of, in order. */
-export function manifestHashColumns(
-  manifest: Pick<Manifest, 'comparedColumns' | 'comparedSources'>,
-): string[] {
-  return manifest.comparedColumns.map((name) => manifest.comparedSources?.[name] ?? name);
-}
-
 export interface StagingDecision {
-  plan: StagingPlan;
+  choice: StagingChoice;
   /** The function the next snapshot's hashes are made with. */
   store: HashFunction;
 }
-
-const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
 /** Modes that deliver only what changed: a run where nothing did needs no row out of the source. */
 const CHANGE_MODES: readonly SyncMode[] = ['upsert', 'update', 'insert'];
@@ -94,7 +70,7 @@ const CHANGE_MODES: readonly SyncMode[] = ['upsert', 'update', 'insert'];
  *   the same model columns and constants, in a mode that sends only changes: the rows whose hash
  *   differs are fetched after the diff.
  */
-export function planStaging(input: {
+export function chooseStaging(input: {
   columns: ColumnInfo[];
   /** Undefined when the mappings do not fit the model (the run reports that right after staging). */
   shape: SyncShape | undefined;
@@ -114,44 +90,33 @@ export function planStaging(input: {
   const store: HashFunction =
     sourceHash && m && current.length > 0 ? { name: sourceHash.name, probe: sourceHash.probe } : engine;
   if (!shape || current.length === 0 || columns.some((c) => c.name === SNAPSHOT_HASH)) {
-    return { plan: { hashes: [], keysOnly: false }, store };
+    return { choice: { hashes: [], keysOnly: false }, store };
   }
   const storeRequest: HashRequest = { by: store === engine ? 'engine' : 'source', columns: current };
 
   let compare: HashRequest | undefined;
   if (m && m.version === 2 && m.primaryKey === primaryKey && !input.fullResync) {
     const previousColumns = manifestHashColumns(m);
-    const types = new Map(columns.map((c) => [c.name, c.type]));
-    const before = new Map(m.columns.map((c) => [c.name, c.type]));
     const by = hashBy(hashFunctionOf(m), sourceHash);
     const probe = by === 'engine' ? input.engineProbe : sourceHash?.probe;
     if (
       by !== undefined &&
       m.hashProbe === probe &&
       previousColumns.length > 0 &&
-      previousColumns.every((c) => types.has(c) && types.get(c) === before.get(c))
+      columnTypesKept(m, columns, previousColumns)
     ) {
       compare = { by, columns: previousColumns };
     }
     const keysOnly =
       compare?.by === 'source' &&
       storeRequest.by === 'source' &&
-      same(compare.columns, current) &&
+      sameJson(compare.columns, current) &&
       CHANGE_MODES.includes(input.mode) &&
       m.destinationType === input.destinationType &&
-      m.modelFingerprint === modelFingerprint(columns, primaryKey) &&
-      same(
-        m.columns,
-        columns.map((c) => ({ name: c.name, type: c.type })),
-      ) &&
-      same(
-        m.comparedColumns,
-        hashedItems(shape).map((item) => item.name),
-      ) &&
-      same(m.comparedSources ?? {}, comparedSources(shape)) &&
-      same(m.comparedConstants ?? {}, comparedConstants(shape));
-    if (keysOnly) return { plan: { hashes: [storeRequest], keysOnly: true }, store };
+      modelKept(m, columns, primaryKey) &&
+      comparedKept(m, shape);
+    if (keysOnly) return { choice: { hashes: [storeRequest], keysOnly: true }, store };
   }
-  const hashes = compare && !same(compare, storeRequest) ? [compare, storeRequest] : [storeRequest];
-  return { plan: { hashes, keysOnly: false }, store };
+  const hashes = compare && !sameJson(compare, storeRequest) ? [compare, storeRequest] : [storeRequest];
+  return { choice: { hashes, keysOnly: false }, store };
 }

@@ -5,7 +5,7 @@ import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
 import { isSynclineError } from '../../core/errors.ts';
 import { startPostgres, type PostgresServer } from '../../test/stack/postgres.ts';
 import { openDuck, rowsOf, testContext } from '../shared/test-context.ts';
-import { stagedHashColumn, type StageRequest, type StagingPlan } from '../../core/connectors.ts';
+import { stagedHashColumn, type StageRequest, type StagingChoice } from '../../core/connectors.ts';
 import { rowHashSql } from '../../runner/diff.ts';
 import { source } from './index.ts';
 
@@ -146,7 +146,7 @@ describe('postgres source: stage', () => {
     let offered: string[] = [];
     const result = await source!.stage({
       ...req,
-      plan: (columns) => {
+      chooseStaging: (columns) => {
         offered = columns.map((c) => c.name);
         return {
           hashes: [{ by: 'engine', columns: offered.filter((name) => name !== 'small') }],
@@ -170,7 +170,7 @@ describe('postgres source: stage', () => {
     // A column the model does not have: no hash, never a failed stage.
     const other = await source!.stage({
       ...request({ table: 'everything' }),
-      plan: () => ({ hashes: [{ by: 'engine', columns: ['nope'] }], keysOnly: false }),
+      chooseStaging: () => ({ hashes: [{ by: 'engine', columns: ['nope'] }], keysOnly: false }),
     });
     expect(other.hashes).toEqual([]);
   });
@@ -205,10 +205,10 @@ describe('postgres source: stage', () => {
       'feeling',
       'addr',
     ];
-    const plan: StagingPlan = { hashes: [{ by: 'source', columns }], keysOnly: false };
+    const plan: StagingChoice = { hashes: [{ by: 'source', columns }], keysOnly: false };
     const hashes = async (table: string) => {
       const req = request({ table });
-      const result = await source!.stage({ ...req, plan: () => plan });
+      const result = await source!.stage({ ...req, chooseStaging: () => plan });
       expect(result.sourceHash?.name).toBe('postgres');
       expect(result.sourceHash?.probe).toMatch(/^-?\d+$/);
       expect(result.hashes).toEqual([{ by: 'source', columns, column: stagedHashColumn(0) }]);
@@ -275,7 +275,7 @@ describe('postgres source: stage', () => {
     const req = request({ table: 'texts_ci' });
     await source!.stage({
       ...req,
-      plan: () => ({ hashes: [{ by: 'source', columns: ['t'] }], keysOnly: false }),
+      chooseStaging: () => ({ hashes: [{ by: 'source', columns: ['t'] }], keysOnly: false }),
     });
     const distinct = await rowsOf(
       duck.duck,
@@ -289,9 +289,9 @@ describe('postgres source: stage', () => {
       CREATE TABLE keyed (id text PRIMARY KEY, n int, body text);
       INSERT INTO keyed SELECT 'k' || g, g, 'body ' || g FROM generate_series(1, 1000) g;
       INSERT INTO keyed VALUES (E'odd "key", with {braces} and \\\\ backslash', -1, 'odd'), ('it''s', -2, 'quote')`);
-    const plan: StagingPlan = { hashes: [{ by: 'source', columns: ['n', 'body'] }], keysOnly: true };
+    const plan: StagingChoice = { hashes: [{ by: 'source', columns: ['n', 'body'] }], keysOnly: true };
     const req = request({ table: 'keyed' });
-    const result = await source!.stage({ ...req, plan: () => plan });
+    const result = await source!.stage({ ...req, chooseStaging: () => plan });
     try {
       expect(result.rows).toBe(1002);
       expect(result.keysOnly).toBeDefined();
@@ -351,7 +351,7 @@ describe('postgres source: stage', () => {
     const numeric = request({ table: 'keyed_num' });
     const staged = await source!.stage({
       ...numeric,
-      plan: () => ({ hashes: [{ by: 'source', columns: ['body'] }], keysOnly: true }),
+      chooseStaging: () => ({ hashes: [{ by: 'source', columns: ['body'] }], keysOnly: true }),
     });
     try {
       const rows = await staged.keysOnly!.fetch({
@@ -374,7 +374,7 @@ describe('postgres source: stage', () => {
     const req = request({ table: 'lost' });
     const result = await source!.stage({
       ...req,
-      plan: () => ({ hashes: [{ by: 'source', columns: ['n'] }], keysOnly: true }),
+      chooseStaging: () => ({ hashes: [{ by: 'source', columns: ['n'] }], keysOnly: true }),
     });
     await db.query(
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'syncline default/test ${req.labels.runId}%'`,
@@ -653,7 +653,7 @@ describe('postgres source: the model can only read', () => {
     const keyed = request({ query: longRow });
     const result = await source!.stage({
       ...keyed,
-      plan: () => ({ hashes: [{ by: 'source', columns: ['ro', 'body'] }], keysOnly: true }),
+      chooseStaging: () => ({ hashes: [{ by: 'source', columns: ['ro', 'body'] }], keysOnly: true }),
     });
     try {
       await result.keysOnly!.fetch({

@@ -31,7 +31,7 @@ import {
   type StagedHash,
   type StageRequest,
   type StageResult,
-  type StagingPlan,
+  type StagingChoice,
 } from '../../core/connectors.ts';
 import { postgresHashFunction, rowHashExpr, unsignedHashSql } from './hash.ts';
 import { copyIntoDuck, TransferError } from './transfer.ts';
@@ -373,7 +373,7 @@ export const postgresSource: SourceConnector = {
     try {
       const client = session.client as pg.Client;
       // Before the transaction: on a server without the hash function the probe fails, which would abort it.
-      const sourceHash = req.plan ? await postgresHashFunction(client, req.log) : undefined;
+      const sourceHash = req.chooseStaging ? await postgresHashFunction(client, req.log) : undefined;
       await begin(client);
       let plans: ColumnPlan[];
       try {
@@ -396,7 +396,7 @@ export const postgresSource: SourceConnector = {
         sourceType: plans[i]?.sourceType,
       }));
 
-      const wanted = req.plan?.(columns, sourceHash) ?? { hashes: [], keysOnly: false };
+      const wanted = req.chooseStaging?.(columns, sourceHash) ?? { hashes: [], keysOnly: false };
       const hashes = loadHashes(wanted, plans, sourceHash);
       const keyPlan = plans.find((p) => p.name === req.model.primaryKey);
       const keysOnly =
@@ -453,7 +453,7 @@ export const postgresSource: SourceConnector = {
 
 /** The hashes of the plan this source can store, numbered as the plan numbers them. */
 function loadHashes(
-  wanted: StagingPlan,
+  wanted: StagingChoice,
   plans: ColumnPlan[],
   sourceHash: SourceHashFunction | undefined,
 ): LoadHash[] {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { isSynclineError, type SynclineError } from '../../core/errors.ts';
 import { secretResolver } from '../../core/secrets.ts';
+import { resolveDelivery } from '../../core/settings.ts';
 import type { DestinationSpec, Mapping, SyncSpec } from '../../crds/index.ts';
 import type {
   ColumnInfo,
@@ -101,6 +102,7 @@ export function deliveryContext(
     mappings:
       options.mappings ??
       options.columns.map((c) => ({ to: c.name, from: c.name, valueType: 'string' as const })),
+    delivery: resolveDelivery(options.destination, spec, { defaultBatchSize: 100 }),
     acquire: async () => {
       acquired += 1;
     },

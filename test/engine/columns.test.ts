@@ -133,6 +133,7 @@ describe('what counts as a change', () => {
     const refused = await s.run({ primaryKey: 'code', sync: byCode });
     expect(refused.result).toBe('Failed');
     expect(refused.reason).toBe('PrimaryKeyChanged');
+    expect(refused.stage).toBe('diff');
     expect(refused.message).toContain('"id" to "code"');
     const resync = await s.run({ primaryKey: 'code', fullResync: true, sync: byCode });
     expect(resync.result).toBe('Succeeded');
@@ -390,6 +391,7 @@ describe('primary key and mapping checks', () => {
     const summary = await s.run();
     expect(summary.result).toBe('Failed');
     expect(summary.reason).toBe('NullPrimaryKey');
+    expect(summary.stage).toBe('validate');
     expect(summary.message).toContain('1 row(s) have a null primary key "id"');
     expect(summary.message).toContain('invalidPrimaryKeys: skip');
   });

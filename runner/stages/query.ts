@@ -1,0 +1,59 @@
+// Query: the source streams the model into DuckDB table STAGED_TABLE. Once the model's columns are known,
+// before any row is read, the engine chooses how to stage (staging.ts): which row hashes to keep beside
+// the rows, and whether only keys and hashes need to leave the source.
+import type { StageResult } from '../../core/connectors.ts';
+import { describeError } from '../../core/errors.ts';
+import { resolveShape } from '../mappings.ts';
+import { chooseStaging, type StagingDecision } from '../staging.ts';
+import { releasing, type RunContext } from './context.ts';
+
+export const STAGED_TABLE = 'model_rows';
+
+export interface Queried {
+  staged: StageResult;
+  /** Undefined when the source did not ask (it stages every row and no hash). */
+  decision: StagingDecision | undefined;
+  /** Ends a keys-only read (the source's transaction) once; also done when the run ends. */
+  endRead: () => Promise<void>;
+}
+
+export async function queryModel(ctx: RunContext): Promise<Queried> {
+  const { plan, spec, primaryKey, log, labels } = ctx;
+  const comparesAllColumns = ctx.destination.capabilities.comparesAllColumns;
+  let decision: StagingDecision | undefined;
+  const staged = await ctx.source.stage({
+    ...ctx.connector,
+    source: plan.source.spec,
+    model: plan.model.spec,
+    duck: ctx.conn,
+    table: STAGED_TABLE,
+    labels: { ...labels, model: `${plan.namespace}/${plan.model.name}` },
+    chooseStaging: (columns, sourceHash) => {
+      let early;
+      try {
+        early = resolveShape({ mappings: spec.mappings, columns, primaryKey, comparesAllColumns });
+      } catch (error) {
+        // The same check runs on the staged columns (validate) and reports it; here it only means no hash.
+        log.debug({ ...labels, err: describeError(error).message }, 'no row hash while staging');
+      }
+      decision = chooseStaging({
+        columns,
+        shape: early,
+        primaryKey,
+        previous: ctx.stored.current?.manifest,
+        fullResync: plan.fullResync,
+        mode: spec.mode,
+        destinationType: plan.destination.spec.type,
+        engineProbe: ctx.engineProbe,
+        sourceHash,
+      });
+      return decision.choice;
+    },
+  });
+  // A keys-only read keeps the source's transaction open until the changed rows are fetched.
+  let ended: Promise<void> | undefined;
+  const endRead = () => (ended ??= staged.keysOnly?.close() ?? Promise.resolve());
+  ctx.resources.defer(releasing(log, 'the source read', endRead));
+  ctx.signal.throwIfAborted();
+  return { staged, decision, endRead };
+}
