@@ -12,16 +12,18 @@ type ProbeAnswer =
 /**
  * The capabilities of a destination connector, read by a short child process: loading the connector here
  * would keep its drivers (DuckDB's native bindings, cloud SDKs: 50–150 MB) in the operator for good.
- * The connector's own errors (an unknown type, a type that is not a destination) keep their reasons.
+ * The connector's own answers (an unknown type, a type that is not a destination) keep their reasons; a
+ * probe that gives no answer (it timed out, crashed, was killed) is `CapabilityProbeFailed`, transient:
+ * nothing is wrong with the Sync, and the next probe may well answer.
  */
 export function probeCapabilities(
   type: DestinationType,
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; /** The probe script (tests). */ probe?: string } = {},
 ): Promise<DestinationCapabilities> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [PROBE, type],
+      [options.probe ?? PROBE, type],
       { timeout: options.timeoutMs ?? 60_000, maxBuffer: 1 << 20 },
       (error, stdout, stderr) => {
         let answer: ProbeAnswer | undefined;
@@ -31,8 +33,9 @@ export function probeCapabilities(
           const detail = (error?.message ?? stderr).trim().split('\n').slice(-3).join(' ');
           reject(
             new SynclineError(
-              'ConnectorLoadFailed',
-              `could not read the capabilities of the "${type}" connector: ${detail || 'no answer'}`,
+              'CapabilityProbeFailed',
+              `could not read the capabilities of the "${type}" connector: ${detail || 'no answer'}; retrying`,
+              { retryable: true },
             ),
           );
           return;

@@ -45,6 +45,8 @@ export class FakeCluster implements ClusterAccess {
   readonly calls: string[] = [];
   readonly events: Record<string, unknown>[] = [];
   private version = 1;
+  /** The API server's clock (creation times); fakeContext sets it to the reconcilers'. */
+  now: () => Date = () => new Date();
   /** Makes the next calls of a method fail with this error (e.g. a conflict). */
   failNext: Partial<Record<keyof ClusterAccess, Error>> = {};
 
@@ -122,7 +124,7 @@ export class FakeCluster implements ClusterAccess {
       namespace,
       uid: `uid-job-${job.metadata?.name}`,
       resourceVersion: String(this.version++),
-      creationTimestamp: (stored.metadata?.creationTimestamp ?? new Date().toISOString()) as never,
+      creationTimestamp: (stored.metadata?.creationTimestamp ?? this.now().toISOString()) as never,
     };
     this.jobs.set(key, stored);
     return { created: true, job: clone(stored) };
@@ -218,6 +220,7 @@ export function fakeContext(
   const cluster = options.cluster ?? new FakeCluster();
   let now = new Date(options.now ?? '2026-01-01T12:00:00.000Z');
   const events = new FakeEvents();
+  cluster.now = () => new Date(now);
   const ctx: FakeContext = {
     cluster,
     store: cluster.store(),

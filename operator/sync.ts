@@ -1,4 +1,5 @@
 import type { Sync } from '../crds/index.ts';
+import { isTransientReason } from '../core/reasons.ts';
 import type { ReconcileContext } from './context.ts';
 import { COMPONENT_LABEL, SYNC_LABEL } from './jobs.ts';
 import type { ReconcileResult } from './runtime/controller.ts';
@@ -133,6 +134,9 @@ export async function reconcileSync(ctx: ReconcileContext, sync: Sync): Promise<
   });
   await pruneHistory(ctx.cluster, run, active?.job);
 
+  // No event follows a capability probe that gave no answer: re-probe with backoff.
+  if (!verdict.ok && refs.capabilitiesError && isTransientReason(verdict.reason))
+    return { requeueWithBackoff: true };
   const delays = [decision.requeueAfterMs, observed.requeueAfterMs].filter((d) => d !== undefined);
   if (delays.length === 0) return;
   // Wake up right at the slot; a few ms late is better than a few ms early, which would only requeue.

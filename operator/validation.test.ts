@@ -1,3 +1,4 @@
+import { SynclineError } from '../core/errors.ts';
 import { describe, expect, it } from 'vitest';
 import type { Sync } from '../crds/index.ts';
 import { finalizerStep } from './finalizer.ts';
@@ -45,6 +46,16 @@ describe('validation beyond the schema', () => {
       'UnsupportedDestination',
       refs({ capabilities: undefined, capabilitiesError: new Error('no connector') }),
       true,
+    ],
+    [
+      'CapabilityProbeFailed',
+      refs({
+        capabilities: undefined,
+        capabilitiesError: new SynclineError('CapabilityProbeFailed', 'the probe timed out', {
+          retryable: true,
+        }),
+      }),
+      false,
     ],
   ])('%s', (reason, r, stalled) => {
     const verdict = validateSync(sync(), r);

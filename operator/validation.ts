@@ -1,6 +1,7 @@
 import type { Destination, Model, Source, Sync } from '../crds/index.ts';
 import type { DestinationCapabilities } from '../core/connectors.ts';
 import { describeError } from '../core/errors.ts';
+import { isTransientReason } from '../core/reasons.ts';
 import { isConditionTrue, findCondition, READY } from './conditions.ts';
 import type { OperatorConfig } from './config.ts';
 import { runnerSettingsProblem, syncDiffStoreUrl } from './runner-policy.ts';
@@ -123,7 +124,14 @@ export function validateSync(
 
   const destinationType = refs.destination.spec.type;
   if (!refs.capabilities) {
-    const { message } = describeError(refs.capabilitiesError ?? new Error('not available'));
+    const { reason, message } = describeError(refs.capabilitiesError ?? new Error('not available'));
+    if (isTransientReason(reason)) {
+      // The probe gave no answer (a timeout, a crash): not the Sync's fault, and retried with backoff.
+      return waiting(
+        reason,
+        `the capabilities of destination type "${destinationType}" are not known yet: ${message}`,
+      );
+    }
     return stalled(
       'UnsupportedDestination',
       `destination type "${destinationType}" is not available in this operator: ${message}`,

@@ -132,6 +132,36 @@ describe('Controller', () => {
     expect(failure).toMatchObject({ level: 'error', controller: 'models', key: 'ns/m' });
   });
 
+  it('requeues with growing backoff on requeueWithBackoff, logging no error, until a result forgets it', async () => {
+    const clock = new ManualClock();
+    const metrics = new RuntimeMetrics({ defaultMetrics: false });
+    const { log, lines } = captureLog();
+    const queue = new WorkQueue({ name: 'syncs', clock, metrics, baseDelayMs: 100, qps: 1e9, burst: 1e9 });
+    let calls = 0;
+    const controller = new Controller({
+      name: 'syncs',
+      log,
+      metrics,
+      queue,
+      reconcile: async () => (++calls <= 2 ? { requeueWithBackoff: true } : undefined),
+    });
+    controller.start();
+    queue.add('ns/s');
+    await until(() => calls === 1 && queue.numRequeues('ns/s') === 1);
+    clock.advance(100);
+    await until(() => calls === 2 && queue.numRequeues('ns/s') === 2);
+    clock.advance(199);
+    await settle();
+    expect(calls).toBe(2);
+    clock.advance(1);
+    await until(() => calls === 3 && queue.numRequeues('ns/s') === 0);
+    await controller.stop();
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('controller_runtime_reconcile_total{controller="syncs",result="requeue"} 2');
+    expect(text).not.toContain('controller_runtime_reconcile_errors_total{controller="syncs"} 1');
+    expect(lines.filter((line) => line['level'] === 'error' || line['level'] === 50)).toEqual([]);
+  });
+
   it('stop waits for the reconciles in flight and takes no new keys', async () => {
     const metrics = new RuntimeMetrics({ defaultMetrics: false });
     const { log } = captureLog();

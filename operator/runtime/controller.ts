@@ -3,7 +3,12 @@ import type { Logger } from '../../core/logger.ts';
 import type { RuntimeMetrics } from './metrics.ts';
 import { WorkQueue } from './workqueue.ts';
 
-export type ReconcileResult = { requeueAfterMs?: number } | void;
+/**
+ * What a reconcile asks for next: `requeueAfterMs` (a time it is due), or `requeueWithBackoff` (a
+ * transient condition, written to status, that must be re-checked: per-key exponential backoff, as after
+ * an error, without logging one).
+ */
+export type ReconcileResult = { requeueAfterMs?: number; requeueWithBackoff?: boolean } | void;
 
 export interface ControllerOptions {
   name: string;
@@ -18,8 +23,8 @@ export interface ControllerOptions {
 
 /**
  * Workers that take keys from a work queue and reconcile them, as controller-runtime's controller does:
- * an error requeues the key with backoff, `{requeueAfterMs}` requeues it after that delay (at high
- * priority), success forgets its failures.
+ * an error (or `{requeueWithBackoff}`) requeues the key with backoff, `{requeueAfterMs}` requeues it
+ * after that delay (at high priority), success forgets its failures.
  */
 export class Controller {
   readonly name: string;
@@ -72,6 +77,11 @@ export class Controller {
     const endTimer = this.metrics.reconcileTimeSeconds.startTimer(labels);
     try {
       const result = await this.reconcile(key);
+      if (result?.requeueWithBackoff) {
+        this.queue.addRateLimited(key);
+        this.metrics.reconcileTotal.inc({ ...labels, result: 'requeue' });
+        return;
+      }
       const requeueAfterMs = result?.requeueAfterMs;
       this.queue.forget(key);
       if (requeueAfterMs !== undefined && requeueAfterMs > 0) {
