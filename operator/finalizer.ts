@@ -4,16 +4,12 @@ import type { ReconcileContext } from './context.ts';
 import { COMPONENT_LABEL, SYNC_LABEL } from './jobs.ts';
 import { jobOutcome } from './results.ts';
 import { syncDiffStoreUrl } from './runner-policy.ts';
+import { openSyncDiffStore } from './run-summaries.ts';
 import type { ReconcileResult } from './runtime/controller.ts';
 
 export const SNAPSHOT_FINALIZER = 'syncline.io/snapshots';
 const CLEANUP_ATTEMPT_MS = 30_000;
 const RETRY_MS = 5_000;
-
-/** The diff-store folder of a Sync: `<namespace>/<sync>/` under the store's URL. */
-export function snapshotPrefix(sync: Sync): string {
-  return `${sync.metadata.namespace ?? 'default'}/${sync.metadata.name}/`;
-}
 
 /**
  * What the finalizer does next: clean up now, retry later, or give up and let the deletion through.
@@ -73,29 +69,17 @@ export async function finalizeSync(ctx: ReconcileContext, sync: Sync): Promise<R
       if (jobOutcome(job, []).state === 'active')
         await ctx.cluster.deleteJob(namespace, job.metadata?.name ?? '');
     }
+    const folder = `${url}/${namespace}/${name}/`;
     try {
-      const { openBlobStore } = await import('../core/storage/index.ts');
-      const store = openBlobStore(url, {
-        ...(ctx.config.diffStore.s3 ? { s3: ctx.config.diffStore.s3 } : {}),
-        ...(ctx.config.diffStore.gcs ? { gcs: ctx.config.diffStore.gcs } : {}),
-        secrets: ctx.secrets,
-      });
-      const removed = await withTimeout(
-        store.deletePrefix(snapshotPrefix(sync)),
-        CLEANUP_ATTEMPT_MS,
-        'deleting snapshots',
-      );
-      ctx.events.normal(
-        sync,
-        'SnapshotsDeleted',
-        `deleted ${removed} objects under ${url}/${snapshotPrefix(sync)}`,
-      );
+      const store = await openSyncDiffStore(ctx, sync, url);
+      const removed = await withTimeout(store.deleteAll(), CLEANUP_ATTEMPT_MS, 'deleting snapshots');
+      ctx.events.normal(sync, 'SnapshotsDeleted', `deleted ${removed} objects under ${folder}`);
     } catch (error) {
       const { reason, message } = describeError(error, 'SnapshotCleanupFailed');
       ctx.events.warning(
         sync,
         'SnapshotCleanupFailed',
-        `could not delete ${url}/${snapshotPrefix(sync)} (${reason}: ${message}); retrying, and giving up ` +
+        `could not delete ${folder} (${reason}: ${message}); retrying, and giving up ` +
           `${Math.round(ctx.config.finalizerTimeoutMs / 1000)} s after the deletion was requested`,
       );
       return { requeueAfterMs: RETRY_MS };
@@ -104,7 +88,7 @@ export async function finalizeSync(ctx: ReconcileContext, sync: Sync): Promise<R
     ctx.events.warning(
       sync,
       'SnapshotCleanupAbandoned',
-      `gave up deleting ${url}/${snapshotPrefix(sync)} after ${Math.round(ctx.config.finalizerTimeoutMs / 1000)} s; ` +
+      `gave up deleting ${url}/${namespace}/${name}/ after ${Math.round(ctx.config.finalizerTimeoutMs / 1000)} s; ` +
         'the Sync is deleted and the folder is left behind: delete it by hand',
     );
   }
