@@ -25,7 +25,7 @@ export function scalarTextSql(expr: string, type: string): string | undefined {
 }
 
 function doubleTextSql(expr: string): string {
-  return `CASE WHEN isfinite(${expr}) THEN CAST(${expr} AS VARCHAR) WHEN isnan(${expr}) THEN 'NaN' WHEN ${expr} > 0 THEN 'Infinity' ELSE '-Infinity' END`;
+  return `CASE WHEN ${expr} IS NULL THEN NULL WHEN isfinite(${expr}) THEN CAST(${expr} AS VARCHAR) WHEN isnan(${expr}) THEN 'NaN' WHEN ${expr} > 0 THEN 'Infinity' ELSE '-Infinity' END`;
 }
 
 function quoted(textSql: string): string {

@@ -31,6 +31,7 @@ describe('jsonValueSql', () => {
     expect(await value(jsonValueSql("'nan'::DOUBLE", 'DOUBLE'))).toBe('NaN');
     expect(await value(jsonValueSql("'-inf'::DOUBLE", 'DOUBLE'))).toBe('-Infinity');
     expect(await value(jsonValueSql("'inf'::REAL", 'REAL'))).toBe('Infinity');
+    expect(await value(jsonValueSql('NULL::DOUBLE', 'DOUBLE'))).toBe(null);
     expect(await value(jsonValueSql('1.5::DOUBLE', 'DOUBLE'))).toBe(1.5);
     expect(
       await value(jsonValueSql("TIMESTAMPTZ '2024-05-06 07:08:09.5+02'", 'TIMESTAMP WITH TIME ZONE')),

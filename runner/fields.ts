@@ -22,7 +22,7 @@ export function jsonValueSql(expr: string, type: string): string {
   if (/^(DECIMAL|NUMERIC)/.test(t)) return `to_json(CAST(${expr} AS VARCHAR))`;
   if (/^(DOUBLE|FLOAT|REAL|FLOAT4|FLOAT8)$/.test(t)) {
     // As JavaScript and PostgreSQL spell them (DuckDB's VARCHAR says inf/nan).
-    return `CASE WHEN isfinite(${expr}) THEN to_json(${expr}) WHEN isnan(${expr}) THEN to_json('NaN') WHEN ${expr} > 0 THEN to_json('Infinity') ELSE to_json('-Infinity') END`;
+    return `CASE WHEN ${expr} IS NULL THEN NULL WHEN isfinite(${expr}) THEN to_json(${expr}) WHEN isnan(${expr}) THEN to_json('NaN') WHEN ${expr} > 0 THEN to_json('Infinity') ELSE to_json('-Infinity') END`;
   }
   if (t === 'TIMESTAMP WITH TIME ZONE' || t === 'TIMESTAMPTZ')
     return `to_json(strftime(${expr}, '%Y-%m-%dT%H:%M:%S.%fZ'))`;

@@ -585,7 +585,7 @@ describe('JSON null and SQL NULL', () => {
     await sql(dstUrl, `CREATE TABLE ${table} ${ddl}`);
     await sql(
       srcUrl,
-      `INSERT INTO ${table} VALUES (1, 'null', '', 'NaN'), (2, NULL, NULL, 'Infinity'), (3, '{"a": null}', 'x', '-Infinity')`,
+      `INSERT INTO ${table} VALUES (1, 'null', '', 'NaN'), (2, NULL, NULL, 'Infinity'), (3, '{"a": null}', 'x', '-Infinity'), (4, '{}', 'y', NULL)`,
     );
     const plan = makePlan({
       server,

@@ -374,9 +374,9 @@ describe('exact values in JSON bodies', () => {
     const s = await httpSync(
       `CREATE TABLE $T (id int PRIMARY KEY, f float8, r real, n numeric, doc jsonb, xs float8[]);
        INSERT INTO $T VALUES (1, 'NaN', 'NaN', 'NaN', 'null', ARRAY['NaN', '-0', 'Infinity', '-Infinity']::float8[]),
-         (2, 'Infinity', 'Infinity', 'Infinity', NULL, NULL), (3, '-Infinity', '-Infinity', '-Infinity', '[null]', '{}')`,
+         (2, 'Infinity', 'Infinity', 'Infinity', NULL, NULL), (3, '-Infinity', '-Infinity', '-Infinity', '[null]', '{}'), (4, NULL, NULL, NULL, NULL, NULL)`,
     );
-    expect((await s.run()).counts.delivered).toBe(3);
+    expect((await s.run()).counts.delivered).toBe(4);
     expect(api.requestsFor('1')[0]?.raw).toBe(
       '{"id":1,"f":"NaN","r":"NaN","n":"NaN","doc":null,"xs":["NaN",-0,"Infinity","-Infinity"]}',
     );
@@ -386,6 +386,7 @@ describe('exact values in JSON bodies', () => {
     expect(api.requestsFor('3')[0]?.raw).toBe(
       '{"id":3,"f":"-Infinity","r":"-Infinity","n":"-Infinity","doc":[null],"xs":[]}',
     );
+    expect(api.requestsFor('4')[0]?.raw).toBe('{"id":4,"f":null,"r":null,"n":null,"doc":null,"xs":null}');
   });
 
   it('delivers -0 as -0, and does not count a change from 0 to -0 (they are equal)', async () => {
