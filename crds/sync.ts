@@ -341,9 +341,12 @@ export const syncStatus = z
       .describe('The .metadata.generation last reconciled.'),
     conditions,
     phase: z
-      .enum(['Pending', 'Querying', 'Diffing', 'Delivering', 'Succeeded', 'Failed'])
+      .enum(['Pending', 'Querying', 'Succeeded', 'Failed'])
       .optional()
-      .describe('For display only; use conditions for decisions.'),
+      .describe(
+        'For display only; use conditions for decisions. Querying covers the whole run once its runner ' +
+          'started: the runner reports its progress only when it ends.',
+      ),
     schedule: z.string().max(512).optional().describe('The schedule in words, for kubectl get.'),
     activeRun: runRecord.optional().describe('The run in progress, if any.'),
     lastRun: runRecord.optional().describe('The last finished run.'),

@@ -2,7 +2,7 @@
 // behaviour is covered by sync-deferred-start.test.ts and test/kube/operator-reconcile.test.ts.
 import { describe, expect, it } from 'vitest';
 import { SynclineError } from '../core/errors.ts';
-import type { Sync } from '../crds/index.ts';
+import { syncStatus, type Sync } from '../crds/index.ts';
 import { fakeContext, type FakeContext } from './fake-cluster.ts';
 import {
   completeJob,
@@ -231,6 +231,18 @@ describe('history and status (sync-history.ts, sync-status.ts)', () => {
       job('d', '2026-01-01T00:04:00Z'),
     ];
     expect(jobsBeyondHistory({ jobs, historyLimit: 2 } as never, 'd')).toEqual(['a']);
+  });
+
+  it('documents as phase exactly the values the operator writes', () => {
+    // The runner reports nothing before it ends, so Diffing and Delivering could never be written.
+    const written = new Set([
+      syncPhase(undefined, false, undefined),
+      syncPhase({ id: 'r' }, false, undefined),
+      syncPhase({ id: 'r' }, true, undefined),
+      syncPhase(undefined, false, { id: 'r', result: 'Succeeded' }),
+      syncPhase(undefined, false, { id: 'r', result: 'Failed' }),
+    ]);
+    expect([...syncStatus.shape.phase.unwrap().options].sort()).toEqual([...written].sort());
   });
 
   it('writes Pending, Querying, Succeeded or Failed as phase, and defers only a plain scheduled start', () => {
