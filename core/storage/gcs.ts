@@ -3,7 +3,13 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Storage, type File, type PreconditionOptions, type StorageOptions } from '@google-cloud/storage';
+import {
+  Storage,
+  type Bucket,
+  type File,
+  type PreconditionOptions,
+  type StorageOptions,
+} from '@google-cloud/storage';
 import { SynclineError } from '../errors.ts';
 import type { SecretResolver } from '../secrets.ts';
 import { networkErrorCode, passThrough, storageError, type Classified } from './errors.ts';
@@ -22,9 +28,186 @@ export function openGcsStore(
   credentials: GcsCredentials,
   secrets: SecretResolver,
 ): BlobStore {
-  const { url } = location;
-  const base = location.prefix ? `${location.prefix}/` : '';
-  const secretValues: string[] = [];
+  return new GcsStore(location, credentials, secrets);
+}
+
+class GcsStore implements BlobStore {
+  readonly url: string;
+  private readonly base: string;
+  /** Secret values to redact from error messages. */
+  private readonly secretValues: string[] = [];
+  private readonly bucket: Bucket;
+
+  constructor(
+    location: { url: string; bucket: string; prefix: string },
+    credentials: GcsCredentials,
+    secrets: SecretResolver,
+  ) {
+    this.url = location.url;
+    this.base = location.prefix ? `${location.prefix}/` : '';
+    const options = storageOptions(credentials, secrets, this.url, this.secretValues);
+    this.bucket = new Storage(options).bucket(location.bucket);
+  }
+
+  async get(path: string): Promise<{ body: Buffer; etag: string } | undefined> {
+    return this.withCurrentGeneration(path, `read ${path}`, async (file, etag) => {
+      const [body] = await file.download();
+      return { body, etag };
+    });
+  }
+
+  async getToFile(path: string, localFile: string): Promise<boolean> {
+    const temp = `${localFile}.${randomBytes(6).toString('hex')}.download`;
+    try {
+      await mkdir(dirname(localFile), { recursive: true });
+      const done = await this.withCurrentGeneration(path, `download ${path}`, async (file) => {
+        await pipeline(file.createReadStream(), createWriteStream(temp));
+        await rename(temp, localFile);
+        return true;
+      });
+      return done ?? false;
+    } catch (error) {
+      throw this.fail(error, `download ${path}`);
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
+  async put(path: string, body: Buffer | string, cond?: PutCondition): Promise<{ etag: string }> {
+    const file = this.bucket.file(this.key(path));
+    try {
+      assertGenerationEtag(cond, this.url, path);
+      const preconditionOpts = precondition(cond);
+      await file.save(typeof body === 'string' ? Buffer.from(body) : body, {
+        resumable: false,
+        ...(preconditionOpts ? { preconditionOpts } : {}),
+      });
+      return { etag: String(file.metadata.generation) };
+    } catch (error) {
+      throw this.fail(error, `write ${path}`);
+    }
+  }
+
+  async putFile(path: string, localFile: string, cond?: PutCondition): Promise<{ etag: string }> {
+    try {
+      assertGenerationEtag(cond, this.url, path);
+      const { size } = await stat(localFile);
+      const preconditionOpts = precondition(cond);
+      const [file] = await this.bucket.upload(localFile, {
+        destination: this.key(path),
+        resumable: size > RESUMABLE_ABOVE,
+        ...(preconditionOpts ? { preconditionOpts } : {}),
+      });
+      return { etag: String(file.metadata.generation) };
+    } catch (error) {
+      throw this.fail(error, `upload ${localFile} to ${path}`);
+    }
+  }
+
+  async list(prefix: string): Promise<BlobEntry[]> {
+    try {
+      return await this.listKeys(prefix);
+    } catch (error) {
+      throw this.fail(error, `list ${prefix || '/'}`);
+    }
+  }
+
+  async delete(path: string): Promise<void> {
+    try {
+      await this.bucket.file(this.key(path)).delete({ ignoreNotFound: true });
+    } catch (error) {
+      throw this.fail(error, `delete ${path}`);
+    }
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    try {
+      const entries = await this.listKeys(prefix);
+      const parallel = 8;
+      for (let i = 0; i < entries.length; i += parallel) {
+        await Promise.all(
+          entries
+            .slice(i, i + parallel)
+            .map((e) => this.bucket.file(this.base + e.path).delete({ ignoreNotFound: true })),
+        );
+      }
+      return entries.length;
+    } catch (error) {
+      throw this.fail(error, `delete ${prefix || '/'}`);
+    }
+  }
+
+  private key(path: string): string {
+    assertRelativePath(path, this.url);
+    return this.base + path;
+  }
+
+  private fail(error: unknown, what: string): SynclineError {
+    return passThrough(error) ?? storageError(classify(error), what, this.url, this.secretValues);
+  }
+
+  /** A 404 means "no such object" only when the bucket exists. */
+  private async absentOrThrow(error: unknown, what: string): Promise<undefined> {
+    if (statusOf(error) !== 404) throw this.fail(error, what);
+    const [bucketExists] = await this.bucket.exists().catch((inner: unknown) => {
+      throw this.fail(inner, what);
+    });
+    if (!bucketExists)
+      throw storageError(
+        { reason: 'StorageBucketNotFound', detail: 'the bucket does not exist', retryable: false },
+        what,
+        this.url,
+        this.secretValues,
+      );
+    return undefined;
+  }
+
+  /** The current generation's file, pinned so that body and etag belong together. */
+  private async pinned(path: string): Promise<{ file: File; generation: string }> {
+    const [metadata] = await this.bucket.file(this.key(path)).getMetadata();
+    const generation = String(metadata.generation);
+    return { file: this.bucket.file(this.key(path), { generation }), generation };
+  }
+
+  private async listKeys(prefix: string): Promise<BlobEntry[]> {
+    assertRelativePath(prefix, this.url, 'prefix');
+    const [files] = await this.bucket.getFiles({ prefix: this.base + prefix, autoPaginate: true });
+    return files.map((file) => ({
+      path: file.name.slice(this.base.length),
+      size: Number(file.metadata.size ?? 0),
+      updatedAt: new Date(file.metadata.updated ?? file.metadata.timeCreated ?? 0).toISOString(),
+    }));
+  }
+
+  /** The object may be replaced between reading its generation and its body: then read again. */
+  private async withCurrentGeneration<T>(
+    path: string,
+    what: string,
+    read: (file: File, generation: string) => Promise<T>,
+  ): Promise<T | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      let current;
+      try {
+        current = await this.pinned(path);
+      } catch (error) {
+        return this.absentOrThrow(error, what);
+      }
+      try {
+        return await read(current.file, current.generation);
+      } catch (error) {
+        if (statusOf(error) !== 404 || attempt >= 4) throw this.fail(error, what);
+      }
+    }
+  }
+}
+
+/** The client's options: retries, project, endpoint and the service-account key (its secrets noted in `secretValues`). */
+function storageOptions(
+  credentials: GcsCredentials,
+  secrets: SecretResolver,
+  url: string,
+  secretValues: string[],
+): StorageOptions {
   const options: StorageOptions = {
     retryOptions: {
       autoRetry: true,
@@ -39,183 +222,41 @@ export function openGcsStore(
   if (credentials.serviceAccountKey) {
     const raw = secrets(credentials.serviceAccountKey.secretKeyRef);
     secretValues.push(raw);
-    let key: { client_email?: unknown; private_key?: unknown; project_id?: unknown };
-    try {
-      key = JSON.parse(raw) as typeof key;
-    } catch {
-      throw new SynclineError(
-        'InvalidStorageCredentials',
-        `the service-account key for ${url} (Secret "${credentials.serviceAccountKey.secretKeyRef.name}") is not valid JSON`,
-      );
-    }
-    if (typeof key.client_email !== 'string' || typeof key.private_key !== 'string') {
-      throw new SynclineError(
-        'InvalidStorageCredentials',
-        `the service-account key for ${url} (Secret "${credentials.serviceAccountKey.secretKeyRef.name}") lacks client_email or private_key`,
-      );
-    }
+    const key = parseServiceAccountKey(raw, url, credentials.serviceAccountKey.secretKeyRef.name);
     secretValues.push(key.private_key);
     options.credentials = key as StorageOptions['credentials'];
     if (!options.projectId && typeof key.project_id === 'string') options.projectId = key.project_id;
     // An explicit key is meant to be used, also against a custom endpoint (private or restricted API).
     options.useAuthWithCustomEndpoint = true;
   }
-  const bucket = new Storage(options).bucket(location.bucket);
+  return options;
+}
 
-  const key = (path: string) => {
-    assertRelativePath(path, url);
-    return base + path;
-  };
-  const fail = (error: unknown, what: string) =>
-    passThrough(error) ?? storageError(classify(error), what, url, secretValues);
-  const precondition = (cond: PutCondition | undefined): PreconditionOptions | undefined =>
-    cond === undefined ? undefined : { ifGenerationMatch: 'ifNoneMatch' in cond ? 0 : cond.ifMatch };
-
-  /** A 404 means "no such object" only when the bucket exists. */
-  async function absentOrThrow(error: unknown, what: string): Promise<undefined> {
-    if (statusOf(error) !== 404) throw fail(error, what);
-    const [bucketExists] = await bucket.exists().catch((inner: unknown) => {
-      throw fail(inner, what);
-    });
-    if (!bucketExists)
-      throw storageError(
-        { reason: 'StorageBucketNotFound', detail: 'the bucket does not exist', retryable: false },
-        what,
-        url,
-        secretValues,
-      );
-    return undefined;
+function parseServiceAccountKey(
+  raw: string,
+  url: string,
+  secretName: string,
+): { client_email: string; private_key: string; project_id?: unknown } {
+  let key: { client_email?: unknown; private_key?: unknown; project_id?: unknown };
+  try {
+    key = JSON.parse(raw) as typeof key;
+  } catch {
+    throw new SynclineError(
+      'InvalidStorageCredentials',
+      `the service-account key for ${url} (Secret "${secretName}") is not valid JSON`,
+    );
   }
-
-  /** The current generation's file, pinned so that body and etag belong together. */
-  async function pinned(path: string): Promise<{ file: File; generation: string }> {
-    const [metadata] = await bucket.file(key(path)).getMetadata();
-    const generation = String(metadata.generation);
-    return { file: bucket.file(key(path), { generation }), generation };
+  if (typeof key.client_email !== 'string' || typeof key.private_key !== 'string') {
+    throw new SynclineError(
+      'InvalidStorageCredentials',
+      `the service-account key for ${url} (Secret "${secretName}") lacks client_email or private_key`,
+    );
   }
+  return key as { client_email: string; private_key: string; project_id?: unknown };
+}
 
-  async function listKeys(prefix: string): Promise<BlobEntry[]> {
-    assertRelativePath(prefix, url, 'prefix');
-    const [files] = await bucket.getFiles({ prefix: base + prefix, autoPaginate: true });
-    return files.map((file) => ({
-      path: file.name.slice(base.length),
-      size: Number(file.metadata.size ?? 0),
-      updatedAt: new Date(file.metadata.updated ?? file.metadata.timeCreated ?? 0).toISOString(),
-    }));
-  }
-
-  /** The object may be replaced between reading its generation and its body: then read again. */
-  async function withCurrentGeneration<T>(
-    path: string,
-    what: string,
-    read: (file: File, generation: string) => Promise<T>,
-  ): Promise<T | undefined> {
-    for (let attempt = 0; ; attempt++) {
-      let current;
-      try {
-        current = await pinned(path);
-      } catch (error) {
-        return absentOrThrow(error, what);
-      }
-      try {
-        return await read(current.file, current.generation);
-      } catch (error) {
-        if (statusOf(error) !== 404 || attempt >= 4) throw fail(error, what);
-      }
-    }
-  }
-
-  return {
-    url,
-
-    async get(path) {
-      return withCurrentGeneration(path, `read ${path}`, async (file, etag) => {
-        const [body] = await file.download();
-        return { body, etag };
-      });
-    },
-
-    async getToFile(path, localFile) {
-      const temp = `${localFile}.${randomBytes(6).toString('hex')}.download`;
-      try {
-        await mkdir(dirname(localFile), { recursive: true });
-        const done = await withCurrentGeneration(path, `download ${path}`, async (file) => {
-          await pipeline(file.createReadStream(), createWriteStream(temp));
-          await rename(temp, localFile);
-          return true;
-        });
-        return done ?? false;
-      } catch (error) {
-        throw fail(error, `download ${path}`);
-      } finally {
-        await rm(temp, { force: true });
-      }
-    },
-
-    async put(path, body, cond) {
-      const file = bucket.file(key(path));
-      try {
-        assertGenerationEtag(cond, url, path);
-        const preconditionOpts = precondition(cond);
-        await file.save(typeof body === 'string' ? Buffer.from(body) : body, {
-          resumable: false,
-          ...(preconditionOpts ? { preconditionOpts } : {}),
-        });
-        return { etag: String(file.metadata.generation) };
-      } catch (error) {
-        throw fail(error, `write ${path}`);
-      }
-    },
-
-    async putFile(path, localFile, cond) {
-      try {
-        assertGenerationEtag(cond, url, path);
-        const { size } = await stat(localFile);
-        const preconditionOpts = precondition(cond);
-        const [file] = await bucket.upload(localFile, {
-          destination: key(path),
-          resumable: size > RESUMABLE_ABOVE,
-          ...(preconditionOpts ? { preconditionOpts } : {}),
-        });
-        return { etag: String(file.metadata.generation) };
-      } catch (error) {
-        throw fail(error, `upload ${localFile} to ${path}`);
-      }
-    },
-
-    async list(prefix) {
-      try {
-        return await listKeys(prefix);
-      } catch (error) {
-        throw fail(error, `list ${prefix || '/'}`);
-      }
-    },
-
-    async delete(path) {
-      try {
-        await bucket.file(key(path)).delete({ ignoreNotFound: true });
-      } catch (error) {
-        throw fail(error, `delete ${path}`);
-      }
-    },
-
-    async deletePrefix(prefix) {
-      try {
-        const entries = await listKeys(prefix);
-        const parallel = 8;
-        for (let i = 0; i < entries.length; i += parallel) {
-          await Promise.all(
-            entries
-              .slice(i, i + parallel)
-              .map((e) => bucket.file(base + e.path).delete({ ignoreNotFound: true })),
-          );
-        }
-        return entries.length;
-      } catch (error) {
-        throw fail(error, `delete ${prefix || '/'}`);
-      }
-    },
-  };
+function precondition(cond: PutCondition | undefined): PreconditionOptions | undefined {
+  return cond === undefined ? undefined : { ifGenerationMatch: 'ifNoneMatch' in cond ? 0 : cond.ifMatch };
 }
 
 /** Our etags are generations; any other etag (say, from another store) cannot match. */

@@ -21,19 +21,152 @@ const ABANDONED_TEMP_MS = 10 * 60 * 1000;
  * gets a strictly newer mtime, so an etag never comes back.
  */
 export function openLocalStore(root: string): BlobStore {
-  const url = pathToFileURL(root).href.replace(/\/+$/, '');
-  const fail = (error: unknown, what: string) => localError(error, what, url);
-  const target = (path: string) => {
-    assertRelativePath(path, url);
-    return join(root, ...path.split('/'));
-  };
-  const startOf = (prefix: string) => {
+  return new LocalStore(root);
+}
+
+class LocalStore implements BlobStore {
+  readonly url: string;
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+    this.url = pathToFileURL(root).href.replace(/\/+$/, '');
+  }
+
+  async get(path: string): Promise<{ body: Buffer; etag: string } | undefined> {
+    const file = this.target(path);
+    try {
+      // Body and etag from one open file: a concurrent replace cannot pair them wrongly.
+      const handle = await open(file, 'r');
+      try {
+        const info = await handle.stat({ bigint: true });
+        return { body: await handle.readFile(), etag: etagOf(info) };
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      if (isAbsent(error)) return undefined;
+      throw this.fail(error, `read ${path}`);
+    }
+  }
+
+  async getToFile(path: string, localFile: string): Promise<boolean> {
+    const file = this.target(path);
+    const temp = tempName(localFile);
+    try {
+      await makeDirectory(dirname(localFile));
+      await pipeline(createReadStream(file), createWriteStream(temp));
+      await rename(temp, localFile);
+      return true;
+    } catch (error) {
+      if (isAbsent(error) && !(await statOrUndefined(file))) return false;
+      throw this.fail(error, `copy ${path} to ${localFile}`);
+    } finally {
+      await removeQuietly(temp);
+    }
+  }
+
+  async put(path: string, body: Buffer | string, cond?: PutCondition): Promise<{ etag: string }> {
+    return this.write(
+      path,
+      `write ${path}`,
+      async (temp) => {
+        const handle = await open(temp, 'wx');
+        try {
+          await handle.writeFile(typeof body === 'string' ? Buffer.from(body) : body);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      },
+      cond,
+    );
+  }
+
+  async putFile(path: string, localFile: string, cond?: PutCondition): Promise<{ etag: string }> {
+    return this.write(
+      path,
+      `upload ${localFile} to ${path}`,
+      (temp) => pipeline(createReadStream(localFile), createWriteStream(temp, { flags: 'wx', flush: true })),
+      cond,
+    );
+  }
+
+  async list(prefix: string): Promise<BlobEntry[]> {
+    assertRelativePath(prefix, this.url, 'prefix');
+    const entries: BlobEntry[] = [];
+    try {
+      for (const file of await walk(this.startOf(prefix))) {
+        const path = relative(this.root, file).split(sep).join('/');
+        if (!path.startsWith(prefix)) continue;
+        const info = await statOrUndefined(file); // undefined: deleted while listing
+        if (info) entries.push({ path, size: Number(info.size), updatedAt: info.mtime.toISOString() });
+      }
+    } catch (error) {
+      throw this.fail(error, `list ${prefix || '/'}`);
+    }
+    return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  async delete(path: string): Promise<void> {
+    const file = this.target(path);
+    try {
+      if (!(await statOrUndefined(file))) return;
+      await withPathLock(file, () => unlink(file).catch(ignoreAbsent));
+    } catch (error) {
+      throw this.fail(error, `delete ${path}`);
+    }
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    const entries = await this.list(prefix);
+    for (const entry of entries) await this.delete(entry.path);
+    try {
+      await removeAbandonedTempFiles(this.startOf(prefix), this.root, prefix);
+      await removeEmptyDirectories(this.startOf(prefix), this.root);
+    } catch (error) {
+      throw this.fail(error, `clean up folders under ${prefix || '/'}`);
+    }
+    return entries.length;
+  }
+
+  private fail(error: unknown, what: string): SynclineError {
+    return localError(error, what, this.url);
+  }
+
+  private target(path: string): string {
+    assertRelativePath(path, this.url);
+    return join(this.root, ...path.split('/'));
+  }
+
+  /** The folder to walk for `prefix`: the one its last `/` names (the root when it has none). */
+  private startOf(prefix: string): string {
     const slash = prefix.lastIndexOf('/');
-    return slash < 0 ? root : join(root, ...prefix.slice(0, slash).split('/'));
-  };
+    return slash < 0 ? this.root : join(this.root, ...prefix.slice(0, slash).split('/'));
+  }
+
+  /** Stage the content with `stage`, then commit it; the temp file never outlives the call. */
+  private async write(
+    path: string,
+    what: string,
+    stage: (temp: string) => Promise<void>,
+    cond?: PutCondition,
+  ): Promise<{ etag: string }> {
+    const file = this.target(path);
+    const temp = tempName(file);
+    try {
+      await makeDirectory(dirname(file));
+      await stage(temp);
+      return await this.commitTemp(file, temp, cond);
+    } catch (error) {
+      throw this.fail(error, what);
+    } finally {
+      await removeQuietly(temp);
+    }
+  }
 
   /** Move a fully written temp file into place under the path's lock, checking `cond` first. */
-  async function commitTemp(
+  private async commitTemp(
     file: string,
     temp: string,
     cond: PutCondition | undefined,
@@ -41,7 +174,12 @@ export function openLocalStore(root: string): BlobStore {
     const etag = await withPathLock(file, async () => {
       const previous = await statOrUndefined(file);
       if (cond)
-        checkCondition(previous && etagOf(previous), cond, url, relative(root, file).split(sep).join('/'));
+        checkCondition(
+          previous && etagOf(previous),
+          cond,
+          this.url,
+          relative(this.root, file).split(sep).join('/'),
+        );
       const stamped = await stampNewerThan(temp, previous?.mtimeNs);
       await rename(temp, file);
       return stamped;
@@ -49,128 +187,6 @@ export function openLocalStore(root: string): BlobStore {
     await syncDirectory(dirname(file));
     return { etag };
   }
-
-  /** Stage the content with `write`, then commit it; the temp file never outlives the call. */
-  async function write(
-    path: string,
-    what: string,
-    stage: (temp: string) => Promise<void>,
-    cond?: PutCondition,
-  ) {
-    const file = target(path);
-    const temp = tempName(file);
-    try {
-      await makeDirectory(dirname(file));
-      await stage(temp);
-      return await commitTemp(file, temp, cond);
-    } catch (error) {
-      throw fail(error, what);
-    } finally {
-      await removeQuietly(temp);
-    }
-  }
-
-  return {
-    url,
-
-    async get(path) {
-      const file = target(path);
-      try {
-        // Body and etag from one open file: a concurrent replace cannot pair them wrongly.
-        const handle = await open(file, 'r');
-        try {
-          const info = await handle.stat({ bigint: true });
-          return { body: await handle.readFile(), etag: etagOf(info) };
-        } finally {
-          await handle.close();
-        }
-      } catch (error) {
-        if (isAbsent(error)) return undefined;
-        throw fail(error, `read ${path}`);
-      }
-    },
-
-    async getToFile(path, localFile) {
-      const file = target(path);
-      const temp = tempName(localFile);
-      try {
-        await makeDirectory(dirname(localFile));
-        await pipeline(createReadStream(file), createWriteStream(temp));
-        await rename(temp, localFile);
-        return true;
-      } catch (error) {
-        if (isAbsent(error) && !(await statOrUndefined(file))) return false;
-        throw fail(error, `copy ${path} to ${localFile}`);
-      } finally {
-        await removeQuietly(temp);
-      }
-    },
-
-    async put(path, body, cond) {
-      return write(
-        path,
-        `write ${path}`,
-        async (temp) => {
-          const handle = await open(temp, 'wx');
-          try {
-            await handle.writeFile(typeof body === 'string' ? Buffer.from(body) : body);
-            await handle.sync();
-          } finally {
-            await handle.close();
-          }
-        },
-        cond,
-      );
-    },
-
-    async putFile(path, localFile, cond) {
-      return write(
-        path,
-        `upload ${localFile} to ${path}`,
-        (temp) =>
-          pipeline(createReadStream(localFile), createWriteStream(temp, { flags: 'wx', flush: true })),
-        cond,
-      );
-    },
-
-    async list(prefix) {
-      assertRelativePath(prefix, url, 'prefix');
-      const entries: BlobEntry[] = [];
-      try {
-        for (const file of await walk(startOf(prefix))) {
-          const path = relative(root, file).split(sep).join('/');
-          if (!path.startsWith(prefix)) continue;
-          const info = await statOrUndefined(file); // undefined: deleted while listing
-          if (info) entries.push({ path, size: Number(info.size), updatedAt: info.mtime.toISOString() });
-        }
-      } catch (error) {
-        throw fail(error, `list ${prefix || '/'}`);
-      }
-      return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    },
-
-    async delete(path) {
-      const file = target(path);
-      try {
-        if (!(await statOrUndefined(file))) return;
-        await withPathLock(file, () => unlink(file).catch(ignoreAbsent));
-      } catch (error) {
-        throw fail(error, `delete ${path}`);
-      }
-    },
-
-    async deletePrefix(prefix) {
-      const entries = await this.list(prefix);
-      for (const entry of entries) await this.delete(entry.path);
-      try {
-        await removeAbandonedTempFiles(startOf(prefix), root, prefix);
-        await removeEmptyDirectories(startOf(prefix), root);
-      } catch (error) {
-        throw fail(error, `clean up folders under ${prefix || '/'}`);
-      }
-      return entries.length;
-    },
-  };
 }
 
 function tempName(file: string): string {

@@ -29,9 +29,221 @@ export function openS3Store(
   secrets: SecretResolver,
   options: { partSize?: number } = {},
 ): BlobStore {
-  const { url, bucket } = location;
-  const base = location.prefix ? `${location.prefix}/` : '';
-  const secretValues: string[] = [];
+  return new S3Store(location, credentials, secrets, options);
+}
+
+class S3Store implements BlobStore {
+  readonly url: string;
+  private readonly bucket: string;
+  private readonly base: string;
+  /** Secret values to redact from error messages. */
+  private readonly secretValues: string[] = [];
+  private readonly client: S3Client;
+  private readonly partSize: number;
+
+  constructor(
+    location: { url: string; bucket: string; prefix: string },
+    credentials: S3Credentials,
+    secrets: SecretResolver,
+    options: { partSize?: number },
+  ) {
+    this.url = location.url;
+    this.bucket = location.bucket;
+    this.base = location.prefix ? `${location.prefix}/` : '';
+    this.client = new S3Client(clientConfig(credentials, secrets, this.url, this.secretValues));
+    this.partSize = Math.max(options.partSize ?? S3_PART_SIZE, 5 * 1024 * 1024);
+  }
+
+  async get(path: string): Promise<{ body: Buffer; etag: string } | undefined> {
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }),
+      );
+      const body = Buffer.from(await response.Body!.transformToByteArray());
+      return { body, etag: response.ETag ?? '' };
+    } catch (error) {
+      if (isNoSuchKey(error)) return undefined;
+      throw this.fail(error, `read ${path}`);
+    }
+  }
+
+  async getToFile(path: string, localFile: string): Promise<boolean> {
+    const temp = `${localFile}.${randomBytes(6).toString('hex')}.download`;
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }),
+      );
+      await mkdir(dirname(localFile), { recursive: true });
+      await pipeline(response.Body as Readable, createWriteStream(temp));
+      await rename(temp, localFile);
+      return true;
+    } catch (error) {
+      if (isNoSuchKey(error)) return false;
+      throw this.fail(error, `download ${path}`);
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
+  async put(path: string, body: Buffer | string, cond?: PutCondition): Promise<{ etag: string }> {
+    try {
+      const response = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key(path),
+          Body: body,
+          ...conditionParams(cond),
+        }),
+      );
+      return { etag: response.ETag ?? '' };
+    } catch (error) {
+      throw this.fail(error, `write ${path}`);
+    }
+  }
+
+  async putFile(path: string, localFile: string, cond?: PutCondition): Promise<{ etag: string }> {
+    try {
+      const objectKey = this.key(path);
+      const { size } = await stat(localFile);
+      return size <= this.partSize
+        ? await this.putWhole(objectKey, localFile, size, cond)
+        : await this.putMultipart(objectKey, localFile, size, cond);
+    } catch (error) {
+      throw this.fail(error, `upload ${localFile} to ${path}`);
+    }
+  }
+
+  async list(prefix: string): Promise<BlobEntry[]> {
+    try {
+      return await this.listKeys(prefix);
+    } catch (error) {
+      throw this.fail(error, `list ${prefix || '/'}`);
+    }
+  }
+
+  async delete(path: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(path) }));
+    } catch (error) {
+      if (isNoSuchKey(error)) return;
+      throw this.fail(error, `delete ${path}`);
+    }
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    try {
+      const entries = await this.listKeys(prefix);
+      for (let i = 0; i < entries.length; i += 1000)
+        await this.deleteBatch(entries.slice(i, i + 1000), prefix);
+      return entries.length;
+    } catch (error) {
+      throw this.fail(error, `delete ${prefix || '/'}`);
+    }
+  }
+
+  private key(path: string): string {
+    assertRelativePath(path, this.url);
+    return this.base + path;
+  }
+
+  private fail(error: unknown, what: string): SynclineError {
+    return passThrough(error) ?? storageError(classify(error), what, this.url, this.secretValues);
+  }
+
+  /** One PutObject. */
+  private async putWhole(
+    objectKey: string,
+    localFile: string,
+    size: number,
+    cond: PutCondition | undefined,
+  ): Promise<{ etag: string }> {
+    const response = await this.client.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: objectKey,
+        Body: createReadStream(localFile),
+        ContentLength: size,
+        ...conditionParams(cond),
+      }),
+    );
+    return { etag: response.ETag ?? '' };
+  }
+
+  /** Multipart: lib-storage passes the condition on to CompleteMultipartUpload, where S3 checks it. */
+  private async putMultipart(
+    objectKey: string,
+    localFile: string,
+    size: number,
+    cond: PutCondition | undefined,
+  ): Promise<{ etag: string }> {
+    const upload = new Upload({
+      client: this.client,
+      params: {
+        Bucket: this.bucket,
+        Key: objectKey,
+        Body: createReadStream(localFile),
+        ContentLength: size,
+        ...conditionParams(cond),
+      },
+      partSize: this.partSize,
+      queueSize: 2,
+      leavePartsOnError: false,
+    });
+    const response = await upload.done();
+    return { etag: response.ETag ?? '' };
+  }
+
+  /** One DeleteObjects request (at most 1000 keys); any object it could not delete fails the call. */
+  private async deleteBatch(batch: BlobEntry[], prefix: string): Promise<void> {
+    const response = await this.client.send(
+      new DeleteObjectsCommand({
+        Bucket: this.bucket,
+        Delete: { Objects: batch.map((e) => ({ Key: this.base + e.path })), Quiet: true },
+      }),
+    );
+    const failed = response.Errors ?? [];
+    if (failed.length > 0) {
+      const first = failed[0]!;
+      throw new SynclineError(
+        first.Code === 'AccessDenied' ? 'StorageAccessDenied' : 'StorageError',
+        `cannot delete ${failed.length} object(s) under ${this.url}/${prefix}: ${first.Code ?? 'error'} on ${first.Key ?? '?'}`,
+      );
+    }
+  }
+
+  private async listKeys(prefix: string): Promise<BlobEntry[]> {
+    assertRelativePath(prefix, this.url, 'prefix');
+    const entries: BlobEntry[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: this.base + prefix,
+          ContinuationToken: token,
+        }),
+      );
+      for (const object of page.Contents ?? []) {
+        if (!object.Key) continue;
+        entries.push({
+          path: object.Key.slice(this.base.length),
+          size: object.Size ?? 0,
+          updatedAt: (object.LastModified ?? new Date(0)).toISOString(),
+        });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return entries;
+  }
+}
+
+/** The client's configuration: region, retries, timeouts, endpoint and keys (their values noted in `secretValues`). */
+function clientConfig(
+  credentials: S3Credentials,
+  secrets: SecretResolver,
+  url: string,
+  secretValues: string[],
+): S3ClientConfig {
   const config: S3ClientConfig = {
     region:
       credentials.region ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
@@ -52,160 +264,15 @@ export function openS3Store(
     secretValues.push(accessKeyId, secretAccessKey);
     config.credentials = { accessKeyId, secretAccessKey };
   }
-  const client = new S3Client(config);
-  const partSize = Math.max(options.partSize ?? S3_PART_SIZE, 5 * 1024 * 1024);
+  return config;
+}
 
-  const key = (path: string) => {
-    assertRelativePath(path, url);
-    return base + path;
-  };
-  const fail = (error: unknown, what: string) =>
-    passThrough(error) ?? storageError(classify(error), what, url, secretValues);
-  const conditionParams = (cond: PutCondition | undefined) =>
-    cond === undefined ? {} : 'ifNoneMatch' in cond ? { IfNoneMatch: '*' } : { IfMatch: cond.ifMatch };
-
-  async function listKeys(prefix: string): Promise<BlobEntry[]> {
-    assertRelativePath(prefix, url, 'prefix');
-    const entries: BlobEntry[] = [];
-    let token: string | undefined;
-    do {
-      const page = await client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: base + prefix, ContinuationToken: token }),
-      );
-      for (const object of page.Contents ?? []) {
-        if (!object.Key) continue;
-        entries.push({
-          path: object.Key.slice(base.length),
-          size: object.Size ?? 0,
-          updatedAt: (object.LastModified ?? new Date(0)).toISOString(),
-        });
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return entries;
-  }
-
-  return {
-    url,
-
-    async get(path) {
-      try {
-        const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key(path) }));
-        const body = Buffer.from(await response.Body!.transformToByteArray());
-        return { body, etag: response.ETag ?? '' };
-      } catch (error) {
-        if (isNoSuchKey(error)) return undefined;
-        throw fail(error, `read ${path}`);
-      }
-    },
-
-    async getToFile(path, localFile) {
-      const temp = `${localFile}.${randomBytes(6).toString('hex')}.download`;
-      try {
-        const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key(path) }));
-        await mkdir(dirname(localFile), { recursive: true });
-        await pipeline(response.Body as Readable, createWriteStream(temp));
-        await rename(temp, localFile);
-        return true;
-      } catch (error) {
-        if (isNoSuchKey(error)) return false;
-        throw fail(error, `download ${path}`);
-      } finally {
-        await rm(temp, { force: true });
-      }
-    },
-
-    async put(path, body, cond) {
-      try {
-        const response = await client.send(
-          new PutObjectCommand({ Bucket: bucket, Key: key(path), Body: body, ...conditionParams(cond) }),
-        );
-        return { etag: response.ETag ?? '' };
-      } catch (error) {
-        throw fail(error, `write ${path}`);
-      }
-    },
-
-    async putFile(path, localFile, cond) {
-      try {
-        const objectKey = key(path);
-        const { size } = await stat(localFile);
-        if (size <= partSize) {
-          const response = await client.send(
-            new PutObjectCommand({
-              Bucket: bucket,
-              Key: objectKey,
-              Body: createReadStream(localFile),
-              ContentLength: size,
-              ...conditionParams(cond),
-            }),
-          );
-          return { etag: response.ETag ?? '' };
-        }
-        // Multipart: lib-storage passes the condition on to CompleteMultipartUpload, where S3 checks it.
-        const upload = new Upload({
-          client,
-          params: {
-            Bucket: bucket,
-            Key: objectKey,
-            Body: createReadStream(localFile),
-            ContentLength: size,
-            ...conditionParams(cond),
-          },
-          partSize,
-          queueSize: 2,
-          leavePartsOnError: false,
-        });
-        const response = await upload.done();
-        return { etag: response.ETag ?? '' };
-      } catch (error) {
-        throw fail(error, `upload ${localFile} to ${path}`);
-      }
-    },
-
-    async list(prefix) {
-      try {
-        return await listKeys(prefix);
-      } catch (error) {
-        throw fail(error, `list ${prefix || '/'}`);
-      }
-    },
-
-    async delete(path) {
-      try {
-        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key(path) }));
-      } catch (error) {
-        if (isNoSuchKey(error)) return;
-        throw fail(error, `delete ${path}`);
-      }
-    },
-
-    async deletePrefix(prefix) {
-      try {
-        const entries = await listKeys(prefix);
-        for (let i = 0; i < entries.length; i += 1000) {
-          const batch = entries.slice(i, i + 1000);
-          const response = await client.send(
-            new DeleteObjectsCommand({
-              Bucket: bucket,
-              Delete: { Objects: batch.map((e) => ({ Key: base + e.path })), Quiet: true },
-            }),
-          );
-          const failed = response.Errors ?? [];
-          if (failed.length > 0) {
-            const first = failed[0]!;
-            throw new SynclineError(
-              first.Code === 'AccessDenied' ? 'StorageAccessDenied' : 'StorageError',
-              `cannot delete ${failed.length} object(s) under ${url}/${prefix}: ${first.Code ?? 'error'} on ${first.Key ?? '?'}`,
-            );
-          }
-        }
-        return entries.length;
-      } catch (error) {
-        throw fail(error, `delete ${prefix || '/'}`);
-      }
-    },
-  };
+function conditionParams(cond: PutCondition | undefined) {
+  return cond === undefined
+    ? {}
+    : 'ifNoneMatch' in cond
+      ? { IfNoneMatch: '*' as const }
+      : { IfMatch: cond.ifMatch };
 }
 
 function errorName(error: unknown): string {
