@@ -76,6 +76,52 @@ export function validateSyncPolicy(
   return OK;
 }
 
+/** What the destination's connector cannot do of what the Sync asks (or that its capabilities are unknown). */
+function capabilityProblem(
+  sync: Sync,
+  destination: Destination,
+  refs: Pick<SyncReferences, 'capabilities' | 'capabilitiesError'>,
+): Verdict | undefined {
+  const spec = sync.spec;
+  const destinationType = destination.spec.type;
+  if (!refs.capabilities) {
+    const { reason, message } = describeError(refs.capabilitiesError ?? new Error('not available'));
+    if (isTransientReason(reason)) {
+      // The probe gave no answer (a timeout, a crash): not the Sync's fault, and retried with backoff.
+      return waiting(
+        reason,
+        `the capabilities of destination type "${destinationType}" are not known yet: ${message}`,
+      );
+    }
+    return stalled(
+      'UnsupportedDestination',
+      `destination type "${destinationType}" is not available in this operator: ${message}`,
+    );
+  }
+  const caps = refs.capabilities;
+  if (!caps.modes.includes(spec.mode)) {
+    return stalled(
+      'UnsupportedMode',
+      `mode "${spec.mode}" is not supported by ${destinationType} destinations; use one of: ${caps.modes.join(', ')}`,
+    );
+  }
+  const deleteBehavior = spec.deleteBehavior ?? 'ignore';
+  if (!caps.deleteBehaviors.includes(deleteBehavior)) {
+    return stalled(
+      'UnsupportedDeleteBehavior',
+      `deleteBehavior "${deleteBehavior}" is not supported by ${destinationType} destinations; use one of: ${caps.deleteBehaviors.join(', ')}`,
+    );
+  }
+  if (caps.needsTarget && !spec.target?.[caps.needsTarget]) {
+    return stalled(
+      'MissingTarget',
+      `${destinationType} destinations need spec.target.${caps.needsTarget}: set the ${caps.needsTarget} to write to`,
+    );
+  }
+
+  return undefined;
+}
+
 /** Checks a Sync against the objects it references; the first problem wins, most fundamental first. */
 export function validateSync(
   sync: Sync,
@@ -122,41 +168,8 @@ export function validateSync(
     if (!allowed.ok) return allowed;
   }
 
-  const destinationType = refs.destination.spec.type;
-  if (!refs.capabilities) {
-    const { reason, message } = describeError(refs.capabilitiesError ?? new Error('not available'));
-    if (isTransientReason(reason)) {
-      // The probe gave no answer (a timeout, a crash): not the Sync's fault, and retried with backoff.
-      return waiting(
-        reason,
-        `the capabilities of destination type "${destinationType}" are not known yet: ${message}`,
-      );
-    }
-    return stalled(
-      'UnsupportedDestination',
-      `destination type "${destinationType}" is not available in this operator: ${message}`,
-    );
-  }
-  const caps = refs.capabilities;
-  if (!caps.modes.includes(spec.mode)) {
-    return stalled(
-      'UnsupportedMode',
-      `mode "${spec.mode}" is not supported by ${destinationType} destinations; use one of: ${caps.modes.join(', ')}`,
-    );
-  }
-  const deleteBehavior = spec.deleteBehavior ?? 'ignore';
-  if (!caps.deleteBehaviors.includes(deleteBehavior)) {
-    return stalled(
-      'UnsupportedDeleteBehavior',
-      `deleteBehavior "${deleteBehavior}" is not supported by ${destinationType} destinations; use one of: ${caps.deleteBehaviors.join(', ')}`,
-    );
-  }
-  if (caps.needsTarget && !spec.target?.[caps.needsTarget]) {
-    return stalled(
-      'MissingTarget',
-      `${destinationType} destinations need spec.target.${caps.needsTarget}: set the ${caps.needsTarget} to write to`,
-    );
-  }
+  const unsupported = capabilityProblem(sync, refs.destination, refs);
+  if (unsupported) return unsupported;
 
   const columns = refs.model.status?.columns;
   if (columns && columns.length > 0) {
