@@ -89,134 +89,12 @@ function secretData(doc: Record<string, unknown>): Record<string, string> {
  * All problems are reported at once, each naming file, resource and field.
  */
 export function loadResources(path: string): ResourceSet {
-  const set: ResourceSet = {
-    sources: new Map(),
-    models: new Map(),
-    destinations: new Map(),
-    syncs: new Map(),
-    secrets: {},
-    secretFiles: {},
-    configMaps: {},
-  };
-  const problems: string[] = [];
-  let files: string[];
-  try {
-    files = yamlFiles(path);
-  } catch (error) {
-    throw new SynclineError('ResourcesNotFound', `cannot read ${path}: ${(error as Error).message}`);
-  }
-  if (files.length === 0) throw new SynclineError('ResourcesNotFound', `no *.yaml or *.yml files in ${path}`);
-  for (const file of files) {
-    const shown = relative(process.cwd(), file) || file;
-    const lines = new LineCounter();
-    const docs = parseAllDocuments(readFileSync(file, 'utf8'), { lineCounter: lines });
-    const list = Array.isArray(docs) ? docs : [docs];
-    list.forEach((doc, index) => {
-      const where = `${shown} (document ${index + 1})`;
-      if (doc.errors.length > 0) {
-        for (const e of doc.errors) {
-          const pos = lines.linePos(e.pos[0]);
-          problems.push(`${shown}:${pos.line}:${pos.col}: invalid YAML: ${e.message.split('\n')[0]}`);
-        }
-        return;
-      }
-      let value: unknown;
-      try {
-        value = documentValue(doc, where);
-      } catch (error) {
-        problems.push((error as Error).message);
-        return;
-      }
-      if (value === null || value === undefined) return;
-      if (typeof value !== 'object' || Array.isArray(value)) {
-        problems.push(`${where}: expected a resource (a mapping with apiVersion and kind)`);
-        return;
-      }
-      const obj = value as Record<string, unknown>;
-      const kind = obj['kind'];
-      const name = String((obj['metadata'] as Record<string, unknown> | undefined)?.['name'] ?? '(no name)');
-      if (kind === 'Secret' && obj['apiVersion'] === 'v1') {
-        set.secrets[name] = { ...set.secrets[name], ...secretData(obj) };
-        set.secretFiles[name] = shown;
-        return;
-      }
-      if (kind === 'ConfigMap' && obj['apiVersion'] === 'v1') {
-        const data = (obj['data'] as Record<string, unknown> | undefined) ?? {};
-        set.configMaps[name] = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, String(v)]));
-        return;
-      }
-      if (typeof kind !== 'string' || !(kind in OBJECT_SCHEMAS)) {
-        problems.push(
-          `${where}: kind ${JSON.stringify(kind)} is not one of Source, Model, Destination, Sync`,
-        );
-        return;
-      }
-      if (obj['apiVersion'] !== API_VERSION) {
-        problems.push(`${where}: ${kind} "${name}": apiVersion must be ${API_VERSION}`);
-        return;
-      }
-      // The checks the API server and the operator make, unknown fields and the schedule included.
-      const checked = checkResource(kind as keyof typeof OBJECT_SCHEMAS, obj);
-      if (!checked.ok) {
-        for (const problem of checked.problems)
-          problems.push(`${shown}: ${kind} "${name}": ${problem.message}`);
-        return;
-      }
-      const resource = checked.resource;
-      const key = keyOf(resource.metadata.namespace, resource.metadata.name);
-      const target = {
-        Source: set.sources,
-        Model: set.models,
-        Destination: set.destinations,
-        Sync: set.syncs,
-      }[resource.kind] as Map<string, Located<typeof resource>>;
-      const existing = target.get(key);
-      if (existing) {
-        problems.push(
-          `${shown}: ${kind} "${name}" is also defined in ${relative(process.cwd(), existing.file) || existing.file}`,
-        );
-        return;
-      }
-      target.set(key, { object: resource, file });
-    });
-  }
-  for (const [key, { object: model, file }] of set.models) {
-    const ns = key.split('/')[0];
-    if (!set.sources.has(keyOf(ns, model.spec.sourceRef.name))) {
-      problems.push(
-        `${relative(process.cwd(), file)}: Model "${model.metadata.name}": spec.sourceRef.name: no Source "${model.spec.sourceRef.name}" in namespace ${ns}`,
-      );
-    }
-  }
-  for (const [key, { object: sync, file }] of set.syncs) {
-    const ns = key.split('/')[0];
-    const shown = relative(process.cwd(), file);
-    if (!set.models.has(keyOf(ns, sync.spec.modelRef.name))) {
-      problems.push(
-        `${shown}: Sync "${sync.metadata.name}": spec.modelRef.name: no Model "${sync.spec.modelRef.name}" in namespace ${ns}`,
-      );
-    }
-    if (!set.destinations.has(keyOf(ns, sync.spec.destinationRef.name))) {
-      problems.push(
-        `${shown}: Sync "${sync.metadata.name}": spec.destinationRef.name: no Destination "${sync.spec.destinationRef.name}" in namespace ${ns}`,
-      );
-    }
-    const destination = set.destinations.get(keyOf(ns, sync.spec.destinationRef.name))?.object;
-    if (destination?.spec.type === 'files' && sync.spec.mappings) {
-      try {
-        checkReservedFields(sync.spec.mappings);
-      } catch (error) {
-        problems.push(`${shown}: Sync "${sync.metadata.name}": ${(error as Error).message}`);
-      }
-    }
-    for (const dep of sync.spec.dependsOn ?? []) {
-      if (!set.syncs.has(keyOf(ns, dep.name))) {
-        problems.push(
-          `${shown}: Sync "${sync.metadata.name}": spec.dependsOn: no Sync "${dep.name}" in namespace ${ns}`,
-        );
-      }
-    }
-  }
+  const files = resourceFiles(path);
+  const reading: Reading = { set: emptyResourceSet(), problems: [] };
+  for (const file of files) readResourceFile(file, reading);
+  checkModelReferences(reading);
+  checkSyncReferences(reading);
+  const { set, problems } = reading;
   if (problems.length > 0) {
     throw new SynclineError(
       'InvalidResources',
@@ -231,6 +109,202 @@ export function loadResources(path: string): ResourceSet {
     );
   }
   return set;
+}
+
+/** The resources read so far and every problem found on the way. */
+interface Reading {
+  set: ResourceSet;
+  problems: string[];
+}
+
+/** One document of a file: the file, as shown in messages, and the document's place in it. */
+interface DocumentPlace {
+  file: string;
+  shown: string;
+  where: string;
+}
+
+function emptyResourceSet(): ResourceSet {
+  return {
+    sources: new Map(),
+    models: new Map(),
+    destinations: new Map(),
+    syncs: new Map(),
+    secrets: {},
+    secretFiles: {},
+    configMaps: {},
+  };
+}
+
+/** The YAML files at `path` (a file or a folder); none, or an unreadable path, is an error. */
+function resourceFiles(path: string): string[] {
+  let files: string[];
+  try {
+    files = yamlFiles(path);
+  } catch (error) {
+    throw new SynclineError('ResourcesNotFound', `cannot read ${path}: ${(error as Error).message}`);
+  }
+  if (files.length === 0) throw new SynclineError('ResourcesNotFound', `no *.yaml or *.yml files in ${path}`);
+  return files;
+}
+
+function readResourceFile(file: string, reading: Reading): void {
+  const shown = relative(process.cwd(), file) || file;
+  const lines = new LineCounter();
+  const docs = parseAllDocuments(readFileSync(file, 'utf8'), { lineCounter: lines });
+  const list = Array.isArray(docs) ? docs : [docs];
+  list.forEach((doc, index) => {
+    const place = { file, shown, where: `${shown} (document ${index + 1})` };
+    const value = parsedDocument(doc, lines, place, reading.problems);
+    if (value !== null && value !== undefined) addDocument(value, place, reading);
+  });
+}
+
+/** The document's value; undefined (its problems noted) when it is not valid YAML. */
+function parsedDocument(
+  doc: ReturnType<typeof parseAllDocuments>[number],
+  lines: LineCounter,
+  { shown, where }: DocumentPlace,
+  problems: string[],
+): unknown {
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) {
+      const pos = lines.linePos(e.pos[0]);
+      problems.push(`${shown}:${pos.line}:${pos.col}: invalid YAML: ${e.message.split('\n')[0]}`);
+    }
+    return undefined;
+  }
+  try {
+    return documentValue(doc, where);
+  } catch (error) {
+    problems.push((error as Error).message);
+    return undefined;
+  }
+}
+
+/** A Secret or ConfigMap goes to the set's data, a Syncline resource (once checked) to its map. */
+function addDocument(value: unknown, place: DocumentPlace, reading: Reading): void {
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    reading.problems.push(`${place.where}: expected a resource (a mapping with apiVersion and kind)`);
+    return;
+  }
+  const obj = value as Record<string, unknown>;
+  const name = String((obj['metadata'] as Record<string, unknown> | undefined)?.['name'] ?? '(no name)');
+  if (addKubernetesData(obj, name, place.shown, reading.set)) return;
+  const resource = checkedResource(obj, name, place, reading.problems);
+  if (resource) addResource(resource, name, place, reading);
+}
+
+/** A v1 Secret or ConfigMap into the set; false for any other kind. */
+function addKubernetesData(
+  obj: Record<string, unknown>,
+  name: string,
+  shown: string,
+  set: ResourceSet,
+): boolean {
+  if (obj['apiVersion'] !== 'v1') return false;
+  if (obj['kind'] === 'Secret') {
+    set.secrets[name] = { ...set.secrets[name], ...secretData(obj) };
+    set.secretFiles[name] = shown;
+    return true;
+  }
+  if (obj['kind'] === 'ConfigMap') {
+    const data = (obj['data'] as Record<string, unknown> | undefined) ?? {};
+    set.configMaps[name] = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, String(v)]));
+    return true;
+  }
+  return false;
+}
+
+type Resource = Source | Model | Destination | Sync;
+
+/** The resource when its kind, apiVersion and schema check out; undefined (problems noted) otherwise. */
+function checkedResource(
+  obj: Record<string, unknown>,
+  name: string,
+  { shown, where }: DocumentPlace,
+  problems: string[],
+): Resource | undefined {
+  const kind = obj['kind'];
+  if (typeof kind !== 'string' || !(kind in OBJECT_SCHEMAS)) {
+    problems.push(`${where}: kind ${JSON.stringify(kind)} is not one of Source, Model, Destination, Sync`);
+    return undefined;
+  }
+  if (obj['apiVersion'] !== API_VERSION) {
+    problems.push(`${where}: ${kind} "${name}": apiVersion must be ${API_VERSION}`);
+    return undefined;
+  }
+  // The checks the API server and the operator make, unknown fields and the schedule included.
+  const checked = checkResource(kind as keyof typeof OBJECT_SCHEMAS, obj);
+  if (!checked.ok) {
+    for (const problem of checked.problems) problems.push(`${shown}: ${kind} "${name}": ${problem.message}`);
+    return undefined;
+  }
+  return checked.resource;
+}
+
+/** Into the map of its kind, unless one of that kind and name is already there. */
+function addResource(
+  resource: Resource,
+  name: string,
+  { file, shown }: DocumentPlace,
+  reading: Reading,
+): void {
+  const { set } = reading;
+  const key = keyOf(resource.metadata.namespace, resource.metadata.name);
+  const target = {
+    Source: set.sources,
+    Model: set.models,
+    Destination: set.destinations,
+    Sync: set.syncs,
+  }[resource.kind] as Map<string, Located<typeof resource>>;
+  const existing = target.get(key);
+  if (existing) {
+    reading.problems.push(
+      `${shown}: ${resource.kind} "${name}" is also defined in ${relative(process.cwd(), existing.file) || existing.file}`,
+    );
+    return;
+  }
+  target.set(key, { object: resource, file });
+}
+
+/** Every Model names a Source of its namespace. */
+function checkModelReferences({ set, problems }: Reading): void {
+  for (const [key, { object: model, file }] of set.models) {
+    const ns = key.split('/')[0];
+    if (!set.sources.has(keyOf(ns, model.spec.sourceRef.name))) {
+      problems.push(
+        `${relative(process.cwd(), file)}: Model "${model.metadata.name}": spec.sourceRef.name: no Source "${model.spec.sourceRef.name}" in namespace ${ns}`,
+      );
+    }
+  }
+}
+
+/** Every Sync names a Model, a Destination and Syncs it depends on of its namespace; files get no reserved fields. */
+function checkSyncReferences({ set, problems }: Reading): void {
+  for (const [key, { object: sync, file }] of set.syncs) {
+    const ns = key.split('/')[0];
+    const problem = (text: string) =>
+      problems.push(`${relative(process.cwd(), file)}: Sync "${sync.metadata.name}": ${text}`);
+    if (!set.models.has(keyOf(ns, sync.spec.modelRef.name)))
+      problem(`spec.modelRef.name: no Model "${sync.spec.modelRef.name}" in namespace ${ns}`);
+    if (!set.destinations.has(keyOf(ns, sync.spec.destinationRef.name)))
+      problem(
+        `spec.destinationRef.name: no Destination "${sync.spec.destinationRef.name}" in namespace ${ns}`,
+      );
+    const destination = set.destinations.get(keyOf(ns, sync.spec.destinationRef.name))?.object;
+    if (destination?.spec.type === 'files' && sync.spec.mappings) {
+      try {
+        checkReservedFields(sync.spec.mappings);
+      } catch (error) {
+        problem((error as Error).message);
+      }
+    }
+    for (const dep of sync.spec.dependsOn ?? []) {
+      if (!set.syncs.has(keyOf(ns, dep.name)))
+        problem(`spec.dependsOn: no Sync "${dep.name}" in namespace ${ns}`);
+    }
+  }
 }
 
 /**
