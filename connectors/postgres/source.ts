@@ -292,164 +292,216 @@ export const postgresSource: SourceConnector = {
   },
 
   async stage(req: StageRequest): Promise<StageResult> {
-    const settings = settingsOf(req.source);
-    const sql = modelSql(req.model);
-    const { namespace, sync, runId } = req.labels;
-    const connect = () =>
-      connectPg(
-        settings,
-        req.secrets,
-        req.log,
-        'Source',
-        sessionSettings(settings, `syncline ${namespace}/${sync} ${runId}`),
-      );
-    const close = (client: pg.Client) =>
-      client
-        .end()
-        .catch((error: unknown) => req.log.debug({ err: String(error) }, 'closing the source connection'));
-    const keysTuning = { on: false };
-    /**
-     * Every read runs in a transaction of ours, READ ONLY, opened before the model's text is sent: a model
-     * cannot write, nor end the transaction (one statement) or change its mode (set after its first query).
-     * REPEATABLE READ: the keys and the rows fetched later are of one moment (on one connection).
-     */
-    const begin = async (client: pg.Client) => {
-      try {
-        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        // Rows of a key and a hash are narrow: moving them from parallel workers costs far less than the
-        // planner's default assumes, so let it hash on several cores (within
-        // max_parallel_workers_per_gather, which a DBA can set to 0 for Syncline's role).
-        if (keysTuning.on) await client.query('SET LOCAL parallel_tuple_cost = 0.001');
-      } catch (error) {
-        throw queryError(error, settings, 'starting the read-only transaction');
-      }
-    };
-    // The connection the rows come through; a restage with larger buffers replaces it.
-    const session: { client: pg.Client | undefined } = { client: await connect() };
+    const staging = new PgStaging(req);
+    staging.client = await staging.connect();
+    // A keys-only staging hands the connection (and its transaction) over to its fetch.
     let handedOver = false;
-
-    /** COPY `shape` into DuckDB table `table`; once more from the start, on a fresh connection, for long rows. */
-    const transfer = async (table: string, shape: LoadShape, all: ColumnPlan[], filter?: string) => {
-      const attempt = (sizes: CsvSizes) =>
-        copyIntoDuck({
-          client: session.client as pg.Client,
-          copySql: copySqlOf(sql, all, shape, filter),
-          duck: req.duck,
-          table,
-          loadSql: (path) => loadSql(table, path, shape, sizes),
-          dir: req.tmpDir,
-          signal: req.signal,
-          log: req.log,
-        });
-      try {
-        return (await attempt(SMALL_ROWS)).via;
-      } catch (error) {
-        if (
-          !(error instanceof TransferError && error.side === 'load' && mayBeLongRow(error.cause)) ||
-          req.signal.aborted
-        )
-          throw stageError(error, settings, req.labels);
-        const small = `${SMALL_ROWS.maxLineSize / MiB} MiB`;
-        const again = `staging again from the start with rows of up to ${LARGE_ROWS.maxLineSize / MiB} MiB`;
-        req.log.info(
-          { maxLineSize: SMALL_ROWS.maxLineSize, retryMaxLineSize: LARGE_ROWS.maxLineSize },
-          LINE_TOO_LONG.test(errorText(error.cause))
-            ? `a row of the model is longer than ${small}; ${again}`
-            : `DuckDB could not read the rows with ${small} buffers, as when a row is longer than ${small}; ${again}`,
-        );
-        // The failed COPY may have left the connection mid-stream: the retry runs on a fresh one.
-        await close(session.client as pg.Client);
-        session.client = undefined; // if reconnecting fails, nothing is left to close
-        session.client = await connect();
-        await begin(session.client);
-        try {
-          return (await attempt(LARGE_ROWS)).via;
-        } catch (retryError) {
-          throw stageError(retryError, settings, req.labels);
-        }
-      }
-    };
-
     try {
-      const client = session.client as pg.Client;
-      // Before the transaction: on a server without the hash function the probe fails, which would abort it.
-      const sourceHash = req.chooseStaging ? await postgresHashFunction(client, req.log) : undefined;
-      await begin(client);
-      let plans: ColumnPlan[];
-      try {
-        plans = await planColumns(client, sql);
-      } catch (error) {
-        throw queryError(error, settings, 'the model query', req.labels);
-      }
-      if (plans.length === 0)
-        throw new SynclineError('SourceQueryFailed', 'the model query returns no columns');
-
-      // The columns as DuckDB will spell their types, from the load statement over an empty file.
-      const emptyFile = join(req.tmpDir, `pg-${req.table}-empty.csv`);
-      writeFileSync(emptyFile, '');
-      const described = await req.duck.runAndReadAll(
-        `DESCRIBE ${readSql(emptyFile, { plans, hashes: [] }, SMALL_ROWS)}`,
-      );
-      const columns: ColumnInfo[] = described.getRowObjectsJS().map((row, i) => ({
-        name: String(row['column_name']),
-        type: String(row['column_type']),
-        sourceType: plans[i]?.sourceType,
-      }));
-
-      const wanted = req.chooseStaging?.(columns, sourceHash) ?? { hashes: [], keysOnly: false };
-      const hashes = loadHashes(wanted, plans, sourceHash);
-      const keyPlan = plans.find((p) => p.name === req.model.primaryKey);
-      const keysOnly =
-        wanted.keysOnly &&
-        keyPlan !== undefined &&
-        hashes.length === wanted.hashes.length &&
-        hashes.every((h) => h.by === 'source');
-      const started = Date.now();
-      const stored = hashes.map(({ index: _index, ...hash }) => hash);
-      const withSourceHash = hashes.some((h) => h.by === 'source') && sourceHash ? { sourceHash } : {};
-
-      if (keysOnly) {
-        keysTuning.on = true;
-        try {
-          await client.query('SET LOCAL parallel_tuple_cost = 0.001');
-        } catch (error) {
-          throw queryError(error, settings, 'tuning the keys-only read');
-        }
-        const via = await transfer(req.table, { plans: [keyPlan], hashes }, plans);
-        const rows = await countRows(req.duck, req.table);
-        req.log.info(
-          { rows, via, ms: Date.now() - started },
-          'staged the keys and row hashes of PostgreSQL rows',
-        );
-        handedOver = true;
-        return {
-          columns,
-          rows,
-          hashes: stored,
-          ...withSourceHash,
-          keysOnly: fetchStage({
-            req,
-            session,
-            close,
-            transfer,
-            plans,
-            hashes,
-            keyPlan,
-            emptyFile,
-            stagedRows: rows,
-          }),
-        };
-      }
-
-      const via = await transfer(req.table, { plans, hashes }, plans);
-      const rows = await countRows(req.duck, req.table);
-      req.log.info({ rows, via, ms: Date.now() - started }, 'staged PostgreSQL rows');
-      return { columns, rows, hashes: stored, ...withSourceHash };
+      const result = await stageModel(staging);
+      handedOver = result.keysOnly !== undefined;
+      return result;
     } finally {
-      if (session.client && !handedOver) await close(session.client);
+      if (staging.client && !handedOver) await staging.close(staging.client);
     }
   },
 };
+
+/** One staging of a model: its settings and SQL, and the connection the rows come through. */
+class PgStaging {
+  readonly req: StageRequest;
+  readonly settings: Settings;
+  readonly sql: string;
+  /** The connection the rows come through; a restage with larger buffers replaces it. */
+  client: pg.Client | undefined;
+  /** Whether each transaction is tuned for a keys-only read. */
+  private keysTuning = false;
+
+  constructor(req: StageRequest) {
+    this.req = req;
+    this.settings = settingsOf(req.source);
+    this.sql = modelSql(req.model);
+  }
+
+  connect(): Promise<pg.Client> {
+    const { namespace, sync, runId } = this.req.labels;
+    return connectPg(
+      this.settings,
+      this.req.secrets,
+      this.req.log,
+      'Source',
+      sessionSettings(this.settings, `syncline ${namespace}/${sync} ${runId}`),
+    );
+  }
+
+  close(client: pg.Client): Promise<void> {
+    return client
+      .end()
+      .catch((error: unknown) => this.req.log.debug({ err: String(error) }, 'closing the source connection'));
+  }
+
+  /**
+   * Every read runs in a transaction of ours, READ ONLY, opened before the model's text is sent: a model
+   * cannot write, nor end the transaction (one statement) or change its mode (set after its first query).
+   * REPEATABLE READ: the keys and the rows fetched later are of one moment (on one connection).
+   */
+  async begin(client: pg.Client): Promise<void> {
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      // Rows of a key and a hash are narrow: moving them from parallel workers costs far less than the
+      // planner's default assumes, so let it hash on several cores (within
+      // max_parallel_workers_per_gather, which a DBA can set to 0 for Syncline's role).
+      if (this.keysTuning) await client.query('SET LOCAL parallel_tuple_cost = 0.001');
+    } catch (error) {
+      throw queryError(error, this.settings, 'starting the read-only transaction');
+    }
+  }
+
+  /** Tune this transaction, and any later one of a restage, for a keys-only read. */
+  async tuneForKeys(client: pg.Client): Promise<void> {
+    this.keysTuning = true;
+    try {
+      await client.query('SET LOCAL parallel_tuple_cost = 0.001');
+    } catch (error) {
+      throw queryError(error, this.settings, 'tuning the keys-only read');
+    }
+  }
+
+  /** The model's columns, planned from a LIMIT 0 probe. */
+  async columnPlans(client: pg.Client): Promise<ColumnPlan[]> {
+    let plans: ColumnPlan[];
+    try {
+      plans = await planColumns(client, this.sql);
+    } catch (error) {
+      throw queryError(error, this.settings, 'the model query', this.req.labels);
+    }
+    if (plans.length === 0)
+      throw new SynclineError('SourceQueryFailed', 'the model query returns no columns');
+    return plans;
+  }
+
+  /** COPY `shape` into DuckDB table `table`; once more from the start, on a fresh connection, for long rows. */
+  async transfer(table: string, shape: LoadShape, all: ColumnPlan[], filter?: string): Promise<string> {
+    try {
+      return await this.attempt(SMALL_ROWS, table, shape, all, filter);
+    } catch (error) {
+      if (
+        !(error instanceof TransferError && error.side === 'load' && mayBeLongRow(error.cause)) ||
+        this.req.signal.aborted
+      )
+        throw stageError(error, this.settings, this.req.labels);
+      this.logRestage(error);
+      await this.reconnect();
+      try {
+        return await this.attempt(LARGE_ROWS, table, shape, all, filter);
+      } catch (retryError) {
+        throw stageError(retryError, this.settings, this.req.labels);
+      }
+    }
+  }
+
+  private async attempt(
+    sizes: CsvSizes,
+    table: string,
+    shape: LoadShape,
+    all: ColumnPlan[],
+    filter: string | undefined,
+  ): Promise<string> {
+    const { req } = this;
+    const result = await copyIntoDuck({
+      client: this.client as pg.Client,
+      copySql: copySqlOf(this.sql, all, shape, filter),
+      duck: req.duck,
+      table,
+      loadSql: (path) => loadSql(table, path, shape, sizes),
+      dir: req.tmpDir,
+      signal: req.signal,
+      log: req.log,
+    });
+    return result.via;
+  }
+
+  private logRestage(error: TransferError): void {
+    const small = `${SMALL_ROWS.maxLineSize / MiB} MiB`;
+    const again = `staging again from the start with rows of up to ${LARGE_ROWS.maxLineSize / MiB} MiB`;
+    this.req.log.info(
+      { maxLineSize: SMALL_ROWS.maxLineSize, retryMaxLineSize: LARGE_ROWS.maxLineSize },
+      LINE_TOO_LONG.test(errorText(error.cause))
+        ? `a row of the model is longer than ${small}; ${again}`
+        : `DuckDB could not read the rows with ${small} buffers, as when a row is longer than ${small}; ${again}`,
+    );
+  }
+
+  /** The failed COPY may have left the connection mid-stream: the retry runs on a fresh one. */
+  private async reconnect(): Promise<void> {
+    await this.close(this.client as pg.Client);
+    this.client = undefined; // if reconnecting fails, nothing is left to close
+    this.client = await this.connect();
+    await this.begin(this.client);
+  }
+}
+
+/** Plan the columns, choose the staging with the engine, and stage the rows (or the keys and hashes). */
+async function stageModel(staging: PgStaging): Promise<StageResult> {
+  const { req } = staging;
+  const client = staging.client as pg.Client;
+  // Before the transaction: on a server without the hash function the probe fails, which would abort it.
+  const sourceHash = req.chooseStaging ? await postgresHashFunction(client, req.log) : undefined;
+  await staging.begin(client);
+  const plans = await staging.columnPlans(client);
+  const { columns, emptyFile } = await describeColumns(req, plans);
+
+  const wanted = req.chooseStaging?.(columns, sourceHash) ?? { hashes: [], keysOnly: false };
+  const hashes = loadHashes(wanted, plans, sourceHash);
+  const keyPlan = plans.find((p) => p.name === req.model.primaryKey);
+  const keysOnly =
+    wanted.keysOnly &&
+    keyPlan !== undefined &&
+    hashes.length === wanted.hashes.length &&
+    hashes.every((h) => h.by === 'source');
+  const started = Date.now();
+  const stored = hashes.map(({ index: _index, ...hash }) => hash);
+  const withSourceHash = hashes.some((h) => h.by === 'source') && sourceHash ? { sourceHash } : {};
+
+  if (keysOnly) {
+    await staging.tuneForKeys(client);
+    const via = await staging.transfer(req.table, { plans: [keyPlan], hashes }, plans);
+    const rows = await countRows(req.duck, req.table);
+    req.log.info(
+      { rows, via, ms: Date.now() - started },
+      'staged the keys and row hashes of PostgreSQL rows',
+    );
+    return {
+      columns,
+      rows,
+      hashes: stored,
+      ...withSourceHash,
+      keysOnly: fetchStage({ staging, plans, hashes, keyPlan, emptyFile, stagedRows: rows }),
+    };
+  }
+
+  const via = await staging.transfer(req.table, { plans, hashes }, plans);
+  const rows = await countRows(req.duck, req.table);
+  req.log.info({ rows, via, ms: Date.now() - started }, 'staged PostgreSQL rows');
+  return { columns, rows, hashes: stored, ...withSourceHash };
+}
+
+/** The columns as DuckDB will spell their types, from the load statement over an empty file (kept for later). */
+async function describeColumns(
+  req: StageRequest,
+  plans: ColumnPlan[],
+): Promise<{ columns: ColumnInfo[]; emptyFile: string }> {
+  const emptyFile = join(req.tmpDir, `pg-${req.table}-empty.csv`);
+  writeFileSync(emptyFile, '');
+  const described = await req.duck.runAndReadAll(
+    `DESCRIBE ${readSql(emptyFile, { plans, hashes: [] }, SMALL_ROWS)}`,
+  );
+  const columns: ColumnInfo[] = described.getRowObjectsJS().map((row, i) => ({
+    name: String(row['column_name']),
+    type: String(row['column_type']),
+    sourceType: plans[i]?.sourceType,
+  }));
+  return { columns, emptyFile };
+}
 
 /** The hashes of the plan this source can store, numbered as the plan numbers them. */
 function loadHashes(
@@ -469,10 +521,7 @@ function loadHashes(
 
 /** The second half of a keys-only staging: the rows of the keys the engine names, in the same transaction. */
 function fetchStage(ctx: {
-  req: StageRequest;
-  session: { client: pg.Client | undefined };
-  close: (client: pg.Client) => Promise<void>;
-  transfer: (table: string, shape: LoadShape, all: ColumnPlan[], filter?: string) => Promise<string>;
+  staging: PgStaging;
   plans: ColumnPlan[];
   hashes: LoadHash[];
   keyPlan: ColumnPlan;
@@ -480,7 +529,8 @@ function fetchStage(ctx: {
   /** How many keys the keys pass staged. */
   stagedRows: number;
 }): KeysOnlyStage {
-  const { req, session, plans, hashes, keyPlan, stagedRows } = ctx;
+  const { staging, plans, hashes, keyPlan, stagedRows } = ctx;
+  const { req } = staging;
   let closed = false;
   return {
     async fetch({ table, keysSql, keyCount }) {
@@ -502,7 +552,12 @@ function fetchStage(ctx: {
       } else {
         where = `${pk} IN (SELECT k FROM (${keysSql}) AS fetched_keys(k))`;
       }
-      const via = await ctx.transfer(table, { plans, hashes, ...(where ? { where } : {}) }, plans, filter);
+      const via = await staging.transfer(
+        table,
+        { plans, hashes, ...(where ? { where } : {}) },
+        plans,
+        filter,
+      );
       const rows = await countRows(req.duck, table);
       req.log.info(
         { keys: keyCount, rows, via, filteredIn: filter ? 'PostgreSQL' : 'DuckDB', ms: Date.now() - started },
@@ -511,16 +566,16 @@ function fetchStage(ctx: {
       return { rows };
     },
     async close() {
-      if (closed || !session.client) return;
+      if (closed || !staging.client) return;
       closed = true;
-      const client = session.client;
-      session.client = undefined;
+      const client = staging.client;
+      staging.client = undefined;
       try {
         await client.query('COMMIT');
       } catch (error) {
         req.log.debug({ err: String(error) }, 'ending the read transaction on the source');
       } finally {
-        await ctx.close(client);
+        await staging.close(client);
       }
     },
   };
