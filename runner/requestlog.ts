@@ -3,6 +3,7 @@ import { finished } from 'node:stream/promises';
 import { createGzip, type Gzip } from 'node:zlib';
 import type { DebugRequest } from '../core/connectors.ts';
 import { redact } from '../core/redact.ts';
+import { truncate } from '../core/text.ts';
 
 /** Bodies are cut to this many characters in the request log. */
 export const BODY_LIMIT = 4096;
@@ -13,11 +14,6 @@ export const KEYS_LIMIT = 100_000;
 export interface RequestLogEntry extends DebugRequest {
   ts: string;
   runId: string;
-}
-
-function truncate(text: string | undefined, limit = BODY_LIMIT): string | undefined {
-  if (text === undefined) return undefined;
-  return text.length <= limit ? text : `${text.slice(0, limit)}… [${text.length - limit} more characters]`;
 }
 
 /** The live debugger's record of a run: gzip JSON lines, one per request a destination connector made. */
@@ -43,7 +39,7 @@ export class RequestLog {
     const secrets = [...this.secrets()];
     const clean = (s: string | undefined) =>
       // Redacted before it is cut: a cut could split a secret into parts no pattern recognises.
-      s === undefined ? undefined : truncate(redact(s, secrets));
+      s === undefined ? undefined : truncate(redact(s, secrets), BODY_LIMIT);
     const entry: RequestLogEntry = {
       ts: new Date().toISOString(),
       runId: this.runId,

@@ -22,9 +22,10 @@ import type {
   RowOperation,
   RowResult,
 } from '../../core/connectors.ts';
+import { truncate } from '../../core/text.ts';
 import { numberPaths, withExactNumbers } from './body.ts';
 import { redactor, type Redactor } from './redact.ts';
-import { DEBUG_BODY_LIMIT, readBody, resultOfError, resultOfStatus, truncate } from './request.ts';
+import { DEBUG_BODY_LIMIT, readBody, resultOfError, resultOfStatus } from './request.ts';
 import { checkVariables, dependsOnRow, mappedFields, parseTemplate, renderUrl } from './templates.ts';
 
 type Settings = NonNullable<DestinationSpec['http']>;

@@ -1,5 +1,6 @@
 // One HTTP request of the http destination, and what its outcome means for the rows it carried.
 import type { RowResult } from '../../core/connectors.ts';
+import { truncate } from '../../core/text.ts';
 
 export const REASON_BODY_LIMIT = 500;
 export const DEBUG_BODY_LIMIT = 4096;
@@ -12,10 +13,6 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   if (/^\d+$/.test(text)) return Number(text) * 1000;
   const at = Date.parse(text);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-export function truncate(text: string, limit: number): string {
-  return text.length <= limit ? text : `${text.slice(0, limit)}… (${text.length - limit} more characters)`;
 }
 
 /** The start of a response body; a huge body is not read to its end. */
