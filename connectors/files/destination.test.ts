@@ -5,6 +5,7 @@ import type { DestinationSpec, Mapping, SyncSpec } from '../../crds/index.ts';
 import { isSynclineError } from '../../core/errors.ts';
 import { change, deliveryContext, openDuck, rowsOf, testContext } from '../shared/test-context.ts';
 import type { ColumnInfo } from '../../core/connectors.ts';
+import { recordColumns } from './destination.ts';
 import { destination } from './index.ts';
 
 const base = testContext();
@@ -192,5 +193,25 @@ describe('files destination', () => {
       ),
     ).resolves.toBeUndefined();
     expect(readdirSync(join(base.tmpDir, 'fine'))).toEqual([]);
+  });
+});
+
+describe('recordColumns', () => {
+  it('lets a later mapping to the same field replace an earlier one, in the earlier one’s place, as the engine does', () => {
+    const mappings: Mapping[] = [
+      { to: 'a', from: 'id', valueType: 'string' },
+      { to: 'b', from: 'id', valueType: 'string' },
+      { to: 'a', from: 'note', valueType: 'string' },
+      { to: 'c.x', from: 'id', valueType: 'string' },
+      { to: 'c', from: 'id', valueType: 'string' },
+      { to: 'd', from: 'id', valueType: 'string' },
+      { to: 'd.x', from: 'id', valueType: 'string' },
+    ];
+    expect(recordColumns(mappings, columns)).toEqual([
+      { name: 'a', type: 'VARCHAR' },
+      { name: 'b', type: 'BIGINT' },
+      { name: 'c', type: 'BIGINT' },
+      { name: 'd', type: 'JSON' },
+    ]);
   });
 });

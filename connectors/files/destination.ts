@@ -59,7 +59,10 @@ const STATIC_TYPES: Record<Mapping['valueType'], string> = {
   json: 'JSON',
 };
 
-/** The record's columns after _operation and _key: one per top-level destination field, typed from the model. */
+/**
+ * The record's columns after _operation and _key: one per top-level destination field, typed from the model
+ * (of two mappings to one field, as the later one says).
+ */
 export function recordColumns(mappings: Mapping[], columns: ColumnInfo[]): { name: string; type: string }[] {
   const types = new Map(columns.map((c) => [c.name, c.type]));
   const result = new Map<string, string>();
@@ -71,7 +74,9 @@ export function recordColumns(mappings: Mapping[], columns: ColumnInfo[]): { nam
     else if (m.from !== undefined) type = types.get(m.from) ?? 'VARCHAR';
     else if (m.template !== undefined) type = 'VARCHAR';
     else type = STATIC_TYPES[m.valueType] ?? 'VARCHAR';
-    result.set(top, rest.length > 0 || result.get(top) === 'JSON' ? 'JSON' : type);
+    // As the engine builds the fields (runner/fields.ts): a later mapping replaces an earlier one at the
+    // same place (a nested one makes the field an object), which keeps the earlier one's position.
+    result.set(top, type);
   }
   return [...result].map(([name, type]) => ({ name, type }));
 }

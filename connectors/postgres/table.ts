@@ -88,7 +88,10 @@ const STATIC_TYPES: Record<Mapping['valueType'], string> = {
   json: 'jsonb',
 };
 
-/** The top-level destination columns the mappings write, in order, with the types a new table gets. */
+/**
+ * The top-level destination columns the mappings write, in order, with the types a new table gets; of
+ * two mappings to one field, the later one's type.
+ */
 export function mappedColumns(mappings: Mapping[], columns: ColumnInfo[]): { name: string; type: string }[] {
   const types = new Map(columns.map((c) => [c.name, c.type]));
   const result = new Map<string, string>();
@@ -99,8 +102,9 @@ export function mappedColumns(mappings: Mapping[], columns: ColumnInfo[]): { nam
     else if (m.from !== undefined) type = pgTypeFor(types.get(m.from) ?? 'VARCHAR');
     else if (m.template !== undefined) type = 'text';
     else type = STATIC_TYPES[m.valueType] ?? 'text';
-    if (!result.has(top)) result.set(top, type);
-    else if (rest.length > 0) result.set(top, 'jsonb');
+    // As the engine builds the fields (runner/fields.ts): a later mapping replaces an earlier one at the
+    // same place (a nested one makes the field an object), which keeps the earlier one's position.
+    result.set(top, type);
   }
   return [...result].map(([name, type]) => ({ name, type }));
 }
