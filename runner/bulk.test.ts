@@ -15,7 +15,7 @@ import {
 import { operationsQuery } from './diff.ts';
 import { noEpochs } from './pending.ts';
 import { changeBuilder } from './fields.ts';
-import { resolveShape } from './mappings.ts';
+import { resolveShape, SNAPSHOT_KEY } from './mappings.ts';
 
 let instance: DuckDBInstance;
 let conn: DuckDBConnection;
@@ -96,7 +96,7 @@ beforeAll(async () => {
     ('9', 'removed', 'delete', NULL, 9),
     ('10', 'removed', 'clear', NULL, 10),
     ('11', 'removed', 'delete', NULL, NULL)
-  ) t(__syncline_key, change, op, current_key, previous_key)`);
+  ) t(${SNAPSHOT_KEY}, change, op, current_key, previous_key)`);
 });
 
 afterAll(() => {
