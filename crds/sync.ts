@@ -314,9 +314,9 @@ export const runRecord = z.object({
   id: z.string().max(128).describe('Run ID.'),
   job: z.string().max(253).optional().describe('Name of the runner Job.'),
   trigger: z
-    .enum(['schedule', 'manual', 'dependency', 'resync'])
+    .enum(['schedule', 'manual', 'dependency', 'resync', 'retry'])
     .optional()
-    .describe('What started the run.'),
+    .describe('What started the run (retry: the last run failed for a transient reason).'),
   fullResync: z.boolean().optional().describe('Whether the run ignored the previous snapshot.'),
   startedAt: z.string().optional().describe('When the run started (RFC 3339).'),
   finishedAt: z.string().optional().describe('When the run finished (RFC 3339).'),

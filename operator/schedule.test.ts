@@ -5,7 +5,10 @@ import {
   nextSlotAfter,
   RESYNC_REQUESTED_ANNOTATION,
   RUN_REQUESTED_ANNOTATION,
+  RETRY_BASE_MS,
+  RETRY_CAP_MS,
   timetable,
+  transientRetry,
   type ScheduleInput,
 } from './schedule.ts';
 
@@ -202,5 +205,67 @@ describe('decide while blocked', () => {
     );
     expect(unblocked.start?.trigger).toBe('schedule');
     expect(unblocked.nextRunAt!.getTime()).toBeGreaterThan(later.getTime());
+  });
+});
+
+describe('retries of runs that failed for a transient reason', () => {
+  const finishedAt = '2025-03-01T10:00:00.000Z';
+  const failed = (id: string, reason: string) => ({ id, result: 'Failed' as const, reason, finishedAt });
+
+  it('retries a transient failure after a backoff that doubles with each one in a row, up to a cap', () => {
+    const last = failed('r3', 'LeaseHeld');
+    const once = transientRetry({ lastRun: last, history: [last] });
+    expect(once?.at.getTime()).toBe(Date.parse(finishedAt) + RETRY_BASE_MS);
+    const thrice = transientRetry({
+      lastRun: last,
+      history: [
+        last,
+        failed('r2', 'SourceUnreachable'),
+        failed('r1', 'Aborted'),
+        { id: 'r0', result: 'Succeeded' },
+      ],
+    });
+    expect(thrice?.at.getTime()).toBe(Date.parse(finishedAt) + 4 * RETRY_BASE_MS);
+    const many = Array.from({ length: 40 }, (_, i) => failed(`r${40 - i}`, 'LeaseHeld'));
+    expect(transientRetry({ lastRun: many[0], history: many })?.at.getTime()).toBe(
+      Date.parse(finishedAt) + RETRY_CAP_MS,
+    );
+    expect(once?.key).toBe(transientRetry({ lastRun: last })?.key);
+    expect(once?.key).not.toBe(transientRetry({ lastRun: failed('r4', 'LeaseHeld') })?.key);
+  });
+
+  it('does not retry a success or a failure that needs a person', () => {
+    expect(transientRetry({ lastRun: { id: 'r', result: 'Succeeded', finishedAt } })).toBeUndefined();
+    expect(transientRetry({ lastRun: failed('r', 'SafetyRailTripped') })).toBeUndefined();
+    expect(transientRetry({ lastRun: failed('r', 'AuthenticationFailed') })).toBeUndefined();
+  });
+
+  it('starts the retry when it is due, before the next slot, and comes back for it otherwise', () => {
+    const retry = { at: new Date('2025-03-01T10:00:30Z'), key: 't-abc' };
+    const hourly = { interval: '1h' };
+    const early = decide(
+      base({
+        now: new Date('2025-03-01T10:00:10Z'),
+        schedule: hourly,
+        retry,
+        status: { nextRunAt: '2025-03-01T11:00:00.000Z', schedule: 'every 1h' },
+      }),
+    );
+    expect(early.start).toBeUndefined();
+    expect(early.requeueAfterMs).toBe(20_000);
+    expect(early.retryAt).toEqual(retry.at);
+    const due = decide(
+      base({
+        now: new Date('2025-03-01T10:00:31Z'),
+        schedule: hourly,
+        retry,
+        status: { nextRunAt: '2025-03-01T11:00:00.000Z', schedule: 'every 1h' },
+      }),
+    );
+    expect(due.start).toMatchObject({ trigger: 'retry', key: 't-abc', fullResync: false });
+    const paused = decide(
+      base({ now: new Date('2025-03-01T10:00:31Z'), schedule: hourly, retry, paused: true }),
+    );
+    expect(paused.start).toBeUndefined();
   });
 });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isTransientReason } from '../core/reasons.ts';
 import { CronExpressionParser } from 'cron-parser';
 import { scheduleProblem } from '../crds/checks.ts';
 import { parseGoDuration, type RunRecord, type Schedule } from '../crds/index.ts';
@@ -72,6 +73,8 @@ export interface ScheduleState {
   handledRunRequest?: string;
   handledResyncRequest?: string;
   lastRun?: RunRecord;
+  /** Finished runs, newest first (the last run first). */
+  history?: RunRecord[];
   skippedRuns?: number;
 }
 
@@ -95,6 +98,41 @@ export interface ScheduleInput {
   blocked: boolean;
   /** Resolved spec.dependsOn; undefined when the Sync has none. */
   dependencies?: DependencyState[];
+  /** When the last run, failed for a transient reason, is retried (see transientRetry). */
+  retry?: RetryDue;
+}
+
+export interface RetryDue {
+  at: Date;
+  /** Names the retry's Job: the same on every replica and reconcile. */
+  key: string;
+}
+
+/** The backoff between retries of runs that failed for a transient reason: doubling from the base to the cap. */
+export const RETRY_BASE_MS = 30_000;
+export const RETRY_CAP_MS = 15 * 60_000;
+
+/**
+ * When a run that failed for a transient reason (core/reasons.ts: a lease held, a source unreachable, a
+ * stopped run with a backlog left) is tried again: RETRY_BASE_MS after it finished, doubling with each
+ * transient failure in a row, at most RETRY_CAP_MS; undefined for a success or a failure that needs a
+ * person (those wait for the schedule, or for the change that fixes them).
+ */
+export function transientRetry(status: Pick<ScheduleState, 'lastRun' | 'history'>): RetryDue | undefined {
+  const last = status.lastRun;
+  if (!last || last.result !== 'Failed' || !isTransientReason(last.reason ?? 'RunFailed')) return undefined;
+  const finished = Date.parse(last.finishedAt ?? last.startedAt ?? '');
+  if (Number.isNaN(finished)) return undefined;
+  const runs = status.history?.length ? status.history : [last];
+  let inARow = 0;
+  while (
+    inARow < runs.length &&
+    runs[inARow]?.result === 'Failed' &&
+    isTransientReason(runs[inARow]?.reason ?? 'RunFailed')
+  )
+    inARow++;
+  const delay = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(20, Math.max(0, inARow - 1)));
+  return { at: new Date(finished + delay), key: `t-${shortHash(last.id)}` };
 }
 
 export interface RunStart {
@@ -115,8 +153,10 @@ export interface ScheduleDecision {
   skipped: number;
   handledRunRequest?: string;
   handledResyncRequest?: string;
-  /** Reconcile again after this long (the next slot), if anything is scheduled. */
+  /** Reconcile again after this long (the next slot, or a retry), if anything is scheduled. */
   requeueAfterMs?: number;
+  /** When the last run, failed for a transient reason, is tried again. */
+  retryAt?: Date;
 }
 
 /**
@@ -204,6 +244,13 @@ export function decide(input: ScheduleInput): ScheduleDecision {
       scheduledAt: slot,
       key: slotKey(slot),
     };
+  } else if (input.retry && input.retry.at.getTime() <= now.getTime()) {
+    decision.start = {
+      trigger: 'retry',
+      fullResync: false,
+      scheduledAt: input.retry.at,
+      key: input.retry.key,
+    };
   } else if (input.dependencies && dependenciesSatisfied(input.dependencies, status.lastRun)) {
     const stamp = input.dependencies.map((d) => `${d.name}=${d.lastSuccessfulRunAt}`).join(',');
     decision.start = {
@@ -214,7 +261,16 @@ export function decide(input: ScheduleInput): ScheduleDecision {
     };
   }
   if (decision.start && slot && slotDue) slot = nextSlotAfter(table as Timetable, slot, now);
-  return withNext(decision, slot, now);
+  return withRetry(withNext(decision, slot, now), decision.start ? undefined : input.retry, now);
+}
+
+/** A retry still to come brings the Sync back then, if that is before its next slot. */
+function withRetry(decision: ScheduleDecision, retry: RetryDue | undefined, now: Date): ScheduleDecision {
+  if (!retry || retry.at.getTime() <= now.getTime()) return decision;
+  const wait = retry.at.getTime() - now.getTime();
+  decision.retryAt = retry.at;
+  decision.requeueAfterMs = Math.min(decision.requeueAfterMs ?? wait, wait);
+  return decision;
 }
 
 /** Every dependency has succeeded since this Sync's last run started (or at all, if it never ran). */

@@ -4,7 +4,7 @@ import type { ReconcileContext } from './context.ts';
 import { buildRunJob, runJobName } from './jobs.ts';
 import { buildRunPlan } from './run-plan.ts';
 import { runnerDiffStore } from './runner-policy.ts';
-import { decide, type RunStart, type ScheduleDecision } from './schedule.ts';
+import { decide, transientRetry, type RunStart, type ScheduleDecision } from './schedule.ts';
 import { ownedBy, recordFromJob, type FinishedRun, type SyncRun, type Warning } from './sync-run.ts';
 import type { SyncReferences } from './validation.ts';
 
@@ -46,6 +46,7 @@ export function scheduleDecision(
   },
 ): ScheduleDecision {
   const { sync, now } = run;
+  const retry = transientRetry(input.status);
   return decide({
     now,
     createdAt: new Date(sync.metadata.creationTimestamp ?? now.toISOString()),
@@ -56,6 +57,7 @@ export function scheduleDecision(
     active: input.active,
     ...(input.activeKey ? { activeKey: input.activeKey } : {}),
     blocked: input.blocked,
+    ...(retry ? { retry } : {}),
     ...(sync.spec.dependsOn?.length
       ? {
           dependencies: input.refs.dependencies.map((d) => ({

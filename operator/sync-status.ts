@@ -1,3 +1,4 @@
+import { reasonKind } from '../core/reasons.ts';
 import type { Condition, RunRecord, SyncStatus } from '../crds/index.ts';
 import { RUNNING, type ConditionSet } from './conditions.ts';
 import type { ReconcileContext } from './context.ts';
@@ -15,6 +16,8 @@ export function syncConditions(input: {
   active: RunRecord | undefined;
   lastRun: RunRecord | undefined;
   nextRunAt: string | undefined;
+  /** When a run that failed for a transient reason is tried again. */
+  retryAt?: string | undefined;
 }): ConditionSet {
   const { verdict, active, lastRun } = input;
   if (!verdict.ok) {
@@ -39,15 +42,7 @@ export function syncConditions(input: {
     const progress = { reason: 'FirstRunInProgress', message: `the first run (${active.id}) is in progress` };
     return { ready: { status: 'Unknown', ...progress }, reconciling: progress };
   }
-  if (lastRun?.result === 'Failed') {
-    return {
-      ready: {
-        status: 'False',
-        reason: lastRun.reason ?? 'RunFailed',
-        message: `run ${lastRun.id} failed: ${lastRun.message ?? 'no message'}`,
-      },
-    };
-  }
+  if (lastRun?.result === 'Failed') return failedRunConditions(lastRun, active, input.retryAt);
   if (input.paused) {
     return {
       ready: {
@@ -72,6 +67,28 @@ export function syncConditions(input: {
       message: `run ${lastRun.id} ${lastRun.result === 'PartiallySucceeded' ? 'partially succeeded' : 'succeeded'} (${rows})${next}`,
     },
   };
+}
+
+/**
+ * After a failed run, from its reason's kind (core/reasons.ts): a transient failure is Reconciling (it is
+ * retried with backoff), one that needs a person is Stalled, a rejection of rows is Ready=False alone.
+ */
+function failedRunConditions(
+  lastRun: RunRecord,
+  active: RunRecord | undefined,
+  retryAt: string | undefined,
+): ConditionSet {
+  const reason = lastRun.reason ?? 'RunFailed';
+  const failed = `run ${lastRun.id} failed: ${lastRun.message ?? 'no message'}`;
+  const kind = reasonKind(reason);
+  if (kind === 'transient') {
+    const retry = active ? `; run ${active.id} is trying again` : retryAt ? `; retried at ${retryAt}` : '';
+    const problem = { reason, message: `${failed}${retry}` };
+    return { ready: { status: 'False', ...problem }, reconciling: problem };
+  }
+  const problem = { reason, message: failed };
+  if (kind === 'needsPerson') return { ready: { status: 'False', ...problem }, stalled: problem };
+  return { ready: { status: 'False', ...problem } };
 }
 
 function runningCondition(

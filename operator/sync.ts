@@ -110,6 +110,7 @@ export async function reconcileSync(ctx: ReconcileContext, sync: Sync): Promise<
     active,
     lastRun: next.lastRun,
     nextRunAt: next.nextRunAt,
+    retryAt: decision.retryAt?.toISOString(),
   });
   const announcesAnything = finished.length > 0 || warnings.length > 0 || !!planError;
   await writeSyncStatus(ctx, run, {

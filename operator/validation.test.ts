@@ -140,6 +140,24 @@ describe('Sync conditions', () => {
       }).ready,
     ).toMatchObject({ status: 'False', reason: 'SourceQueryFailed' });
   });
+  it('after a failed run: Reconciling when it is retried, Stalled when it needs a person, Ready=False for rejected rows', () => {
+    const failed = (reason: string) => ({ id: 'r', result: 'Failed' as const, reason, message: 'm' });
+    const transient = syncConditions({
+      ...base,
+      lastRun: failed('LeaseHeld'),
+      retryAt: '2025-03-01T10:00:30.000Z',
+    });
+    expect(transient.reconciling).toEqual({
+      reason: 'LeaseHeld',
+      message: 'run r failed: m; retried at 2025-03-01T10:00:30.000Z',
+    });
+    expect(transient.stalled).toBeUndefined();
+    const person = syncConditions({ ...base, lastRun: failed('SafetyRailTripped') });
+    expect(person.stalled).toMatchObject({ reason: 'SafetyRailTripped' });
+    expect(person.reconciling).toBeUndefined();
+    const rows = syncConditions({ ...base, lastRun: failed('RowsRejected') });
+    expect([rows.ready.status, rows.stalled, rows.reconciling]).toEqual(['False', undefined, undefined]);
+  });
   it('is Reconciling during the first run and Stalled on a changed primary key', () => {
     expect(syncConditions({ ...base, active: { id: 'r' } })).toMatchObject({
       ready: { status: 'Unknown' },

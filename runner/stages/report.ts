@@ -2,6 +2,7 @@
 // failed run reports whatever was known when it failed, and names the stage it failed in.
 import type { RunPlan } from '../../core/plan.ts';
 import { runSummary, type RunSummary } from '../../core/summary.ts';
+import { REJECTED_SAMPLE } from '../delivery/tally.ts';
 import type { Committed } from './commit.ts';
 import type { Delivered } from './delivery.ts';
 import type { Diffed } from './diff.ts';
@@ -127,7 +128,7 @@ export function buildSummary(
         }
       : {}),
     ...(delivered?.checkpoints ? { checkpoints: delivered.checkpoints } : {}),
-    rejected: (delivered?.rejected ?? []).slice(0, 100),
+    rejected: (delivered?.rejected ?? []).slice(0, REJECTED_SAMPLE),
     ...(keys && validated.skipped > 0
       ? {
           invalidKeys: { nullCount: keys.nullCount, duplicateCount: keys.duplicateKeys, sample: keys.sample },
