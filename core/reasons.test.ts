@@ -38,10 +38,7 @@ const NOT_ERRORS = new Set([
  * Entries the code does not use yet, each with where it is meant to be used. A reason stays here only
  * until that change lands (then remove it here).
  */
-const AWAITING_USE: Record<string, string> = {
-  CapabilityProbeFailed:
-    'operator/capabilities.ts: a probe that gave no answer (timeout, crash) is transient, not ConnectorLoadFailed',
-};
+const AWAITING_USE: Record<string, string> = {};
 /** Fragments of a family's reasons that the scan sees on their own (kubeapi.ts builds `KubeApi${reason}`). */
 const FAMILY_PARTS = new Set(['HTTP*']);
 

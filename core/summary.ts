@@ -10,6 +10,9 @@ export const phaseTimings = z.object({
   totalMs: z.number().optional(),
 });
 
+/** Rejected rows a run names (with key and reason) in its summary; the rest are counted. */
+export const REJECTED_SAMPLE = 100;
+
 export const rejectedRow = z.object({
   key: z.string(),
   operation: z.string(),
@@ -56,7 +59,7 @@ export const runSummary = z.object({
       hashFunction: z.string(),
     })
     .optional(),
-  rejected: z.array(rejectedRow).max(100).default([]),
+  rejected: z.array(rejectedRow).max(REJECTED_SAMPLE).default([]),
   invalidKeys: z
     .object({ nullCount: z.number(), duplicateCount: z.number(), sample: z.array(z.string()).max(20) })
     .optional(),

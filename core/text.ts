@@ -4,3 +4,8 @@
 export function truncate(text: string, limit: number): string {
   return text.length <= limit ? text : `${text.slice(0, limit)}… [${text.length - limit} more characters]`;
 }
+
+/** `text` in at most `max` characters, ending in … when cut (a field with a size limit, e.g. a condition message). */
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}

@@ -10,6 +10,8 @@ export const DELETE_BEHAVIORS = ['ignore', 'clear', 'delete'] as const;
 export const DEFAULT_MAX_DELETE_SHARE = 0.5;
 /** Retries of a transient delivery failure before a row is rejected, unless spec.delivery says otherwise. */
 export const DEFAULT_MAX_RETRIES = 5;
+/** Finished runs a Sync keeps in status and as Jobs, unless spec.historyLimit says otherwise. */
+export const DEFAULT_HISTORY_LIMIT = 10;
 export type DeleteBehavior = (typeof DELETE_BEHAVIORS)[number];
 
 export const MIN_INTERVAL_MS = 10_000;
@@ -276,7 +278,7 @@ export const syncSpec = withRules(
         .int()
         .min(1)
         .max(100)
-        .default(10)
+        .default(DEFAULT_HISTORY_LIMIT)
         .describe('Finished runs kept in status and as Jobs.'),
     })
     .describe('How the rows of a Model appear in a Destination, and when.'),

@@ -1,3 +1,4 @@
+import { clip } from '../core/text.ts';
 import type { Condition } from '../crds/index.ts';
 
 export type ConditionStatus = Condition['status'];
@@ -47,7 +48,7 @@ export function setCondition(
     lastTransitionTime:
       previous && previous.status === desired.status ? previous.lastTransitionTime : now.toISOString(),
     reason: desired.reason,
-    message: truncate(desired.message, 32_768),
+    message: clip(desired.message, 32_768),
   };
   if (index >= 0) list[index] = next;
   else list.push(next);
@@ -102,8 +103,4 @@ export function readyTransition(
   if (!b) return undefined;
   if (!a || a.status !== b.status || a.reason !== b.reason) return b;
   return undefined;
-}
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

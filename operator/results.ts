@@ -1,3 +1,4 @@
+import { clip } from '../core/text.ts';
 import type { V1ContainerStatus, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { RunCounts, RunRecord } from '../crds/index.ts';
 import { runSummary, type RunSummary } from '../core/summary.ts';
@@ -249,7 +250,7 @@ export function runRecordFromOutcome(
             ? { reason: summary.reason }
             : {}),
         counts: summary.counts,
-        message: truncate(message, 4096),
+        message: clip(message, 4096),
         ...(summary.snapshot ? { snapshot: summary.snapshot } : {}),
       },
     };
@@ -267,7 +268,7 @@ export function runRecordFromOutcome(
   const partial = parsePartialReport(outcome.terminationMessage);
   if (partial && !outcome.succeeded) {
     return {
-      record: { ...base, result: 'Failed', reason: partial.reason, message: truncate(partial.message, 4096) },
+      record: { ...base, result: 'Failed', reason: partial.reason, message: clip(partial.message, 4096) },
     };
   }
   const tail =
@@ -277,7 +278,7 @@ export function runRecordFromOutcome(
       ...base,
       result: 'Failed',
       reason: outcome.reason ?? 'RunnerFailed',
-      message: truncate(`${outcome.message ?? 'the run failed'}${tail}`, 4096),
+      message: clip(`${outcome.message ?? 'the run failed'}${tail}`, 4096),
     },
   };
 }
@@ -312,7 +313,7 @@ export function checkResultFromOutcome(outcome: Extract<JobOutcome, { state: 'fi
         return {
           ok: parsed.ok && outcome.succeeded,
           reason: parsed.reason ?? (parsed.ok ? 'ConnectionSucceeded' : 'ConnectionFailed'),
-          message: truncate(parsed.message ?? '', 4096),
+          message: clip(parsed.message ?? '', 4096),
         };
       }
     } catch {
@@ -324,10 +325,6 @@ export function checkResultFromOutcome(outcome: Extract<JobOutcome, { state: 'fi
   return {
     ok: false,
     reason: outcome.reason === 'RunnerFailed' ? 'CheckFailed' : (outcome.reason ?? 'CheckFailed'),
-    message: truncate(`${outcome.message ?? 'the connection check failed'}${text ? `: ${text}` : ''}`, 4096),
+    message: clip(`${outcome.message ?? 'the connection check failed'}${text ? `: ${text}` : ''}`, 4096),
   };
-}
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

@@ -42,10 +42,8 @@ export async function readFullRunSummary(
 ): Promise<RunSummary | undefined> {
   try {
     const store = await openSyncDiffStore(ctx, sync, syncDiffStoreUrl(ctx.config, sync));
-    const found = await Promise.race([
-      store.readRunSummary(runId),
-      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), READ_TIMEOUT_MS).unref()),
-    ]);
+    // A read that takes too long is cancelled, not left running.
+    const found = await store.readRunSummary(runId, { signal: AbortSignal.timeout(READ_TIMEOUT_MS) });
     if (found === undefined) return undefined;
     const parsed = runSummary.safeParse(found);
     return parsed.success ? parsed.data : undefined;

@@ -1,4 +1,4 @@
-import type { Sync } from '../crds/index.ts';
+import { DEFAULT_HISTORY_LIMIT, type Sync } from '../crds/index.ts';
 import { isTransientReason } from '../core/reasons.ts';
 import type { ReconcileContext } from './context.ts';
 import { COMPONENT_LABEL, SYNC_LABEL } from './jobs.ts';
@@ -58,7 +58,7 @@ export async function reconcileSync(ctx: ReconcileContext, sync: Sync): Promise<
     jobs: ctx.store
       .jobs(namespace, { [COMPONENT_LABEL]: 'run', [SYNC_LABEL]: name })
       .filter((j) => ownedBy(j, sync)),
-    historyLimit: sync.spec.historyLimit ?? 10,
+    historyLimit: sync.spec.historyLimit ?? DEFAULT_HISTORY_LIMIT,
   };
 
   // The active run: still going, stuck before its container started, or finished.

@@ -1,6 +1,7 @@
 import type { Destination, Model, Source, Sync } from '../crds/index.ts';
 import type { DestinationCapabilities } from '../core/connectors.ts';
 import { describeError } from '../core/errors.ts';
+import { capabilityProblem } from '../core/capabilities.ts';
 import { isTransientReason } from '../core/reasons.ts';
 import { isConditionTrue, findCondition, READY } from './conditions.ts';
 import type { OperatorConfig } from './config.ts';
@@ -77,7 +78,7 @@ export function validateSyncPolicy(
 }
 
 /** What the destination's connector cannot do of what the Sync asks (or that its capabilities are unknown). */
-function capabilityProblem(
+function destinationProblem(
   sync: Sync,
   destination: Destination,
   refs: Pick<SyncReferences, 'capabilities' | 'capabilitiesError'>,
@@ -98,28 +99,8 @@ function capabilityProblem(
       `destination type "${destinationType}" is not available in this operator: ${message}`,
     );
   }
-  const caps = refs.capabilities;
-  if (!caps.modes.includes(spec.mode)) {
-    return stalled(
-      'UnsupportedMode',
-      `mode "${spec.mode}" is not supported by ${destinationType} destinations; use one of: ${caps.modes.join(', ')}`,
-    );
-  }
-  const deleteBehavior = spec.deleteBehavior ?? 'ignore';
-  if (!caps.deleteBehaviors.includes(deleteBehavior)) {
-    return stalled(
-      'UnsupportedDeleteBehavior',
-      `deleteBehavior "${deleteBehavior}" is not supported by ${destinationType} destinations; use one of: ${caps.deleteBehaviors.join(', ')}`,
-    );
-  }
-  if (caps.needsTarget && !spec.target?.[caps.needsTarget]) {
-    return stalled(
-      'MissingTarget',
-      `${destinationType} destinations need spec.target.${caps.needsTarget}: set the ${caps.needsTarget} to write to`,
-    );
-  }
-
-  return undefined;
+  const unsupported = capabilityProblem(refs.capabilities, spec, destinationType);
+  return unsupported ? stalled(unsupported.reason, unsupported.message) : undefined;
 }
 
 /** Checks a Sync against the objects it references; the first problem wins, most fundamental first. */
@@ -168,7 +149,7 @@ export function validateSync(
     if (!allowed.ok) return allowed;
   }
 
-  const unsupported = capabilityProblem(sync, refs.destination, refs);
+  const unsupported = destinationProblem(sync, refs.destination, refs);
   if (unsupported) return unsupported;
 
   const columns = refs.model.status?.columns;

@@ -15,7 +15,6 @@ import { literal } from './duck.ts';
 import { changeBuilder } from './fields.ts';
 import type { SyncShape } from './mappings.ts';
 
-export { REJECTED_SAMPLE } from './delivery/tally.ts';
 
 export interface RejectedRow {
   key: string;

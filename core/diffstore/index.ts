@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SynclineError, isSynclineError } from '../errors.ts';
-import type { BlobStore } from '../storage/index.ts';
+import type { BlobStore, ReadOptions } from '../storage/index.ts';
 
 export const manifestSchema = z.object({
   /**
@@ -253,9 +253,10 @@ export class DiffStore {
     await this.storage(() => this.blob.put(path, JSON.stringify(summary, null, 2) + '\n'));
   }
 
-  async readRunSummary(runId: string): Promise<unknown | undefined> {
+  /** The run summary as stored (undefined when absent); `signal` gives up on a slow read. */
+  async readRunSummary(runId: string, options: ReadOptions = {}): Promise<unknown | undefined> {
     const path = `${this.folder}${RUNS}${this.checkRunId(runId)}.json`;
-    const found = await this.storage(() => this.blob.get(path));
+    const found = await this.storage(() => this.blob.get(path, options));
     if (!found) return undefined;
     try {
       return JSON.parse(found.body.toString('utf8')) as unknown;

@@ -161,6 +161,16 @@ describe.each(Object.keys(BACKENDS) as (keyof typeof BACKENDS)[])('BlobStore on 
     expect((await store.get('race.json'))?.body.toString()).toBe(`swap-${winners[0]}`);
   });
 
+  it("gives up on a read whose signal aborts, with the signal's reason", async () => {
+    store = backend.open();
+    await store.put('abort/one.json', '{"n":1}');
+    const live = new AbortController();
+    expect((await store.get('abort/one.json', { signal: live.signal }))?.body.toString()).toBe('{"n":1}');
+    const stopped = new AbortController();
+    stopped.abort(new Error('gave up'));
+    await expect(store.get('abort/one.json', { signal: stopped.signal })).rejects.toThrow('gave up');
+  });
+
   it('refuses paths that could leave the base', async () => {
     store = backend.open();
     for (const bad of ['../escape.json', '/abs.json', 'a//b', 'a/./b', '']) {

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { addAbortSignal } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import {
   Storage,
@@ -13,7 +15,7 @@ import {
 import { SynclineError } from '../errors.ts';
 import type { SecretResolver } from '../secrets.ts';
 import { networkErrorCode, passThrough, storageError, type Classified } from './errors.ts';
-import type { BlobEntry, BlobStore, GcsCredentials, PutCondition } from './index.ts';
+import type { BlobEntry, BlobStore, GcsCredentials, PutCondition, ReadOptions } from './index.ts';
 import { assertRelativePath } from './url.ts';
 
 /** Files above this size are uploaded with a resumable upload (chunked), smaller ones in one request. */
@@ -49,11 +51,19 @@ class GcsStore implements BlobStore {
     this.bucket = new Storage(options).bucket(location.bucket);
   }
 
-  async get(path: string): Promise<{ body: Buffer; etag: string } | undefined> {
-    return this.withCurrentGeneration(path, `read ${path}`, async (file, etag) => {
-      const [body] = await file.download();
-      return { body, etag };
-    });
+  async get(path: string, options: ReadOptions = {}): Promise<{ body: Buffer; etag: string } | undefined> {
+    const { signal } = options;
+    signal?.throwIfAborted();
+    try {
+      return await this.withCurrentGeneration(path, `read ${path}`, async (file, etag) => {
+        if (!signal) return { body: (await file.download())[0], etag };
+        // download() takes no signal; a read stream can be destroyed by one.
+        return { body: await buffer(addAbortSignal(signal, file.createReadStream())), etag };
+      });
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      throw error;
+    }
   }
 
   async getToFile(path: string, localFile: string): Promise<boolean> {

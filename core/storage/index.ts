@@ -24,6 +24,11 @@ export interface BlobEntry {
  * Objects under one base URL. Paths are relative to the base (`a/b/c.json`, no leading slash, no `..`).
  * Every failure is a SynclineError; see STORAGE_REASONS.
  */
+/** A read that a caller may give up on: an aborted signal cancels the request and rejects with its reason. */
+export interface ReadOptions {
+  signal?: AbortSignal | undefined;
+}
+
 export interface BlobStore {
   /** Normalised base URL, e.g. s3://bucket/prefix, gs://bucket, file:///var/lib/syncline. */
   readonly url: string;
@@ -32,7 +37,7 @@ export interface BlobStore {
    * on every write; gs: the generation, on every write; s3: the content's MD5), which is what a
    * compare-and-swap of a manifest that names its run needs.
    */
-  get(path: string): Promise<{ body: Buffer; etag: string } | undefined>;
+  get(path: string, options?: ReadOptions): Promise<{ body: Buffer; etag: string } | undefined>;
   /** Stream the object into a local file (written atomically); false when absent. */
   getToFile(path: string, localFile: string): Promise<boolean>;
   /** Throws SynclineError('PreconditionFailed') when `cond` does not hold. */

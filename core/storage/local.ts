@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import lockfile from 'proper-lockfile';
 import { SynclineError, isSynclineError } from '../errors.ts';
-import type { BlobEntry, BlobStore, PutCondition } from './index.ts';
+import type { BlobEntry, BlobStore, PutCondition, ReadOptions } from './index.ts';
 import { assertRelativePath } from './url.ts';
 
 const TEMP_SUFFIX = '.syncline-tmp';
@@ -33,19 +33,21 @@ class LocalStore implements BlobStore {
     this.url = pathToFileURL(root).href.replace(/\/+$/, '');
   }
 
-  async get(path: string): Promise<{ body: Buffer; etag: string } | undefined> {
+  async get(path: string, options: ReadOptions = {}): Promise<{ body: Buffer; etag: string } | undefined> {
     const file = this.target(path);
     try {
+      options.signal?.throwIfAborted();
       // Body and etag from one open file: a concurrent replace cannot pair them wrongly.
       const handle = await open(file, 'r');
       try {
         const info = await handle.stat({ bigint: true });
-        return { body: await handle.readFile(), etag: etagOf(info) };
+        return { body: await handle.readFile({ signal: options.signal }), etag: etagOf(info) };
       } finally {
         await handle.close();
       }
     } catch (error) {
       if (isAbsent(error)) return undefined;
+      if (options.signal?.aborted) throw options.signal.reason;
       throw this.fail(error, `read ${path}`);
     }
   }

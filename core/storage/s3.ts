@@ -17,7 +17,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { SynclineError } from '../errors.ts';
 import type { SecretResolver } from '../secrets.ts';
 import { networkErrorCode, passThrough, storageError, type Classified } from './errors.ts';
-import type { BlobEntry, BlobStore, PutCondition, S3Credentials } from './index.ts';
+import type { BlobEntry, BlobStore, PutCondition, ReadOptions, S3Credentials } from './index.ts';
 import { assertRelativePath } from './url.ts';
 
 /** Files up to this size go up in one PutObject; larger ones as a multipart upload of parts this size. */
@@ -54,15 +54,18 @@ class S3Store implements BlobStore {
     this.partSize = Math.max(options.partSize ?? S3_PART_SIZE, 5 * 1024 * 1024);
   }
 
-  async get(path: string): Promise<{ body: Buffer; etag: string } | undefined> {
+  async get(path: string, options: ReadOptions = {}): Promise<{ body: Buffer; etag: string } | undefined> {
     try {
+      options.signal?.throwIfAborted();
       const response = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }),
+        options.signal ? { abortSignal: options.signal } : {},
       );
       const body = Buffer.from(await response.Body!.transformToByteArray());
       return { body, etag: response.ETag ?? '' };
     } catch (error) {
       if (isNoSuchKey(error)) return undefined;
+      if (options.signal?.aborted) throw options.signal.reason;
       throw this.fail(error, `read ${path}`);
     }
   }

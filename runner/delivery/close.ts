@@ -5,7 +5,7 @@ import type { DestinationWriter } from '../../core/connectors.ts';
 import { describeError } from '../../core/errors.ts';
 import type { DeliveryOutcome } from '../deliver.ts';
 import { SNAPSHOT_KEY } from '../mappings.ts';
-import { REJECTED_SAMPLE } from './tally.ts';
+import { REJECTED_SAMPLE } from '../../core/summary.ts';
 
 /** Closes the writer; its failure, if it failed to finish. */
 export async function closeWriter(writer: DestinationWriter): Promise<DeliveryOutcome['closeError']> {

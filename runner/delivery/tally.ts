@@ -2,9 +2,9 @@
 // keys the destination rejected (table `failed`) and confirmed (table `delivered`), and progress reports.
 import { LIST, listValue, VARCHAR, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
 import type { RowChange, RowOperation } from '../../core/connectors.ts';
+import { REJECTED_SAMPLE } from '../../core/summary.ts';
 import type { DeliveryOutcome, DeliveryProgress } from '../deliver.ts';
 
-export const REJECTED_SAMPLE = 100;
 
 /** Keys the destination confirmed, into table `delivered`, one write at a time on its own connection. */
 class DeliveredKeys {

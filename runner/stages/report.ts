@@ -1,8 +1,7 @@
 // Report: what a run found and did, as its summary — built from the results of the stages that ran, so a
 // failed run reports whatever was known when it failed, and names the stage it failed in.
 import type { RunPlan } from '../../core/plan.ts';
-import { runSummary, type RunSummary } from '../../core/summary.ts';
-import { REJECTED_SAMPLE } from '../delivery/tally.ts';
+import { REJECTED_SAMPLE, runSummary, type RunSummary } from '../../core/summary.ts';
 import type { Committed } from './commit.ts';
 import type { Delivered } from './delivery.ts';
 import type { Diffed } from './diff.ts';
