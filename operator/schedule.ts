@@ -237,31 +237,25 @@ export function decide(input: ScheduleInput): ScheduleDecision {
       key: `m-${shortHash(runRequest)}`,
     };
     decision.handledRunRequest = runRequest;
-  } else if (slot && slotDue) {
-    decision.start = {
-      trigger: 'schedule',
-      fullResync: false,
-      scheduledAt: slot,
-      key: slotKey(slot),
-    };
-  } else if (input.retry && input.retry.at.getTime() <= now.getTime()) {
-    decision.start = {
-      trigger: 'retry',
-      fullResync: false,
-      scheduledAt: input.retry.at,
-      key: input.retry.key,
-    };
-  } else if (input.dependencies && dependenciesSatisfied(input.dependencies, status.lastRun)) {
-    const stamp = input.dependencies.map((d) => `${d.name}=${d.lastSuccessfulRunAt}`).join(',');
-    decision.start = {
-      trigger: 'dependency',
-      fullResync: false,
-      scheduledAt: now,
-      key: `d-${shortHash(stamp)}`,
-    };
+  } else {
+    const start = unrequestedStart(input, slot && slotDue ? slot : undefined);
+    if (start) decision.start = start;
   }
   if (decision.start && slot && slotDue) slot = nextSlotAfter(table as Timetable, slot, now);
   return withRetry(withNext(decision, slot, now), decision.start ? undefined : input.retry, now);
+}
+
+/** The run due without a request, by precedence: the schedule slot, a retry, the dependencies. */
+function unrequestedStart(input: ScheduleInput, dueSlot: Date | undefined): RunStart | undefined {
+  const { now } = input;
+  if (dueSlot) return { trigger: 'schedule', fullResync: false, scheduledAt: dueSlot, key: slotKey(dueSlot) };
+  if (input.retry && input.retry.at.getTime() <= now.getTime())
+    return { trigger: 'retry', fullResync: false, scheduledAt: input.retry.at, key: input.retry.key };
+  if (input.dependencies && dependenciesSatisfied(input.dependencies, input.status.lastRun)) {
+    const stamp = input.dependencies.map((d) => `${d.name}=${d.lastSuccessfulRunAt}`).join(',');
+    return { trigger: 'dependency', fullResync: false, scheduledAt: now, key: `d-${shortHash(stamp)}` };
+  }
+  return undefined;
 }
 
 /** A retry still to come brings the Sync back then, if that is before its next slot. */
