@@ -144,10 +144,20 @@ export interface RowChange {
   fields: Record<string, unknown>;
   /** Unique per row operation and stable across retries and re-runs of the same change. */
   idempotencyKey: string;
+  /**
+   * The destination's own id of the record, as an earlier run learned it (RowResult.recordId), for
+   * destinations with capabilities.recordIds: updates and deletes address the record without a look-up.
+   * The record may have been deleted in the tool since: a connector treats a stale id as "not found".
+   */
+  recordId?: string;
 }
 
 export type RowResult =
-  | { ok: true }
+  | {
+      ok: true;
+      /** The destination's id of the record written (kept beside the key when capabilities.recordIds). */
+      recordId?: string;
+    }
   | {
       ok: false;
       /** Why the destination rejected the row, for people. */
@@ -254,6 +264,27 @@ export interface DestinationCapabilities {
   publishesOnClose?: boolean;
   /** The destination receives RowChange.idempotencyKey (an API that may deduplicate by it). */
   idempotencyKeys?: boolean;
+  /** The destination returns its record ids (RowResult.recordId); the engine keeps them in the snapshot. */
+  recordIds?: boolean;
+}
+
+/** A field of a destination object, as the connection check discovers it (a compact form). */
+export interface DestinationField {
+  name: string;
+  label?: string;
+  type: 'string' | 'number' | 'boolean' | 'date' | 'datetime' | 'enumeration' | 'reference' | 'id' | 'other';
+  required?: boolean;
+  /** Unique, or an external id: it can match rows to records (Sync.spec.target.matchField). */
+  unique?: boolean;
+  readOnly?: boolean;
+  /** The values an enumeration (picklist) accepts. */
+  options?: string[];
+}
+
+export interface DestinationObject {
+  name: string;
+  label?: string;
+  fields: DestinationField[];
 }
 
 export interface DestinationConnector {
@@ -265,6 +296,15 @@ export interface DestinationConnector {
    */
   identity?(destination: DestinationSpec, sync: SyncSpec): unknown;
   check(destination: DestinationSpec, ctx: ConnectorContext): Promise<void>;
+  /**
+   * The objects and fields of the destination for `objects` (the objects Syncs target), for validating
+   * mappings before any run. Optional: destinations without a schema of their own (http, files) have none.
+   */
+  discover?(
+    destination: DestinationSpec,
+    ctx: ConnectorContext,
+    objects: string[],
+  ): Promise<DestinationObject[]>;
   open(ctx: DeliveryContext): Promise<DestinationWriter>;
 }
 

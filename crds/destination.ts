@@ -10,7 +10,7 @@ import {
 import { celString, withRules } from './rules.ts';
 import { exactlyTheSettingsOf } from './settings-rule.ts';
 
-export const DESTINATION_TYPES = ['http', 'postgres', 'files'] as const;
+export const DESTINATION_TYPES = ['http', 'postgres', 'files', 'hubspot', 'salesforce'] as const;
 export type DestinationType = (typeof DESTINATION_TYPES)[number];
 
 export const ROW_OPERATIONS = ['insert', 'update', 'upsert', 'delete', 'clear', 'archive'] as const;
@@ -156,6 +156,86 @@ export const filesDestinationSettings = z
   })
   .describe('Files: each run writes its row operations (or, in mode all, the whole model) as one file.');
 
+const oauthRefresh = z
+  .object({
+    clientId: z.string().min(1).max(512).describe('OAuth client id of the app.'),
+    clientSecret: secret('OAuth client secret of the app.'),
+    refreshToken: secret('A refresh token the app was granted.'),
+  })
+  .describe(
+    'OAuth 2.0 refresh-token flow: an access token is obtained at the start of a run, and again when it expires.',
+  );
+
+export const hubspotDestinationSettings = withRules(
+  z
+    .object({
+      baseUrl: z
+        .string()
+        .url()
+        .max(2048)
+        .default('https://api.hubapi.com')
+        .describe('HubSpot API base URL (change only to reach a proxy or a test server).'),
+      privateAppToken: secret(
+        'Access token of a HubSpot private app (scopes: crm.objects.*.read/write, crm.schemas.*.read).',
+      ).optional(),
+      oauth: oauthRefresh.optional(),
+    })
+    .describe(
+      'HubSpot CRM: contacts, companies, deals, tickets and custom objects through the CRM v3 batch API.',
+    ),
+  [
+    {
+      cel: 'has(self.privateAppToken) != has(self.oauth)',
+      check: (h) => (h.privateAppToken !== undefined) !== (h.oauth !== undefined),
+      message: 'set exactly one of privateAppToken or oauth',
+    },
+  ],
+);
+
+export const salesforceDestinationSettings = withRules(
+  z
+    .object({
+      loginUrl: z
+        .string()
+        .url()
+        .max(2048)
+        .default('https://login.salesforce.com')
+        .describe(
+          'Where tokens are issued: https://login.salesforce.com, https://test.salesforce.com for sandboxes, or My Domain.',
+        ),
+      jwt: z
+        .object({
+          consumerKey: z.string().min(1).max(512).describe('Consumer key of the connected app.'),
+          username: z.string().min(1).max(320).describe('The Salesforce user the app acts as.'),
+          privateKey: secret('PEM private key whose certificate is uploaded to the connected app.'),
+        })
+        .optional()
+        .describe(
+          'OAuth 2.0 JWT bearer flow (a connected app with a certificate): no password, no refresh token.',
+        ),
+      oauth: oauthRefresh.optional(),
+      bulkThreshold: z
+        .number()
+        .int()
+        .min(1)
+        .max(10_000_000)
+        .default(2000)
+        .describe(
+          'Row operations of one kind in a run from which Bulk API 2.0 is used instead of sObject Collections.',
+        ),
+    })
+    .describe(
+      'Salesforce: any sObject, through sObject Collections for small change sets and Bulk API 2.0 for large ones.',
+    ),
+  [
+    {
+      cel: 'has(self.jwt) != has(self.oauth)',
+      check: (s) => (s.jwt !== undefined) !== (s.oauth !== undefined),
+      message: 'set exactly one of jwt or oauth',
+    },
+  ],
+);
+
 /** Requests (batches) in flight at once, unless the Destination's rateLimit says otherwise. */
 export const DEFAULT_CONCURRENCY = 4;
 
@@ -184,6 +264,8 @@ export const destinationSpec = exactlyTheSettingsOf(
       http: httpDestinationSettings.optional(),
       postgres: postgresDestinationSettings.optional(),
       files: filesDestinationSettings.optional(),
+      hubspot: hubspotDestinationSettings.optional(),
+      salesforce: salesforceDestinationSettings.optional(),
       rateLimit: rateLimit.optional(),
     })
     .describe('A tool or service to send rows to. Set type and the settings block of the same name.'),

@@ -166,6 +166,45 @@ export const syncSpec = withRules(
             .max(255)
             .optional()
             .describe('Object type or file name prefix in the destination.'),
+          matchField: z
+            .string()
+            .min(1)
+            .max(255)
+            .optional()
+            .describe(
+              'Unique field of the object rows are matched to records by (an email, an external id): HubSpot idProperty, Salesforce external id field.',
+            ),
+          associations: z
+            .array(
+              z.object({
+                object: z
+                  .string()
+                  .min(1)
+                  .max(255)
+                  .describe('Object type of the associated records (e.g. companies).'),
+                from: z
+                  .string()
+                  .min(1)
+                  .max(255)
+                  .describe("Model column holding the associated record's match value."),
+                matchField: z
+                  .string()
+                  .min(1)
+                  .max(255)
+                  .describe('Unique field of the associated object the value matches.'),
+                type: z
+                  .string()
+                  .min(1)
+                  .max(255)
+                  .optional()
+                  .describe(
+                    'Association type (label or id); the default association of the two objects when omitted.',
+                  ),
+              }),
+            )
+            .max(20)
+            .optional()
+            .describe('Records of other objects each record is associated with (HubSpot associations).'),
         })
         .optional()
         .describe('Where in the destination the rows go.'),
