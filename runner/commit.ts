@@ -2,7 +2,13 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { StagedHash } from '../core/connectors.ts';
 import { rowHashSql, type LoadedPrevious } from './diff.ts';
 import { ident, literal, queryOne, toCount } from './duck.ts';
-import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';
+import {
+  SNAPSHOT_HASH,
+  SNAPSHOT_KEY,
+  SNAPSHOT_RECORD_ID,
+  SNAPSHOT_STALE,
+  type SyncShape,
+} from './mappings.ts';
 import { ENGINE_HASH, hashedItems } from './snapshot-match.ts';
 import { stagedHashOf, type HashFunction } from './staging.ts';
 
@@ -27,6 +33,25 @@ export interface SnapshotHash {
   store: HashFunction;
   /** The row hashes the source stored in the staged table. */
   stagedHashes?: StagedHash[] | undefined;
+  /** The snapshot keeps the destination's record ids (capabilities.recordIds): table `record_ids` holds this run's. */
+  recordIds?: boolean;
+}
+
+/** Table of the record ids the destination returned in this run (column k: key text, id). */
+export const RECORD_IDS = 'record_ids';
+
+/**
+ * The record id column of each part of a snapshot, when it keeps them: this run's id for a delivered key,
+ * else the previous snapshot's (alias `p`); nothing for snapshots of destinations without ids.
+ */
+function recordIdSql(
+  options: { recordIds?: boolean },
+  keyText: string,
+  previous: string | undefined,
+): string {
+  if (!options.recordIds) return '';
+  const fresh = `(SELECT any_value(r.id) FROM ${RECORD_IDS} r WHERE r.k = ${keyText})`;
+  return `, ${previous ? `coalesce(${fresh}, ${previous})` : fresh} AS ${SNAPSHOT_RECORD_ID}`;
 }
 
 /** SQL of the hash a current row (alias `c`, of CURRENT_ROWS) is committed with. */
@@ -86,14 +111,14 @@ export async function writeSnapshot(
     conn,
     `
     COPY (
-      SELECT CAST(c.${pk} AS VARCHAR) AS ${k}, FALSE AS ${SNAPSHOT_STALE}, c.${pk}, ${hash} AS ${SNAPSHOT_HASH}
+      SELECT CAST(c.${pk} AS VARCHAR) AS ${k}, FALSE AS ${SNAPSHOT_STALE}, c.${pk}, ${hash} AS ${SNAPSHOT_HASH}${recordIdSql(options, `CAST(c.${pk} AS VARCHAR)`, `(SELECT any_value(q.${SNAPSHOT_RECORD_ID}) FROM prev q WHERE q.${k} = CAST(c.${pk} AS VARCHAR))`)}
       FROM ${CURRENT_ROWS} c WHERE NOT EXISTS (SELECT 1 FROM ${u} f WHERE f.k = CAST(c.${pk} AS VARCHAR))
       UNION ALL
-      SELECT p.${k}, TRUE, ${previousKeySql(primaryKey, keyType, options.previous)}, p.${SNAPSHOT_HASH}
+      SELECT p.${k}, TRUE, ${previousKeySql(primaryKey, keyType, options.previous)}, p.${SNAPSHOT_HASH}${recordIdSql(options, `p.${k}`, `p.${SNAPSHOT_RECORD_ID}`)}
       FROM prev p WHERE EXISTS (SELECT 1 FROM ${u} f WHERE f.k = p.${k})
         OR p.${k} IN (SELECT CAST(d.k AS VARCHAR) FROM duplicate_keys d)
       UNION ALL
-      SELECT CAST(c.${pk} AS VARCHAR), TRUE, c.${pk}, CAST(NULL AS UBIGINT)
+      SELECT CAST(c.${pk} AS VARCHAR), TRUE, c.${pk}, CAST(NULL AS UBIGINT)${recordIdSql(options, `CAST(c.${pk} AS VARCHAR)`, undefined)}
       FROM ${CURRENT_ROWS} c WHERE EXISTS (SELECT 1 FROM ${u} f WHERE f.k = CAST(c.${pk} AS VARCHAR))
         AND NOT EXISTS (SELECT 1 FROM prev p WHERE p.${k} = CAST(c.${pk} AS VARCHAR))
     ) TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`,
@@ -107,12 +132,19 @@ export async function writeSnapshot(
  */
 export async function writeBaseSnapshot(
   conn: DuckDBConnection,
-  options: { primaryKey: string; keyType: string; previous: LoadedPrevious; file: string },
+  options: {
+    primaryKey: string;
+    keyType: string;
+    previous: LoadedPrevious;
+    file: string;
+    recordIds?: boolean;
+  },
 ): Promise<number> {
   const k = SNAPSHOT_KEY;
+  const id = options.recordIds ? `, p.${SNAPSHOT_RECORD_ID}` : '';
   const written = await queryOne(
     conn,
-    `COPY (SELECT p.${k}, p.${SNAPSHOT_STALE}, ${previousKeySql(options.primaryKey, options.keyType, options.previous)} AS ${ident(options.primaryKey)}, p.${SNAPSHOT_HASH} FROM prev p)
+    `COPY (SELECT p.${k}, p.${SNAPSHOT_STALE}, ${previousKeySql(options.primaryKey, options.keyType, options.previous)} AS ${ident(options.primaryKey)}, p.${SNAPSHOT_HASH}${id} FROM prev p)
      TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`,
   );
   return toCount(written['Count']);

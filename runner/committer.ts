@@ -71,6 +71,7 @@ export class RunCommitter {
         keyType: o.keyType,
         previous: o.previous,
         file: baseFile,
+        recordIds: o.hash.recordIds === true,
       });
       const snapshot = await o.store.uploadSnapshot(`${o.runId}.base`, baseFile);
       base = {

@@ -10,11 +10,11 @@ import { closeWriter, failEverything } from './delivery/close.ts';
 import { streamRowChanges, type DeliveryRun } from './delivery/rows.ts';
 import { Scheduler } from './delivery/scheduler.ts';
 import { Tally } from './delivery/tally.ts';
+import { RECORD_IDS } from './commit.ts';
 import { operationsQuery } from './diff.ts';
 import { literal } from './duck.ts';
 import { changeBuilder } from './fields.ts';
 import type { SyncShape } from './mappings.ts';
-
 
 export interface RejectedRow {
   key: string;
@@ -34,6 +34,8 @@ export interface DeliverOptions {
   /** Records failed keys into table `failed`. */
   recorder: DuckDBConnection;
   writer: DestinationWriter;
+  /** The destination returns record ids (capabilities.recordIds): changes carry the known one, results are kept. */
+  recordIds?: boolean;
   shape: SyncShape;
   primaryKey: string;
   /** Identifies the Sync in idempotency keys. */
@@ -117,7 +119,10 @@ export async function sampleOperations(
 }
 
 export async function createFailedTable(conn: DuckDBConnection): Promise<void> {
-  await conn.run('CREATE OR REPLACE TABLE failed (k VARCHAR); CREATE OR REPLACE TABLE delivered (k VARCHAR)');
+  await conn.run(
+    'CREATE OR REPLACE TABLE failed (k VARCHAR); CREATE OR REPLACE TABLE delivered (k VARCHAR); ' +
+      `CREATE OR REPLACE TABLE ${RECORD_IDS} (k VARCHAR, id VARCHAR)`,
+  );
 }
 
 /** Sends every planned operation, through the bulk path where the writer offers one. */

@@ -4,7 +4,13 @@ import type { RowOperation, SyncMode } from '../crds/index.ts';
 import type { Manifest } from '../core/diffstore/index.ts';
 import { ident, literal, queryAll, queryOne, toCount } from './duck.ts';
 import { fieldsSql, idempotencyKeySql } from './fields.ts';
-import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE, type SyncShape } from './mappings.ts';
+import {
+  SNAPSHOT_HASH,
+  SNAPSHOT_KEY,
+  SNAPSHOT_RECORD_ID,
+  SNAPSHOT_STALE,
+  type SyncShape,
+} from './mappings.ts';
 import { epochJoinSql, epochSql, loadPending, withPendingSql } from './pending.ts';
 import {
   columnTypesKept,
@@ -44,6 +50,8 @@ export interface DiffOptions {
   duplicateKeys?: number;
   /** The local copy of the previous manifest's pending keys (Manifest.pending), when it has them. */
   pendingFile?: string | undefined;
+  /** Table `prev` carries the destination's record ids (capabilities.recordIds). */
+  recordIds?: boolean;
 }
 
 export interface DiffResult {
@@ -131,8 +139,9 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
   const pendingApplies = options.pendingFile !== undefined && previous?.manifest.pending?.folded === false;
   if (!previous) {
     const keyType = currentKeyType;
+    const id = options.recordIds ? `, ${SNAPSHOT_RECORD_ID} VARCHAR` : '';
     await conn.run(
-      `CREATE OR REPLACE TABLE prev (${k} VARCHAR, ${SNAPSHOT_STALE} BOOLEAN, ${pk} ${keyType}, ${SNAPSHOT_HASH} UBIGINT)`,
+      `CREATE OR REPLACE TABLE prev (${k} VARCHAR, ${SNAPSHOT_STALE} BOOLEAN, ${pk} ${keyType}, ${SNAPSHOT_HASH} UBIGINT${id})`,
     );
     return {
       keyType,
@@ -152,9 +161,10 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
   const m = previous.manifest;
   if (m.version === 2) {
     // A view over the file first: a run whose rows all match never needs the table (see unchangedByChecksum).
-    const file = `SELECT p.${k}, p.${SNAPSHOT_STALE}${typedKey}, p.${SNAPSHOT_HASH} FROM ${source} p`;
+    const file = `SELECT p.${k}, p.${SNAPSHOT_STALE}${typedKey}, p.${SNAPSHOT_HASH}${recordIdSql(options, stored)} FROM ${source} p`;
+    const ids = options.recordIds === true;
     await conn.run(
-      `CREATE OR REPLACE VIEW ${PREVIOUS_FILE} AS ${pendingApplies ? withPendingSql(file, primaryKey, keyType !== undefined) : file}`,
+      `CREATE OR REPLACE VIEW ${PREVIOUS_FILE} AS ${pendingApplies ? withPendingSql(file, primaryKey, keyType !== undefined, ids) : file}`,
     );
     const changed = !constantsKept(m, options.shape);
     const hashFunction = hashFunctionOf(m);
@@ -191,6 +201,8 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
     `CREATE OR REPLACE TABLE prev AS SELECT p.${k}, coalesce(p.${SNAPSHOT_STALE}, FALSE) AS ${SNAPSHOT_STALE}${typedKey}, ` +
       `${hash} AS ${SNAPSHOT_HASH}, ${constantTerms.join(' OR ') || 'FALSE'} AS ${CONSTANTS_CHANGED} FROM ${source} p`,
   );
+  // Version 1 snapshots come from before record ids.
+  if (options.recordIds) await conn.run(`ALTER TABLE prev ADD COLUMN ${SNAPSHOT_RECORD_ID} VARCHAR`);
   if (pendingApplies) {
     // A version 1 snapshot with an earlier run's pending keys (that run kept the snapshot as it was).
     await conn.run(`UPDATE prev SET ${SNAPSHOT_STALE} = TRUE WHERE ${k} IN (SELECT ${k} FROM prev_pending)`);
@@ -210,6 +222,14 @@ async function loadPrevious(conn: DuckDBConnection, options: DiffOptions): Promi
     hashBy: 'engine',
     hashFunction: ENGINE_HASH,
   };
+}
+
+/** The record id column of table `prev`, from the snapshot when it has one (snapshots before record ids do not). */
+function recordIdSql(options: DiffOptions, stored: Map<string, string>): string {
+  if (!options.recordIds) return '';
+  return stored.has(SNAPSHOT_RECORD_ID)
+    ? `, p.${SNAPSHOT_RECORD_ID}`
+    : `, CAST(NULL AS VARCHAR) AS ${SNAPSHOT_RECORD_ID}`;
 }
 
 /** The model columns the previous hashes were made of, in order. */
@@ -416,19 +436,24 @@ export function operationsQuery(options: {
   runId: string;
   where?: string;
   limit?: number;
+  /** Each change carries the record id the snapshot keeps for its key (capabilities.recordIds). */
+  recordIds?: boolean;
 }): string {
   const k = SNAPSHOT_KEY;
+  const id = options.recordIds ? `, 'recordId', ${SNAPSHOT_RECORD_ID}` : '';
+  const idColumn = options.recordIds ? `, pr.${SNAPSHOT_RECORD_ID}` : '';
+  const idJoin = options.recordIds ? ` LEFT JOIN prev pr ON pr.${k} = d.${k}` : '';
   const sql = fieldsSql(options.shape, options.primaryKey, 'd.previous_key');
   const fields =
     `CASE WHEN d.change <> 'removed' THEN ${sql.fields} ` +
     `WHEN d.op = 'clear' THEN ${sql.removal.clear} ELSE ${sql.removal.delete} END`;
   const change = sql.row
-    ? `json_object('operation', op, 'key', ${k}, 'fields', fields, 'change', change, 'row', row_json, 'epoch', epoch)`
-    : `json_object('operation', op, 'key', ${k}, 'fields', fields, 'idempotencyKey', ${idempotencyKeySql(options.syncId, k, 'op', 'fields', 'epoch')})`;
+    ? `json_object('operation', op, 'key', ${k}, 'fields', fields, 'change', change, 'row', row_json, 'epoch', epoch${id})`
+    : `json_object('operation', op, 'key', ${k}, 'fields', fields, 'idempotencyKey', ${idempotencyKeySql(options.syncId, k, 'op', 'fields', 'epoch')}${id})`;
   return (
     `SELECT CAST(${change} AS VARCHAR) AS change_json FROM (` +
-    `SELECT d.op, d.${k}, d.change, ${fields} AS fields, ${epochSql(options.runId)} AS epoch${sql.row ? `, ${sql.row} AS row_json` : ''} ` +
-    `FROM diff d ${epochJoinSql()} LEFT JOIN valid_rows c ON c.${ident(options.primaryKey)} = d.current_key ` +
+    `SELECT d.op, d.${k}, d.change, ${fields} AS fields, ${epochSql(options.runId)} AS epoch${sql.row ? `, ${sql.row} AS row_json` : ''}${idColumn} ` +
+    `FROM diff d ${epochJoinSql()} LEFT JOIN valid_rows c ON c.${ident(options.primaryKey)} = d.current_key${idJoin} ` +
     `WHERE d.op IS NOT NULL${options.where ? ` AND (${options.where})` : ''}` +
     (options.limit === undefined ? '' : ` LIMIT ${options.limit}`) +
     ')'

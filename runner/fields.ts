@@ -182,10 +182,11 @@ function restoreNested(fields: Record<string, unknown>, paths: string[][]): void
 export function changeBuilder(shape: SyncShape, syncId: string): (json: string) => RowChange {
   const build = parsedChangeBuilder(shape, syncId);
   const nested = nestedPaths(shape);
-  if (nested.length === 0) return build;
   return (json) => {
     const change = build(json);
-    restoreNested(change.fields, nested);
+    if (nested.length > 0) restoreNested(change.fields, nested);
+    // A key the destination has no record id for yet (or a destination without ids).
+    if (change.recordId === null) delete change.recordId;
     return change;
   };
 }
@@ -203,7 +204,7 @@ function parsedChangeBuilder(shape: SyncShape, syncId: string): (json: string) =
       row: Record<string, unknown>;
       epoch: string;
     };
-    const { operation, key, fields, change, row, epoch } = parsed;
+    const { operation, key, fields, change, row, epoch, recordId } = parsed;
     if (change !== 'removed')
       for (const t of templates) setPath(fields, t.path, liquid.renderSync(t.template, { row }));
     return {
@@ -211,6 +212,7 @@ function parsedChangeBuilder(shape: SyncShape, syncId: string): (json: string) =
       key,
       fields,
       idempotencyKey: idempotencyKey(syncId, key, operation, JSON.stringify(fields), epoch),
+      ...(recordId ? { recordId } : {}),
     };
   };
 }

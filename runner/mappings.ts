@@ -33,6 +33,8 @@ export interface SyncShape {
 export const SNAPSHOT_KEY = '__syncline_key';
 export const SNAPSHOT_STALE = '__syncline_stale';
 export const SNAPSHOT_HASH = '__syncline_hash';
+/** The destination's id of the record (destinations with capabilities.recordIds): no look-up to address it. */
+export const SNAPSHOT_RECORD_ID = '__syncline_record_id';
 const STATIC_PREFIX = '__syncline_value:';
 const TEMPLATE_PREFIX = '__syncline_template:';
 

@@ -9,7 +9,7 @@
 // change of the key gets this run's id as its epoch, so it is never mistaken for an earlier one.
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ident, literal, queryOne, toCount } from './duck.ts';
-import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE } from './mappings.ts';
+import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_RECORD_ID, SNAPSHOT_STALE } from './mappings.ts';
 
 /** The previous run's pending keys, as loaded (k, typed key, op, hash, epoch); empty when none. */
 export const PREVIOUS_PENDING = 'prev_pending';
@@ -42,15 +42,22 @@ export async function loadPending(
  * the snapshot lacks (an add that may have arrived) is there, stale, with no hash. `snapshot` selects
  * (k, stale[, typed key], hash); `typedKey` says whether it has the typed key column.
  */
-export function withPendingSql(snapshot: string, primaryKey: string, typedKey: boolean): string {
+export function withPendingSql(
+  snapshot: string,
+  primaryKey: string,
+  typedKey: boolean,
+  recordIds = false,
+): string {
   const k = SNAPSHOT_KEY;
   const key = typedKey ? `, pp.${ident(primaryKey)}` : '';
   const keyOfSnapshot = typedKey ? `, s.${ident(primaryKey)}` : '';
+  const id = recordIds ? `, s.${SNAPSHOT_RECORD_ID}` : '';
+  const noId = recordIds ? `, CAST(NULL AS VARCHAR)` : '';
   return `
-    SELECT s.${k}, s.${SNAPSHOT_STALE} OR pp.${k} IS NOT NULL AS ${SNAPSHOT_STALE}${keyOfSnapshot}, s.${SNAPSHOT_HASH}
+    SELECT s.${k}, s.${SNAPSHOT_STALE} OR pp.${k} IS NOT NULL AS ${SNAPSHOT_STALE}${keyOfSnapshot}, s.${SNAPSHOT_HASH}${id}
     FROM (${snapshot}) s LEFT JOIN ${PREVIOUS_PENDING} pp ON pp.${k} = s.${k}
     UNION ALL
-    SELECT pp.${k}, TRUE${key}, CAST(NULL AS UBIGINT)
+    SELECT pp.${k}, TRUE${key}, CAST(NULL AS UBIGINT)${noId}
     FROM ${PREVIOUS_PENDING} pp WHERE NOT EXISTS (SELECT 1 FROM (${snapshot}) s WHERE s.${k} = pp.${k})`;
 }
 

@@ -43,12 +43,17 @@ export async function sendBatch(run: DeliveryRun, batch: RowChange[]): Promise<v
     const results = await attempt(run, pending);
     const retry: RowChange[] = [];
     const ok: string[] = [];
+    const ids: { keys: string[]; ids: string[] } = { keys: [], ids: [] };
     let retryAfterMs = 0;
     results.forEach((result, i) => {
       const change = pending[i] as RowChange;
       if (result.ok) {
         run.tally.count(change.operation, 1, 0);
         ok.push(change.key);
+        if (result.recordId !== undefined) {
+          ids.keys.push(change.key);
+          ids.ids.push(result.recordId);
+        }
       } else if (result.retryable && tries < maxRetries) {
         retry.push(change);
         retryAfterMs = Math.max(retryAfterMs, result.retryAfterMs ?? 0);
@@ -60,6 +65,7 @@ export async function sendBatch(run: DeliveryRun, batch: RowChange[]): Promise<v
       }
     });
     if (ok.length > 0) run.tally.delivered.keys(ok);
+    if (ids.keys.length > 0) run.tally.delivered.recordIds(ids.keys, ids.ids);
     run.tally.report();
     if (retry.length === 0) return;
     await sleep(retryDelay(tries, backoff, retryAfterMs), signal);
@@ -68,8 +74,15 @@ export async function sendBatch(run: DeliveryRun, batch: RowChange[]): Promise<v
 }
 
 function changesQuery(run: DeliveryRun, where?: string): string {
-  const { shape, primaryKey, syncId, runId } = run.options;
-  return operationsQuery({ shape, primaryKey, syncId, runId, ...(where ? { where } : {}) });
+  const { shape, primaryKey, syncId, runId, recordIds } = run.options;
+  return operationsQuery({
+    shape,
+    primaryKey,
+    syncId,
+    runId,
+    recordIds: recordIds === true,
+    ...(where ? { where } : {}),
+  });
 }
 
 /** Every planned row change, in batches of batchSize. */

@@ -3,8 +3,8 @@
 import { LIST, listValue, VARCHAR, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
 import type { RowChange, RowOperation } from '../../core/connectors.ts';
 import { REJECTED_SAMPLE } from '../../core/summary.ts';
+import { RECORD_IDS } from '../commit.ts';
 import type { DeliveryOutcome, DeliveryProgress } from '../deliver.ts';
-
 
 /** Keys the destination confirmed, into table `delivered`, one write at a time on its own connection. */
 class DeliveredKeys {
@@ -28,6 +28,17 @@ class DeliveredKeys {
         'INSERT INTO delivered SELECT unnest($keys)',
         { keys: listValue(keys) },
         { keys: LIST(VARCHAR) },
+      ),
+    );
+  }
+
+  /** The destination's record ids of delivered keys (in the same order of writes as the keys). */
+  recordIds(keys: string[], ids: string[]): void {
+    this.enqueue(() =>
+      this.conn.run(
+        `INSERT INTO ${RECORD_IDS} SELECT unnest($keys), unnest($ids)`,
+        { keys: listValue(keys), ids: listValue(ids) },
+        { keys: LIST(VARCHAR), ids: LIST(VARCHAR) },
       ),
     );
   }

@@ -125,6 +125,7 @@ async function send(ctx: RunContext, inputs: DeliveryInputs, requestLog: Request
     reader,
     recorder: ctx.conn,
     writer,
+    recordIds: caps.recordIds === true,
     shape: validated.shape,
     primaryKey: ctx.primaryKey,
     syncId: `${plan.namespace}/${plan.sync.name}`,

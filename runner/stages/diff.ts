@@ -85,6 +85,7 @@ export async function diffModel(ctx: RunContext, queried: Queried, validated: Va
     previous,
     resendAll,
     pendingFile: previous ? loaded.pendingFile : undefined,
+    recordIds: ctx.destination.capabilities.recordIds === true,
   });
   if (!diff.previous.hashComparable) {
     log.warn(

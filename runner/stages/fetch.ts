@@ -46,7 +46,12 @@ export async function fetchChangedModelRows(
   } else {
     await ctx.conn.run(`CREATE OR REPLACE VIEW ${CURRENT_ROWS} AS SELECT * FROM valid_rows`);
   }
-  const snapshotHash = { shape: validated.shape, store: validated.nextHash, stagedHashes: staged.hashes };
+  const snapshotHash = {
+    shape: validated.shape,
+    store: validated.nextHash,
+    stagedHashes: staged.hashes,
+    recordIds: ctx.destination.capabilities.recordIds === true,
+  };
   if (diffed.previous && diffed.pendingFile && diff.totalOperations > 0) {
     await matchEpochs(ctx.conn, { primaryKey: ctx.primaryKey, hashSql: committedHashSql(snapshotHash) });
   } else {
