@@ -353,6 +353,10 @@ export const REASONS = {
     kind: rowRejected,
     doc: 'A batch failed in the destination connector; its rows are rejected with the error and sent again next run.',
   },
+  DailyLimitReached: {
+    kind: rowRejected,
+    doc: "The destination API's daily request quota is spent: delivery stopped for this run and the rows not sent stay pending for the next run; raise the quota or run less often.",
+  },
   RowsRejected: {
     kind: rowRejected,
     doc: 'The destination rejected some rows (each with its reason in the run summary); fix the rows or the mappings, the next run retries them.',
