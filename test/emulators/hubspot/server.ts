@@ -474,10 +474,9 @@ class Emulator {
     const known = token === undefined ? undefined : this.tokens.get(token);
     if (!known) {
       this.stats.unauthorized.INVALID_AUTHENTICATION++;
+      // HubSpot answers a missing and an unknown token alike.
       const message =
-        token === undefined
-          ? 'Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview'
-          : 'Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview';
+        'Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview';
       return { status: 401, body: errorBody('INVALID_AUTHENTICATION', message) };
     }
     const now = this.clock();
