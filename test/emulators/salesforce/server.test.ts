@@ -720,6 +720,27 @@ describe('Bulk API 2.0 ingest', () => {
     expect(upsertWithoutKey.status).toBe(400);
     expect(base.records('Lead')).toEqual([]);
   });
+
+  it('fails a job part-way under the bulkJobFailed fault, and pages results with maxRecords and locator', async () => {
+    const base = await start({ faults: { bulkJobFailed: 1 } });
+    const api = await client(base);
+    const csv = 'LastName\n' + Array.from({ length: 10 }, (_, i) => `L${i}`).join('\n') + '\n';
+    const job = await runJob(api, base, { object: 'Contact', operation: 'insert' }, csv);
+    expect(job.info).toMatchObject({ state: 'Failed', numberRecordsProcessed: 5 });
+    expect(await results(api, job.id, 'unprocessedrecords')).toHaveLength(6);
+    await base.settled();
+    const first = await api.call('GET', `/jobs/ingest/${job.id}/successfulResults/?maxRecords=3`);
+    const locator = first.headers.get('sforce-locator') as string;
+    expect(parseCsv(await first.text()).rows).toHaveLength(4);
+    expect(locator).not.toBe('null');
+    const rest = await api.call(
+      'GET',
+      `/jobs/ingest/${job.id}/successfulResults/?maxRecords=3&locator=${locator}`,
+    );
+    expect(rest.headers.get('sforce-locator')).toBe('null');
+    expect(parseCsv(await rest.text()).rows).toHaveLength(3);
+    expect(base.records('Contact')).toHaveLength(5);
+  });
 });
 
 describe('limits and faults', () => {
