@@ -357,6 +357,38 @@ export const REASONS = {
     kind: rowRejected,
     doc: "The destination API's daily request quota is spent: delivery stopped for this run and the rows not sent stay pending for the next run; raise the quota or run less often.",
   },
+  UnknownObject: {
+    kind: needsPerson,
+    doc: "The Sync's target.object is not an object of the destination (HubSpot object type, custom object name); fix target.object.",
+  },
+  UnknownField: {
+    kind: needsPerson,
+    doc: 'A mapping or target.matchField names a field the destination object lacks; the message lists the closest names. Fix the mapping or create the field.',
+  },
+  ReadOnlyField: {
+    kind: needsPerson,
+    doc: 'A mapping writes a field the destination computes or keeps read-only (a formula, a system field); remove the mapping or map another field.',
+  },
+  MatchFieldNotUnique: {
+    kind: needsPerson,
+    doc: "The Sync's target.matchField (or an association's matchField) is not a unique field or external id of the object, so rows cannot be matched to records; make the field unique in the tool or match by another.",
+  },
+  InvalidFieldValue: {
+    kind: needsPerson,
+    doc: "A mapping's static value is not one of the options the destination's enumeration (picklist) field accepts; use one of the options the message lists.",
+  },
+  RequiredFieldUnmapped: {
+    kind: needsPerson,
+    doc: 'A Warning Event: a field the destination object requires is written by no mapping of an insert Sync; map it, unless the tool fills it itself.',
+  },
+  DestinationObjectsUnknown: {
+    kind: transient,
+    doc: "The Destination's objects and fields have not been discovered for the Sync's target.object yet: a connection check that discovers them is due, and the Sync is validated and runs after it.",
+  },
+  DestinationBusy: {
+    kind: transient,
+    doc: "The Destination's rateLimit.maxConcurrentRuns runs of other Syncs are active (default 1 for tools with a shared API quota): the due run waits and starts when one ends. Raise maxConcurrentRuns if the quota allows.",
+  },
   RowsRejected: {
     kind: rowRejected,
     doc: 'The destination rejected some rows (each with its reason in the run summary); fix the rows or the mappings, the next run retries them.',

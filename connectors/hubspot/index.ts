@@ -1,0 +1,1 @@
+export { hubspotDestination as destination } from './destination.ts';
