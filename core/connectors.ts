@@ -266,6 +266,12 @@ export interface DestinationCapabilities {
   idempotencyKeys?: boolean;
   /** The destination returns its record ids (RowResult.recordId); the engine keeps them in the snapshot. */
   recordIds?: boolean;
+  /**
+   * Every run against one account draws on one API quota (a SaaS tool's daily and per-interval limits):
+   * the operator runs one Sync to such a Destination at a time unless its rateLimit.maxConcurrentRuns
+   * says otherwise.
+   */
+  sharedQuota?: boolean;
 }
 
 /** A field of a destination object, as the connection check discovers it (a compact form). */

@@ -64,5 +64,12 @@ export const checkPlan = z.object({
     z.object({ kind: z.literal('Source'), name: z.string(), spec: sourceSpec }),
     z.object({ kind: z.literal('Destination'), name: z.string(), spec: destinationSpec }),
   ]),
+  /**
+   * Destinations: the objects the Syncs referencing it target (target.object and associations), whose
+   * fields the check discovers where the connector can (DestinationConnector.discover).
+   */
+  objects: z.array(z.string().min(1).max(255)).max(200).default([]),
+  /** Where the check writes what it discovered (`<namespace>/_destinations/<name>/objects.json`). */
+  diffStore: diffStoreSettings.optional(),
 });
 export type CheckPlan = z.infer<typeof checkPlan>;

@@ -254,6 +254,16 @@ export const rateLimit = z
       .max(256)
       .default(DEFAULT_CONCURRENCY)
       .describe('Most requests in flight at once.'),
+    maxConcurrentRuns: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe(
+        'Most runs of Syncs to this Destination at once; a due run waits (Reconciling, DestinationBusy) until one ends. ' +
+          'Default 1 for destinations with a shared API quota (hubspot, salesforce), unbounded otherwise.',
+      ),
   })
   .describe('Limits that protect the destination; a Sync may lower them, never raise them.');
 

@@ -1,5 +1,5 @@
 import type { V1Job } from '@kubernetes/client-node';
-import type { Destination, Source, SourceStatus } from '../crds/index.ts';
+import type { Destination, Source, SourceStatus, Sync } from '../crds/index.ts';
 import { findCondition, READY, type ConditionSet } from './conditions.ts';
 import type { ReconcileContext } from './context.ts';
 import {
@@ -12,6 +12,7 @@ import {
   COMPONENT_LABEL,
 } from './jobs.ts';
 import { buildCheckPlan } from './run-plan.ts';
+import { checkDiffStore } from './runner-policy.ts';
 import { checkResultFromOutcome, jobOutcome, type CheckResult } from './results.ts';
 import type { ReconcileResult } from './runtime/controller.ts';
 import { shortHash } from './schedule.ts';
@@ -43,9 +44,10 @@ export function checkDue(
   target: Target,
   now: Date,
   intervals: { recheckIntervalMs: number; retryIntervalMs: number },
+  objects: readonly string[] = [],
 ): CheckDue {
   const status = target.status ?? {};
-  const hash = checkHashOf(target);
+  const hash = checkHashOf(target, objects);
   const generation = target.metadata.generation ?? 0;
   if (status.checkedHash !== hash || !status.lastCheckedAt) {
     return { due: true, key: shortHash(`${hash}|${generation}|first`, 8) };
@@ -79,6 +81,22 @@ interface CheckContext {
   due: CheckDue;
   jobName: string;
   jobs: V1Job[];
+  /** A Destination's: the objects its Syncs target, sorted (discovered by the check). */
+  objects: string[];
+}
+
+/**
+ * The objects the Syncs of a Destination target (`target.object` and each association's object), sorted
+ * and without repeats: what its connection check discovers the fields of.
+ */
+export function targetedObjects(syncs: readonly Sync[]): string[] {
+  const names = new Set<string>();
+  for (const sync of syncs) {
+    const target = sync.spec.target;
+    if (target?.object) names.add(target.object);
+    for (const association of target?.associations ?? []) names.add(association.object);
+  }
+  return [...names].sort();
 }
 
 /** Starts the check Job when one is due and none exists; a plan that cannot be built stalls the check. */
@@ -90,7 +108,12 @@ async function startCheck(
   const existing = check.jobs.find((j) => j.metadata?.name === jobName);
   if (!check.due.due || existing) return existing ? { job: existing } : {};
   try {
-    const plan = buildCheckPlan(target);
+    const plan = buildCheckPlan(
+      target,
+      target.kind === 'Destination'
+        ? { objects: check.objects, diffStore: checkDiffStore(ctx.config) }
+        : undefined,
+    );
     const created = await ctx.cluster.createJob(
       buildCheckJob({ target, plan, name: jobName, checkHash: hash, config: ctx.config }),
     );
@@ -187,12 +210,17 @@ export async function reconcileConnection(ctx: ReconcileContext, target: Target)
   const { metadata } = target;
   const namespace = metadata.namespace ?? 'default';
   const now = ctx.now();
-  const due = checkDue(target, now, ctx.config.check);
+  const objects =
+    target.kind === 'Destination'
+      ? targetedObjects(ctx.store.syncsOfDestination(namespace, metadata.name))
+      : [];
+  const due = checkDue(target, now, ctx.config.check, objects);
   const check: CheckContext = {
     target,
     namespace,
     now,
-    hash: checkHashOf(target),
+    objects,
+    hash: checkHashOf(target, objects),
     due,
     jobName: checkJobName(target.kind as 'Source' | 'Destination', metadata.name, due.key),
     jobs: ctx.store.jobs(namespace, {

@@ -12,6 +12,9 @@ import type { ReconcileContext, Store } from './context.ts';
 import type { EventSink, EventTarget } from './events.ts';
 import { SynclineMetrics } from './metrics.ts';
 import { RuntimeMetrics } from './runtime/metrics.ts';
+import type { DestinationObjects } from '../core/diffstore/index.ts';
+import { DestinationObjectsCache } from './destination-objects.ts';
+import { DestinationRuns } from './destination-runs.ts';
 
 type AnyObject = Record<string, unknown> & {
   metadata: { name: string; namespace?: string; resourceVersion?: string; finalizers?: string[] };
@@ -47,6 +50,10 @@ export class FakeCluster implements ClusterAccess {
   private version = 1;
   /** The API server's clock (creation times); fakeContext sets it to the reconcilers'. */
   now: () => Date = () => new Date();
+  /** What connection checks discovered, by `namespace/destination` (the diff store's objects.json). */
+  readonly discovered = new Map<string, DestinationObjects>();
+  /** How often the discovered objects were read (the cache reads once per check). */
+  discoveredReads = 0;
   /** Makes the next calls of a method fail with this error (e.g. a conflict). */
   failNext: Partial<Record<keyof ClusterAccess, Error>> = {};
 
@@ -172,6 +179,11 @@ export class FakeCluster implements ClusterAccess {
       model: (ns, name) => this.get<Model>('models', ns, name),
       destination: (ns, name) => this.get<Destination>('destinations', ns, name),
       sync: (ns, name) => this.get<Sync>('syncs', ns, name),
+      syncsOfDestination: (ns, destination) =>
+        [...this.objects.entries()]
+          .filter(([k]) => k.startsWith(`syncs/${ns}/`))
+          .map(([, o]) => clone(o) as unknown as Sync)
+          .filter((s) => s.spec.destinationRef.name === destination),
       jobs: (ns, labels) =>
         [...this.jobs.values()].filter((j) => j.metadata?.namespace === ns && matches(j, labels)).map(clone),
       jobDeleted: (ns, name) => this.deletedJobs.has(`${ns}/${name}`),
@@ -221,6 +233,10 @@ export function fakeContext(
   let now = new Date(options.now ?? '2026-01-01T12:00:00.000Z');
   const events = new FakeEvents();
   cluster.now = () => new Date(now);
+  const objects = new DestinationObjectsCache(async (ns, name) => {
+    cluster.discoveredReads++;
+    return cluster.discovered.get(`${ns}/${name}`);
+  });
   const ctx: FakeContext = {
     cluster,
     store: cluster.store(),
@@ -240,6 +256,8 @@ export function fakeContext(
         comparesAllColumns: true,
         defaultBatchSize: 100,
       })),
+    destinationObjects: (destination) => objects.get(destination),
+    runs: new DestinationRuns(),
     secrets: () => '',
   };
   return ctx;

@@ -310,10 +310,16 @@ export function buildCheckJob({ target, plan, name, checkHash, config }: CheckJo
     ],
     resources: CHECK_RESOURCES,
     activeDeadlineSeconds: config.check.activeDeadlineSeconds,
+    ...(plan.diffStore ? diffStoreVolume(config, plan.diffStore.url) : {}),
   });
 }
 
-/** A hash of what a connection check depends on: the spec (credentials are referenced, never inlined). */
-export function checkHashOf(target: Source | Destination): string {
-  return hash(JSON.stringify(target.spec), 16);
+/**
+ * A hash of what a connection check depends on: the spec (credentials are referenced, never inlined) and,
+ * for a Destination whose Syncs target objects, those objects (a Sync targeting a new one brings a check
+ * that discovers its fields). Without objects the hash is the spec's alone, as it always was.
+ */
+export function checkHashOf(target: Source | Destination, objects: readonly string[] = []): string {
+  const spec = JSON.stringify(target.spec);
+  return hash(objects.length > 0 ? `${spec}|objects:${objects.join(',')}` : spec, 16);
 }

@@ -33,6 +33,8 @@ import { type Logger } from '../core/logger.ts';
 import { reconcileLogger, splitKey } from './runtime/log.ts';
 import type { RuntimeMetrics } from './runtime/metrics.ts';
 import { reconcileSync } from './sync.ts';
+import { DestinationObjectsCache, diffStoreObjectsReader } from './destination-objects.ts';
+import { DestinationRuns } from './destination-runs.ts';
 
 export interface ManagerOptions {
   kubeConfig: KubeAccess;
@@ -193,6 +195,10 @@ export class Manager {
   /** Jobs seen deleted, by namespace/name, with when: recent tombstones answer cache misses. */
   private readonly deletedJobs = new Map<string, number>();
   private readonly capabilityCache = new Map<string, Promise<DestinationCapabilities>>();
+  /** Run Jobs just created per Destination, and the Syncs waiting for a run of one to end. */
+  readonly runs = new DestinationRuns();
+  /** What each Destination's last check discovered, read from the diff store once per check. */
+  private readonly objects: DestinationObjectsCache;
   private started = false;
 
   constructor(options: ManagerOptions) {
@@ -232,6 +238,11 @@ export class Manager {
     this.jobs = informers<V1Job>('batch', 'v1', 'jobs', MANAGED_SELECTOR);
     this.pods = informers<V1Pod>('', 'v1', 'pods', MANAGED_SELECTOR);
 
+    this.objects = new DestinationObjectsCache(
+      diffStoreObjectsReader({ config: options.config, secrets: options.secrets }),
+      log,
+    );
+    const objects = this.objects;
     const ctx: ReconcileContext = {
       store: this.store(),
       cluster: this.cluster,
@@ -241,6 +252,8 @@ export class Manager {
       log,
       now: options.now ?? (() => new Date()),
       capabilities: options.capabilities ?? ((type) => this.capabilities(type)),
+      destinationObjects: (d) => objects.get(d),
+      runs: this.runs,
       secrets: options.secrets,
     };
     const controller = <T extends ObjectMeta>(
@@ -280,6 +293,7 @@ export class Manager {
       model: (ns, name) => this.models.get(ns, name),
       destination: (ns, name) => this.destinations.get(ns, name),
       sync: (ns, name) => this.syncs.get(ns, name),
+      syncsOfDestination: (ns, destination) => this.syncsByDestination.get(`${ns}/${destination}`),
       jobs: (ns, labels) => {
         const candidates = labels[SYNC_LABEL]
           ? this.jobsBySync.get(`${ns}/${labels[SYNC_LABEL]}`)
@@ -338,12 +352,25 @@ export class Manager {
     on(this.syncs, (obj, self) => {
       if (self) sync.queue.add(key(obj));
       for (const s of dependents(this.syncsByDependency, obj)) sync.queue.add(key(s));
+      // The objects a Destination's Syncs target are part of its check (which discovers their fields).
+      if (self) destination.queue.add(`${obj.metadata.namespace ?? ''}/${obj.spec.destinationRef.name}`);
     });
+    this.syncs.onUpdate((oldObj, obj) => {
+      if (oldObj.spec.destinationRef.name !== obj.spec.destinationRef.name)
+        destination.queue.add(`${oldObj.metadata.namespace ?? ''}/${oldObj.spec.destinationRef.name}`);
+    });
+    this.destinations.onDelete((obj) => this.objects.forget(obj.metadata.namespace ?? '', obj.metadata.name));
     const routeJob = (obj: ObjectMeta) => {
       const labels = obj.metadata?.labels ?? {};
       const ns = obj.metadata?.namespace ?? '';
-      if (labels[COMPONENT_LABEL] === 'run' && labels[SYNC_LABEL])
+      if (labels[COMPONENT_LABEL] === 'run' && labels[SYNC_LABEL]) {
         sync.queue.add(`${ns}/${labels[SYNC_LABEL]}`);
+        // Syncs whose due run waits for a run of the same Destination to end (maxConcurrentRuns).
+        const owner = this.syncs.get(ns, labels[SYNC_LABEL]);
+        if (owner)
+          for (const waiter of this.runs.waiters(`${ns}/${owner.spec.destinationRef.name}`))
+            sync.queue.add(waiter);
+      }
       if (labels[COMPONENT_LABEL] === 'check' && labels[CHECK_TARGET_LABEL]) {
         const queue = labels[CHECK_KIND_LABEL] === 'source' ? source.queue : destination.queue;
         queue.add(`${ns}/${labels[CHECK_TARGET_LABEL]}`);

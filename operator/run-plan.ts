@@ -55,12 +55,22 @@ export function buildRunPlan(input: RunPlanInput): RunPlan {
   return parsed.data;
 }
 
-export function buildCheckPlan(target: Source | Destination): CheckPlan {
+/**
+ * The plan of a connection check. A Destination's names the objects its Syncs target (whose fields the
+ * check discovers, when its connector can) and the diff store the discovery is written to.
+ */
+export function buildCheckPlan(
+  target: Source | Destination,
+  discovery: { objects: string[]; diffStore: DiffStoreSettings } | undefined = undefined,
+): CheckPlan {
   const candidate = {
     apiVersion: API_VERSION,
     kind: 'CheckPlan',
     namespace: target.metadata.namespace ?? 'default',
     target: { kind: target.kind, name: target.metadata.name, spec: target.spec },
+    ...(discovery && discovery.objects.length > 0
+      ? { objects: discovery.objects, diffStore: discovery.diffStore }
+      : {}),
   };
   const parsed = checkPlan.safeParse(candidate);
   if (!parsed.success) {

@@ -185,7 +185,18 @@ export const NAMESPACE_SECRET_KEYS = {
  * namespace's runners hold only a credential scoped to its prefix.
  */
 export function runnerDiffStore(config: OperatorConfig, sync: Sync): DiffStoreSettings {
-  const url = syncDiffStoreUrl(config, sync);
+  return runnerDiffStoreAt(config, syncDiffStoreUrl(config, sync));
+}
+
+/**
+ * The diff-store settings of a connection check in a namespace: the operator's store URL (the check writes
+ * under `<namespace>/_destinations/`), with the namespace's own credential as for its runs.
+ */
+export function checkDiffStore(config: OperatorConfig): DiffStoreSettings {
+  return runnerDiffStoreAt(config, config.diffStore.url);
+}
+
+function runnerDiffStoreAt(config: OperatorConfig, url: string): DiffStoreSettings {
   const secret = config.diffStoreNamespaceSecret;
   const { s3, gcs } = config.diffStore;
   if (!secret) return { ...config.diffStore, url };

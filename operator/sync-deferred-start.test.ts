@@ -17,6 +17,7 @@ import { Cluster } from './cluster.ts';
 import { defaultConfig } from './config.ts';
 import type { ReconcileContext } from './context.ts';
 import { EventRecorder } from './events.ts';
+import { DestinationRuns } from './destination-runs.ts';
 import { checkHashOf, MANAGED_SELECTOR, STARTED_AT_ANNOTATION } from './jobs.ts';
 import { SynclineMetrics } from './metrics.ts';
 import { createLogger } from '../core/logger.ts';
@@ -143,11 +144,14 @@ async function context(syncName: string, cached: CacheOverrides): Promise<Reconc
       model: () => model,
       destination: () => destination,
       sync: () => sync,
+      syncsOfDestination: () => [sync],
       jobs: () => current,
       jobDeleted: (_ns, name) => deleted.has(name),
       podsOfJob: (_ns, job) =>
         (cached.pods ?? []).filter((p) => p.metadata?.labels?.['batch.kubernetes.io/job-name'] === job),
     },
+    destinationObjects: async () => undefined,
+    runs: new DestinationRuns(),
     cluster,
     events: new EventRecorder({ cluster, log }),
     metrics: new SynclineMetrics(runtimeMetrics.registry),

@@ -10,7 +10,7 @@ import type { SyncReferences } from './validation.ts';
 
 /** The references of a Sync, from the informers' caches, and its destination's capabilities. */
 export async function references(
-  ctx: Pick<ReconcileContext, 'store' | 'capabilities'>,
+  ctx: Pick<ReconcileContext, 'store' | 'capabilities' | 'destinationObjects'>,
   sync: Sync,
 ): Promise<SyncReferences> {
   const namespace = sync.metadata.namespace ?? 'default';
@@ -30,6 +30,8 @@ export async function references(
     } catch (error) {
       refs.capabilitiesError = error;
     }
+    const objects = await ctx.destinationObjects(destination);
+    if (objects) refs.objects = objects;
   }
   return refs;
 }

@@ -18,7 +18,16 @@ export function syncConditions(input: {
   nextRunAt: string | undefined;
   /** When a run that failed for a transient reason is tried again. */
   retryAt?: string | undefined;
+  /** The due run waits for runs of other Syncs to the same Destination (DestinationBusy). */
+  busy?: { reason: string; message: string } | undefined;
 }): ConditionSet {
+  const set = baseConditions(input);
+  // Waiting for a turn at the Destination is progress, not a problem: Ready stays what it was.
+  if (input.busy && !set.stalled && !set.reconciling) return { ...set, reconciling: input.busy };
+  return set;
+}
+
+function baseConditions(input: Parameters<typeof syncConditions>[0]): ConditionSet {
   const { verdict, active, lastRun } = input;
   if (!verdict.ok) {
     const problem = { reason: verdict.reason, message: verdict.message };

@@ -1,7 +1,7 @@
 import { DEFAULT_HISTORY_LIMIT, type Sync } from '../crds/index.ts';
 import { isTransientReason } from '../core/reasons.ts';
 import type { ReconcileContext } from './context.ts';
-import { COMPONENT_LABEL, SYNC_LABEL } from './jobs.ts';
+import { COMPONENT_LABEL, runJobName, SYNC_LABEL } from './jobs.ts';
 import type { ReconcileResult } from './runtime/controller.ts';
 import { RESYNC_REQUESTED_ANNOTATION } from './schedule.ts';
 import { finalizeSync, SNAPSHOT_FINALIZER } from './finalizer.ts';
@@ -11,7 +11,11 @@ import { pruneHistory, withFinishedRun } from './sync-history.ts';
 import { ownedBy, type FinishedRun, type SyncRun, type Warning } from './sync-run.ts';
 import { references, scheduleDecision, skippedWarning, startRun, withDecision } from './sync-start.ts';
 import { defersStart, syncConditions, writeSyncStatus } from './sync-status.ts';
-import { validateSync } from './validation.ts';
+import { unmappedRequiredFields, validateSync } from './validation.ts';
+import { busyMessage, destinationBusy, maxConcurrentRuns } from './destination-runs.ts';
+
+/** How often a run waiting for its Destination checks again when no Job event brought it back. */
+const BUSY_RECHECK_MS = 30_000;
 
 export { syncConditions } from './sync-status.ts';
 
@@ -76,18 +80,43 @@ export async function reconcileSync(ctx: ReconcileContext, sync: Sync): Promise<
   const primaryKeyChanged = next.lastRun?.reason === 'PrimaryKeyChanged';
   const resyncRequest = sync.metadata.annotations?.[RESYNC_REQUESTED_ANNOTATION];
   const resyncPending = !!resyncRequest && resyncRequest !== next.handledResyncRequest;
-  const decision = scheduleDecision(run, {
-    status: next,
-    active: !!active,
-    ...(activeKey ? { activeKey } : {}),
-    blocked: !verdict.ok || (primaryKeyChanged && !resyncPending),
-    refs,
-  });
+  const blocked = !verdict.ok || (primaryKeyChanged && !resyncPending);
+  const decide = (busyNow: boolean) =>
+    scheduleDecision(run, {
+      status: next,
+      active: !!active,
+      ...(activeKey ? { activeKey } : {}),
+      blocked: blocked || busyNow,
+      refs,
+    });
+  let decision = decide(false);
+
+  // A due run waits while the Destination has maxConcurrentRuns runs of other Syncs (kept pending, as
+  // for a blocked Sync: it starts when one ends, which brings this Sync back).
+  const destinationKey = `${namespace}/${sync.spec.destinationRef.name}`;
+  const busy =
+    decision.start && refs.destination
+      ? destinationBusy(ctx, sync, refs.destination, refs.capabilities, run.now)
+      : undefined;
+  if (busy) {
+    decision = decide(true);
+    ctx.runs.wait(destinationKey, `${namespace}/${name}`);
+  } else ctx.runs.stopWaiting(destinationKey, `${namespace}/${name}`);
   next = withDecision(next, decision);
   if (decision.skipped > 0) warnings.push(skippedWarning(active));
 
-  // Starting the due run.
-  const outcome = await startRun(ctx, run, decision.start, refs);
+  // Starting the due run; a bounded Destination counts it before its Job reaches the cache.
+  const start = decision.start;
+  const bounded =
+    start && refs.destination && maxConcurrentRuns(refs.destination, refs.capabilities) !== undefined;
+  const runJob = start ? runJobName(name, start.key) : '';
+  if (bounded) ctx.runs.reserve(destinationKey, { sync: name, job: runJob }, run.now.getTime());
+  const outcome = await startRun(ctx, run, start, refs);
+  if (bounded && !outcome.started) ctx.runs.release(destinationKey, runJob);
+  if (outcome.started?.created) {
+    const unmapped = unmappedRequiredFields(sync, refs.objects);
+    if (unmapped) warnings.push(unmapped);
+  }
   if (outcome.finished) {
     finished.push(outcome.finished);
     next = withFinishedRun(next, outcome.finished, run.historyLimit);
@@ -111,6 +140,9 @@ export async function reconcileSync(ctx: ReconcileContext, sync: Sync): Promise<
     lastRun: next.lastRun,
     nextRunAt: next.nextRunAt,
     retryAt: decision.retryAt?.toISOString(),
+    busy: busy
+      ? { reason: 'DestinationBusy', message: busyMessage(sync.spec.destinationRef.name, busy) }
+      : undefined,
   });
   const announcesAnything = finished.length > 0 || warnings.length > 0 || !!planError;
   await writeSyncStatus(ctx, run, {
@@ -138,7 +170,12 @@ export async function reconcileSync(ctx: ReconcileContext, sync: Sync): Promise<
   // No event follows a capability probe that gave no answer: re-probe with backoff.
   if (!verdict.ok && refs.capabilitiesError && isTransientReason(verdict.reason))
     return { requeueWithBackoff: true };
-  const delays = [decision.requeueAfterMs, observed.requeueAfterMs].filter((d) => d !== undefined);
+  // A waiting run is brought back by the end of a run it waits for; this is the safety net.
+  const delays = [
+    decision.requeueAfterMs,
+    observed.requeueAfterMs,
+    busy ? BUSY_RECHECK_MS : undefined,
+  ].filter((d) => d !== undefined);
   if (delays.length === 0) return;
   // Wake up right at the slot; a few ms late is better than a few ms early, which would only requeue.
   return { requeueAfterMs: Math.max(1, Math.min(...delays) + 5) };

@@ -1,5 +1,6 @@
 import type { Destination, Model, Source, Sync } from '../crds/index.ts';
-import type { DestinationCapabilities } from '../core/connectors.ts';
+import type { DestinationCapabilities, DestinationField } from '../core/connectors.ts';
+import type { DestinationObjects } from '../core/diffstore/index.ts';
 import { describeError } from '../core/errors.ts';
 import { capabilityProblem } from '../core/capabilities.ts';
 import { isTransientReason } from '../core/reasons.ts';
@@ -7,6 +8,7 @@ import { isConditionTrue, findCondition, READY } from './conditions.ts';
 import type { OperatorConfig } from './config.ts';
 import { runnerSettingsProblem, syncDiffStoreUrl } from './runner-policy.ts';
 import { timetable } from './schedule.ts';
+import { closestNames } from './destination-objects.ts';
 
 /**
  * What validation beyond the schema found. `stalled`: only a change by a person fixes it (kstatus
@@ -54,6 +56,11 @@ export interface SyncReferences {
   /** Capabilities of the destination's connector, when it could be loaded. */
   capabilities?: DestinationCapabilities;
   capabilitiesError?: unknown;
+  /**
+   * What the Destination's last connection check discovered of the objects its Syncs target (read from
+   * the diff store, operator/destination-objects.ts); undefined when its connector has no `discover`.
+   */
+  objects?: DestinationObjects;
   /** Looks up another Sync of the namespace, for cycle detection in dependsOn. */
   lookupSync: (name: string) => Sync | undefined;
 }
@@ -166,6 +173,9 @@ export function validateSync(
     }
   }
 
+  const schema = refs.objects ? schemaProblem(sync, refs.objects) : undefined;
+  if (schema && schema.ok === false && schema.stalled) return schema;
+
   if (!isConditionTrue(refs.model.status?.conditions, READY)) {
     return waiting(
       'ModelNotReady',
@@ -178,7 +188,154 @@ export function validateSync(
       `Destination "${refs.destination.metadata.name}" is not Ready (${notReadyDetail(refs.destination)})`,
     );
   }
-  return OK;
+  return schema ?? OK;
+}
+
+// ---- the Destination's discovered objects and fields ----
+
+const list = (names: readonly string[], most = 20) =>
+  names.length > most ? `${names.slice(0, most).join(', ')}, … (${names.length} in all)` : names.join(', ');
+
+/** The closest names as a question, or the names there are; ends a sentence. */
+function suggestion(name: string, candidates: readonly string[], what: string): string {
+  const close = closestNames(name, candidates);
+  if (close.length > 0) return `did you mean ${close.join(', ')}?`;
+  return candidates.length > 0 ? `its ${what} are: ${list(candidates)}.` : `it has no ${what}.`;
+}
+
+/**
+ * A Sync checked against the objects and fields its Destination's connection check discovered: the
+ * target object and the associations' objects exist, every mapped top-level field exists and can be
+ * written, static values of enumerations are among the options, match fields are unique. Undefined when
+ * nothing is wrong; a waiting verdict when the discovery does not cover an object yet (the check that
+ * does is due: the objects are part of the Destination's check hash).
+ */
+export function schemaProblem(sync: Sync, discovered: DestinationObjects): Verdict | undefined {
+  const target = sync.spec.target;
+  if (!target?.object) return undefined;
+  const who = `Sync ${sync.metadata.namespace ?? 'default'}/${sync.metadata.name}`;
+  const destination = `Destination "${discovered.destination}"`;
+  const objectNames = discovered.objects.map((o) => o.name);
+  const objectOf = (name: string, field: string) => {
+    const found = discovered.objects.find((o) => o.name === name);
+    if (found) return found;
+    if (!discovered.requested.includes(name)) {
+      return waiting(
+        'DestinationObjectsUnknown',
+        `the fields of object "${name}" of ${destination} have not been discovered yet: its connection check runs first`,
+      );
+    }
+    return stalled(
+      'UnknownObject',
+      `${who}: ${field} "${name}" is not an object of ${destination} (checked ${discovered.discoveredAt}); ` +
+        `${suggestion(name, objectNames, 'objects found')} Fix ${field}, or create the object in the tool`,
+    );
+  };
+  const object = objectOf(target.object, 'spec.target.object');
+  if ('ok' in object) return object;
+  const fields = new Map(object.fields.map((f) => [f.name, f]));
+  const fieldNames = object.fields.map((f) => f.name);
+  const unknown = (name: string, where: string) =>
+    stalled(
+      'UnknownField',
+      `${who}: ${where} names field "${name}", which object "${object.name}" of ${destination} does not have; ` +
+        `${suggestion(name, fieldNames, 'fields')} Fix ${where}, or create the field in the tool`,
+    );
+  for (const [index, mapping] of (sync.spec.mappings ?? []).entries()) {
+    const name = mapping.to.split('.')[0] ?? mapping.to;
+    const where = `spec.mappings[${index}].to`;
+    const field = fields.get(name);
+    if (!field) return unknown(name, where);
+    if (field.readOnly) {
+      return stalled(
+        'ReadOnlyField',
+        `${who}: ${where} writes field "${name}" of object "${object.name}", which ${destination} keeps read-only; ` +
+          'remove the mapping or map another field',
+      );
+    }
+    const bad = invalidValue(field, mapping.value);
+    if (bad) {
+      return stalled(
+        'InvalidFieldValue',
+        `${who}: spec.mappings[${index}].value "${mapping.value}" is not an option of field "${name}" of object ` +
+          `"${object.name}"; ${bad}`,
+      );
+    }
+  }
+  const matchProblem = (
+    objectName: string,
+    objectFields: readonly DestinationField[],
+    field: string,
+    where: string,
+  ) => {
+    const found = objectFields.find((f) => f.name === field);
+    if (!found) {
+      return stalled(
+        'UnknownField',
+        `${who}: ${where} names field "${field}", which object "${objectName}" of ${destination} does not have; ` +
+          `${suggestion(
+            field,
+            objectFields.map((f) => f.name),
+            'fields',
+          )} Fix ${where}`,
+      );
+    }
+    if (!found.unique) {
+      const unique = objectFields.filter((f) => f.unique).map((f) => f.name);
+      return stalled(
+        'MatchFieldNotUnique',
+        `${who}: ${where} "${field}" is not a unique field of object "${objectName}", so rows cannot be matched to ` +
+          `records; ${unique.length > 0 ? `match by one of ${list(unique)}` : 'make it unique (an external id) in the tool'}`,
+      );
+    }
+    return undefined;
+  };
+  if (target.matchField) {
+    const problem = matchProblem(object.name, object.fields, target.matchField, 'spec.target.matchField');
+    if (problem) return problem;
+  }
+  for (const [index, association] of (target.associations ?? []).entries()) {
+    const associated = objectOf(association.object, `spec.target.associations[${index}].object`);
+    if ('ok' in associated) return associated;
+    const where = `spec.target.associations[${index}].matchField`;
+    const problem = matchProblem(associated.name, associated.fields, association.matchField, where);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+/** Why a static value does not fit an enumeration field, or undefined. */
+function invalidValue(field: DestinationField, value: string | undefined): string | undefined {
+  if (value === undefined || field.type !== 'enumeration' || !field.options?.length) return undefined;
+  if (field.options.includes(value)) return undefined;
+  const close = closestNames(value, field.options);
+  return `${close.length > 0 ? `did you mean ${close.join(', ')}? ` : ''}its options are: ${list(field.options)}`;
+}
+
+/**
+ * Fields the target object requires that no mapping of an insert Sync writes (a Warning Event only: the
+ * tool may fill them, with a default or a workflow). Undefined when there are none.
+ */
+export function unmappedRequiredFields(
+  sync: Sync,
+  discovered: DestinationObjects | undefined,
+): { reason: string; message: string } | undefined {
+  const objectName = sync.spec.target?.object;
+  if (!discovered || sync.spec.mode !== 'insert' || !objectName || !sync.spec.mappings) return undefined;
+  const object = discovered.objects.find((o) => o.name === objectName);
+  if (!object) return undefined;
+  const written = new Set(sync.spec.mappings.map((m) => m.to.split('.')[0]));
+  const missing = object.fields
+    .filter((f) => f.required && !f.readOnly && !written.has(f.name))
+    .map((f) => f.name);
+  if (missing.length === 0) return undefined;
+  return {
+    reason: 'RequiredFieldUnmapped',
+    message:
+      `Sync ${sync.metadata.namespace ?? 'default'}/${sync.metadata.name} inserts into object "${objectName}" without ` +
+      `mapping its required field${missing.length > 1 ? 's' : ''} ${list(missing)}: records may be rejected unless ` +
+      'the tool fills them; add a mapping for each',
+  };
 }
 
 /** The first cycle through `sync` in the dependsOn graph, as a path of names; undefined if none. */

@@ -5,6 +5,9 @@ import { destinationConnector, sourceConnector } from '../connectors/registry.ts
 import { describeError, SynclineError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import { checkPlan, runPlan, type CheckPlan, type RunPlan } from '../core/plan.ts';
+import type { ConnectorContext, DestinationConnector, DestinationField } from '../core/connectors.ts';
+import { DiffStore } from '../core/diffstore/index.ts';
+import { openBlobStore } from '../core/storage/index.ts';
 import { compactSummary } from './report.ts';
 import { executeRun } from './run.ts';
 import { mountedConfigMapReader } from './model.ts';
@@ -123,11 +126,63 @@ export async function runJob(options: JobOptions = {}): Promise<number> {
   }
 }
 
+/**
+ * The objects and fields of a Destination for the objects its Syncs target, when its connector can tell
+ * (`discover`), written to the diff store beside the namespace's Syncs for the operator to validate
+ * mappings against. The termination message only says how many (it is limited to 4096 bytes). Returns
+ * that sentence, or undefined when nothing was discovered (no `discover`, no objects, no diff store).
+ */
+export async function discoverObjects(
+  plan: CheckPlan,
+  connector: DestinationConnector,
+  context: ConnectorContext,
+): Promise<string | undefined> {
+  if (plan.target.kind !== 'Destination' || !connector.discover) return undefined;
+  if (plan.objects.length === 0 || !plan.diffStore) return undefined;
+  const objects = await connector.discover(plan.target.spec, context, plan.objects);
+  const blob = openBlobStore(plan.diffStore.url, {
+    ...(plan.diffStore.s3 ? { s3: plan.diffStore.s3 } : {}),
+    ...(plan.diffStore.gcs ? { gcs: plan.diffStore.gcs } : {}),
+    secrets: context.secrets,
+  });
+  await DiffStore.writeDestinationObjects(blob, plan.namespace, {
+    version: 1,
+    destination: plan.target.name,
+    discoveredAt: new Date().toISOString(),
+    requested: plan.objects,
+    objects: objects.map((o) => ({
+      name: o.name,
+      ...(o.label !== undefined ? { label: o.label } : {}),
+      fields: o.fields.map((f) => compactField(f)),
+    })),
+  });
+  const fields = objects.reduce((n, o) => n + o.fields.length, 0);
+  const missing = plan.objects.filter((name) => !objects.some((o) => o.name === name));
+  return (
+    `discovered ${objects.length} object${objects.length === 1 ? '' : 's'} with ${fields} field${fields === 1 ? '' : 's'}` +
+    (missing.length > 0 ? ` (not found: ${missing.join(', ')})` : '')
+  );
+}
+
+/** A field with only what validation and `kubectl syncline fields` read, and no empty members. */
+function compactField(field: DestinationField): DestinationField {
+  return {
+    name: field.name,
+    ...(field.label !== undefined && field.label !== field.name ? { label: field.label } : {}),
+    type: field.type,
+    ...(field.required ? { required: true } : {}),
+    ...(field.unique ? { unique: true } : {}),
+    ...(field.readOnly ? { readOnly: true } : {}),
+    ...(field.options && field.options.length > 0 ? { options: field.options } : {}),
+  };
+}
+
 /** `syncline check`: a connection check of one Source or Destination; writes {ok, reason, message}. */
 export async function runCheck(options: JobOptions = {}): Promise<number> {
   const env = options.env ?? process.env;
   const log = options.log ?? createLogger({ name: 'syncline-runner', fd: 1 });
   let result: { ok: boolean; reason: string; message: string };
+  let discovered: string | undefined;
   try {
     const plan: CheckPlan = readPlan(checkPlan, 'SYNCLINE_CHECK_PLAN', options);
     const signals = abortOnSignals(log);
@@ -141,7 +196,9 @@ export async function runCheck(options: JobOptions = {}): Promise<number> {
       if (plan.target.kind === 'Source') {
         await (await sourceConnector(plan.target.spec.type)).check(plan.target.spec, context);
       } else {
-        await (await destinationConnector(plan.target.spec.type)).check(plan.target.spec, context);
+        const connector = await destinationConnector(plan.target.spec.type);
+        await connector.check(plan.target.spec, context);
+        discovered = await discoverObjects(plan, connector, context);
       }
     } finally {
       signals.dispose();
@@ -149,7 +206,7 @@ export async function runCheck(options: JobOptions = {}): Promise<number> {
     result = {
       ok: true,
       reason: 'Connected',
-      message: `${plan.target.kind} ${plan.target.name} is reachable`,
+      message: `${plan.target.kind} ${plan.target.name} is reachable${discovered ? `; ${discovered}` : ''}`,
     };
   } catch (error) {
     const { reason, message } = describeError(error, 'CheckFailed');

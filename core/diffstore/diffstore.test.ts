@@ -312,3 +312,55 @@ describe.each(Object.keys(BACKENDS) as (keyof typeof BACKENDS)[])('DiffStore on 
     for (const secret of backend.secretValues) expect(error.message).not.toContain(secret);
   });
 });
+
+describe('discovered destination objects (file://)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'syncline-discovered-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const blob = () => openBlobStore(`file://${root}`, { secrets: secretResolver({}) });
+  const document = {
+    version: 1 as const,
+    destination: 'crm',
+    discoveredAt: '2026-01-01T12:00:00.000Z',
+    requested: ['contacts'],
+    objects: [
+      {
+        name: 'contacts',
+        fields: [
+          { name: 'email', type: 'string' as const, unique: true },
+          { name: 'lifecyclestage', type: 'enumeration' as const, options: ['lead', 'customer'] },
+        ],
+      },
+    ],
+  };
+
+  it('writes compact JSON beside the namespace Syncs and reads it back', async () => {
+    await DiffStore.writeDestinationObjects(blob(), 'team-a', document);
+    const file = join(root, 'team-a', '_destinations', 'crm', 'objects.json');
+    expect(readFileSync(file, 'utf8')).not.toContain('\n');
+    expect(await DiffStore.readDestinationObjects(blob(), 'team-a', 'crm')).toEqual(document);
+    expect(await DiffStore.readDestinationObjects(blob(), 'team-a', 'other')).toBeUndefined();
+    expect(await DiffStore.readDestinationObjects(blob(), 'team-b', 'crm')).toBeUndefined();
+  });
+
+  it('confines paths to the namespace and refuses what is not a Kubernetes name', async () => {
+    for (const [namespace, destination] of [
+      ['team-a', '../team-b'],
+      ['..', 'crm'],
+      ['team-a', 'a/b'],
+      ['team-a', '_destinations'],
+    ] as const) {
+      const error = await rejection(DiffStore.readDestinationObjects(blob(), namespace, destination));
+      expect(error.reason).toBe('InvalidDiffStorePath');
+    }
+    await expect(
+      DiffStore.writeDestinationObjects(blob(), 'team-a', { ...document, destination: '../x' }),
+    ).rejects.toMatchObject({ reason: 'InvalidDiffStorePath' });
+  });
+
+  it('reports an unreadable file as corrupt, naming the check that replaces it', async () => {
+    writeFileSync(join(root, 'team-a', '_destinations', 'crm', 'objects.json'), '{"version":1');
+    const error = await rejection(DiffStore.readDestinationObjects(blob(), 'team-a', 'crm'));
+    expect(error.reason).toBe('DiffStoreCorrupt');
+    expect(error.message).toContain('next connection check of Destination crm');
+  });
+});

@@ -45,6 +45,58 @@ export const manifestSchema = z.object({
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
+/** A field of a destination object as the connection check discovered it (core/connectors.ts DestinationField). */
+const destinationField = z.object({
+  name: z.string().min(1),
+  label: z.string().optional(),
+  type: z.enum([
+    'string',
+    'number',
+    'boolean',
+    'date',
+    'datetime',
+    'enumeration',
+    'reference',
+    'id',
+    'other',
+  ]),
+  required: z.boolean().optional(),
+  unique: z.boolean().optional(),
+  readOnly: z.boolean().optional(),
+  options: z.array(z.string()).optional(),
+});
+
+/**
+ * What a Destination's connection check discovered (`<namespace>/_destinations/<name>/objects.json`):
+ * the objects and fields of the objects the Syncs target, and when they were read. `requested` are the
+ * objects asked for: one of them missing from `objects` does not exist in the destination.
+ */
+export const destinationObjectsSchema = z.object({
+  version: z.literal(1),
+  destination: z.string(),
+  discoveredAt: z.string(),
+  requested: z.array(z.string()),
+  objects: z.array(
+    z.object({ name: z.string().min(1), label: z.string().optional(), fields: z.array(destinationField) }),
+  ),
+});
+export type DestinationObjects = z.infer<typeof destinationObjectsSchema>;
+
+/** The folder of a namespace's Destinations; `_` is never the start of a Kubernetes name, so no Sync's folder. */
+const DESTINATIONS = '_destinations/';
+
+const KUBE_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+function checkName(what: string, name: string): string {
+  if (!KUBE_NAME.test(name) || name.length > 253 || name.includes('..')) {
+    throw new SynclineError(
+      'InvalidDiffStorePath',
+      `${what} "${name}" is not a valid Kubernetes name, so it cannot name a diff store folder`,
+    );
+  }
+  return name;
+}
+
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const SNAPSHOTS = 'snapshots/';
 const PENDING = 'pending/';
@@ -58,6 +110,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  *   <namespace>/<sync>/snapshots/<runId>.parquet  what the destination holds, as of that run
  *   <namespace>/<sync>/runs/<runId>.json          run summaries
  *   <namespace>/<sync>/runs/<runId>.requests.jsonl.gz   the live debugger's request log
+ *   <namespace>/_destinations/<destination>/objects.json  a Destination's discovered objects and fields
  * A snapshot is uploaded under a new name and only the manifest switch (a compare-and-swap) makes it
  * current, so a run killed anywhere leaves the previous snapshot current.
  */
@@ -68,21 +121,60 @@ export class DiffStore {
   private readonly folder: string;
 
   constructor(blob: BlobStore, namespace: string, sync: string) {
-    for (const [what, name] of [
-      ['namespace', namespace],
-      ['sync', sync],
-    ] as const) {
-      if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) || name.length > 253) {
-        throw new SynclineError(
-          'InvalidDiffStorePath',
-          `${what} "${name}" is not a valid Kubernetes name, so it cannot name a diff store folder`,
-        );
-      }
-    }
+    checkName('namespace', namespace);
+    checkName('sync', sync);
     this.blob = blob;
     this.namespace = namespace;
     this.sync = sync;
     this.folder = `${namespace}/${sync}/`;
+  }
+
+  /** Where a Destination's discovered objects live under the store's base URL. */
+  static destinationObjectsPath(namespace: string, destination: string): string {
+    return `${checkName('namespace', namespace)}/${DESTINATIONS}${checkName('destination', destination)}/objects.json`;
+  }
+
+  /**
+   * Records what a Destination's connection check discovered, beside the namespace's Syncs (compact JSON:
+   * the operator reads it for every Sync of the Destination). Replaces the previous discovery.
+   */
+  static async writeDestinationObjects(
+    blob: BlobStore,
+    namespace: string,
+    document: DestinationObjects,
+  ): Promise<void> {
+    const checked = destinationObjectsSchema.parse(document);
+    const path = DiffStore.destinationObjectsPath(namespace, checked.destination);
+    await storage(() => blob.put(path, JSON.stringify(checked)));
+  }
+
+  /** What the last check of a Destination discovered; undefined when nothing was (no `discover`, no check yet). */
+  static async readDestinationObjects(
+    blob: BlobStore,
+    namespace: string,
+    destination: string,
+    options: ReadOptions = {},
+  ): Promise<DestinationObjects | undefined> {
+    const path = DiffStore.destinationObjectsPath(namespace, destination);
+    const found = await storage(() => blob.get(path, options));
+    if (!found) return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(found.body.toString('utf8'));
+    } catch (error) {
+      throw new SynclineError(
+        'DiffStoreCorrupt',
+        `${blob.url}/${path} is not valid JSON (${(error as Error).message}): the next connection check of Destination ${destination} replaces it`,
+      );
+    }
+    const parsed = destinationObjectsSchema.safeParse(json);
+    if (!parsed.success) {
+      throw new SynclineError(
+        'DiffStoreCorrupt',
+        `${blob.url}/${path} is not a discovery this operator can read (${parsed.error.issues[0]?.message ?? 'invalid'}): the next connection check of Destination ${destination} replaces it`,
+      );
+    }
+    return parsed.data;
   }
 
   /** The folder of this Sync's objects under the store's base URL (`<namespace>/<sync>/`). */
@@ -384,18 +476,22 @@ export class DiffStore {
     return runId;
   }
 
-  /** The diff store's own name for a missing bucket, so a Sync's condition says which store is meant. */
-  private async storage<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      if (isSynclineError(error) && error.reason === 'StorageBucketNotFound') {
-        throw new SynclineError(
-          'DiffStoreBucketNotFound',
-          `the diff store bucket does not exist: ${error.message}`,
-        );
-      }
-      throw error;
+  private storage<T>(fn: () => Promise<T>): Promise<T> {
+    return storage(fn);
+  }
+}
+
+/** The diff store's own name for a missing bucket, so a Sync's condition says which store is meant. */
+async function storage<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (isSynclineError(error) && error.reason === 'StorageBucketNotFound') {
+      throw new SynclineError(
+        'DiffStoreBucketNotFound',
+        `the diff store bucket does not exist: ${error.message}`,
+      );
     }
+    throw error;
   }
 }
