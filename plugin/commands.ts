@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline/promises';
 import { gunzipSync } from 'node:zlib';
-import type { RunRecord, SecretKeySelector, Sync } from '../crds/index.ts';
+import type { Destination, RunRecord, SecretKeySelector, Sync } from '../crds/index.ts';
 import { newRunId } from '../runner/cli/plans.ts';
-import { DiffStore } from '../core/diffstore/index.ts';
+import { DiffStore, type DestinationObjects } from '../core/diffstore/index.ts';
 import { SynclineError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import { runPlan, type RunPlan } from '../core/plan.ts';
@@ -233,11 +233,15 @@ async function collectSecrets(
   return values;
 }
 
-async function diffStoreUrl(cluster: PluginCluster, sync: Sync, flag: string | undefined): Promise<string> {
+async function diffStoreUrl(
+  cluster: Pick<PluginCluster, 'operatorDiffStoreUrl'>,
+  sync: Sync | undefined,
+  flag: string | undefined,
+): Promise<string> {
   const url =
     flag ??
     process.env['SYNCLINE_DIFF_STORE_URL'] ??
-    sync.spec.diffStore?.url ??
+    sync?.spec.diffStore?.url ??
     (await cluster.operatorDiffStoreUrl());
   if (!url) {
     throw new SynclineError(
@@ -400,6 +404,100 @@ export async function debug(
       return lines.join('\n');
     }),
   );
+}
+
+const OPTIONS_SHOWN = 8;
+
+/**
+ * `kubectl syncline fields DESTINATION OBJECT`, from what the Destination's last connection check
+ * discovered (undefined when nothing was): the object's fields as data and as a `kubectl explain`-like
+ * text. Throws a message a person can act on when the Destination was not checked or has no such object.
+ */
+export function fieldsView(
+  destination: Destination,
+  discovered: DestinationObjects | undefined,
+  objectName: string,
+): { data: object; text: string } {
+  const name = destination.metadata.name;
+  const namespace = destination.metadata.namespace ?? 'default';
+  if (!destination.status?.lastCheckedAt) {
+    throw new SynclineError(
+      'DestinationNotReady',
+      `Destination ${namespace}/${name} has not been checked yet, so its fields are not known: wait for its ` +
+        `connection check (kubectl get destination ${name} -n ${namespace})`,
+    );
+  }
+  if (!discovered) {
+    throw new SynclineError(
+      'DestinationNotReady',
+      `no fields were discovered for Destination ${namespace}/${name} (type ${destination.spec.type}): its ` +
+        'connector does not discover fields, or no Sync targets an object of it yet (spec.target.object)',
+    );
+  }
+  const object = discovered.objects.find((o) => o.name === objectName);
+  if (!object) {
+    const found = discovered.objects.map((o) => o.name);
+    const asked = discovered.requested.includes(objectName);
+    throw new SynclineError(
+      'UnknownObject',
+      asked
+        ? `Destination ${namespace}/${name} has no object "${objectName}" (checked ${discovered.discoveredAt}); objects found: ${found.join(', ') || 'none'}`
+        : `the fields of object "${objectName}" of Destination ${namespace}/${name} have not been discovered: ` +
+            `only the objects its Syncs target are (${found.join(', ') || 'none'}); a Sync with target.object ${objectName} brings a check that discovers them`,
+    );
+  }
+  const data = {
+    destination: name,
+    namespace,
+    type: destination.spec.type,
+    object: object.name,
+    ...(object.label ? { label: object.label } : {}),
+    discoveredAt: discovered.discoveredAt,
+    fields: object.fields,
+  };
+  const yes = (v: boolean | undefined) => (v ? 'yes' : '');
+  const options = (o: string[] | undefined) =>
+    !o?.length
+      ? ''
+      : o.length > OPTIONS_SHOWN
+        ? `${o.slice(0, OPTIONS_SHOWN).join(', ')}, … (${o.length})`
+        : o.join(', ');
+  const text = [
+    `DESTINATION: ${namespace}/${name} (${destination.spec.type})`,
+    `OBJECT:      ${object.name}${object.label && object.label !== object.name ? ` (${object.label})` : ''}`,
+    `DISCOVERED:  ${discovered.discoveredAt}`,
+    '',
+    `FIELDS (${object.fields.length}):`,
+    table(
+      ['NAME', 'TYPE', 'REQUIRED', 'UNIQUE', 'READ-ONLY', 'OPTIONS'],
+      [...object.fields]
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((f) => [f.name, f.type, yes(f.required), yes(f.unique), yes(f.readOnly), options(f.options)]),
+    ),
+  ].join('\n');
+  return { data, text };
+}
+
+export async function fields(
+  cluster: Pick<PluginCluster, 'get' | 'operatorDiffStoreUrl' | 'namespace'>,
+  destinationName: string,
+  objectName: string,
+  options: { diffStore?: string },
+  format: OutputFormat,
+  io: Io,
+): Promise<void> {
+  const destination = await cluster.get<Destination>('destinations', destinationName);
+  let discovered: DestinationObjects | undefined;
+  if (destination.status?.lastCheckedAt) {
+    const url = await diffStoreUrl(cluster, undefined, options.diffStore);
+    discovered = await DiffStore.readDestinationObjects(
+      openBlobStore(url, { secrets: secretResolver(process.env) }),
+      destination.metadata.namespace ?? cluster.namespace,
+      destinationName,
+    );
+  }
+  const view = fieldsView(destination, discovered, objectName);
+  io.out(render(format, view.data, () => view.text));
 }
 
 /** A readline prompt on the terminal, or undefined when stdin is not one. */

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { describeError } from '../core/errors.ts';
 import { PluginCluster } from './cluster.ts';
-import { debug, plan, resync, runs, status, terminalConfirm, trigger, type Io } from './commands.ts';
+import { debug, fields, plan, resync, runs, status, terminalConfirm, trigger, type Io } from './commands.ts';
 import type { OutputFormat } from './format.ts';
 
 interface CommonOptions {
@@ -32,7 +32,7 @@ function connect(options: CommonOptions): PluginCluster {
 
 export function buildPlugin(io: Io): Command {
   const program = new Command('kubectl syncline')
-    .description('Syncline, from kubectl: trigger and inspect Syncs.')
+    .description('Syncline, from kubectl: trigger and inspect Syncs, and the fields of Destinations.')
     .showHelpAfterError('(kubectl syncline --help lists the commands)')
     .configureOutput({
       writeOut: (text) => io.out(text.trimEnd()),
@@ -108,6 +108,26 @@ export function buildPlugin(io: Io): Command {
           options.output,
           io,
         ),
+    );
+  withCommon(
+    program
+      .command('fields')
+      .argument('<destination>', 'name of the Destination')
+      .argument('<object>', 'object of the destination (e.g. contacts, Contact)'),
+  )
+    .description(
+      "An object's fields as the Destination's connection check discovered them (name, type, required, unique, read-only, options), like kubectl explain.",
+    )
+    .option('--diff-store <url>', "the operator's diff store (default: found from the operator's Deployment)")
+    .action(async (destination: string, object: string, options: CommonOptions & { diffStore?: string }) =>
+      fields(
+        connect(options),
+        destination,
+        object,
+        options.diffStore ? { diffStore: options.diffStore } : {},
+        options.output,
+        io,
+      ),
     );
   return program;
 }
