@@ -1,5 +1,6 @@
 // The small interfaces every connector implements. A connector is one folder, connectors/<type>/,
 // whose index.ts exports `source` and/or `destination` (see registry.ts).
+import type { Reason } from './reasons.ts';
 import type { DeliverySettings } from './settings.ts';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type {
@@ -246,6 +247,11 @@ export interface DestinationWriter {
    * Finish the run's writes. A writer that buffers (files) publishes here; if close throws, the engine
    * counts every change it accepted as failed, so nothing is committed that did not arrive.
    */
+  /**
+   * Why the writer stopped sending before the end of the run, when it did (for example DailyLimitReached:
+   * the tool's daily quota is spent and the rest stays pending): it becomes the run's reason.
+   */
+  stopReason?(): { reason: Reason; message: string } | undefined;
   close(): Promise<void>;
 }
 

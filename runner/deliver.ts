@@ -87,6 +87,8 @@ export interface DeliveryOutcome {
   byOperation: Partial<Record<RowOperation, OperationOutcome>>;
   rejected: RejectedRow[];
   /** Set when the writer failed to finish: every change it accepted counts as failed. */
+  /** Why the writer stopped sending early (DestinationWriter.stopReason): the run's reason. */
+  stopReason?: { reason: string; message: string };
   closeError?: { reason: string; message: string };
   /** The run was asked to stop (SIGTERM): what is in `delivered` arrived, the rest did not go or is unknown. */
   stopped?: boolean;
@@ -185,6 +187,8 @@ export async function deliver(options: DeliverOptions): Promise<DeliveryOutcome>
     outcome.stopped = true;
   }
   await tally.delivered.settled();
+  const stopReason = options.writer.stopReason?.();
+  if (stopReason) outcome.stopReason = stopReason;
   const closeError = await closeWriter(options.writer);
   tally.closeFailedKeys();
   if (closeError) await failEverything(options.recorder, outcome, options.total, closeError);

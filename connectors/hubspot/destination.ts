@@ -643,6 +643,14 @@ class HubSpotWriter implements DestinationWriter {
     }
   }
 
+  stopReason(): { reason: 'DailyLimitReached'; message: string } | undefined {
+    if (!this.client.dailyLimitReached) return undefined;
+    return {
+      reason: 'DailyLimitReached',
+      message: `the HubSpot daily API limit (${this.client.dailyQuota ?? 'unknown'} requests a day) is reached: the rows not sent stay pending for the next run`,
+    };
+  }
+
   async close(): Promise<void> {
     if (this.client.dailyLimitReached)
       this.ctx.log.warn(

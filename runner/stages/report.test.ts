@@ -53,3 +53,19 @@ describe('endingOf', () => {
     });
   });
 });
+
+describe('a writer that stopped early', () => {
+  it('gives the run its reason (a spent daily quota), partly succeeded when something arrived', () => {
+    const stopReason = { reason: 'DailyLimitReached', message: 'the daily API limit is reached' };
+    expect(
+      endingOf({ diffed: diffed(10), delivered: delivered({ delivered: 4, failed: 6, stopReason }) }),
+    ).toEqual({
+      result: 'PartiallySucceeded',
+      reason: 'DailyLimitReached',
+      message: 'delivered 4 row operation(s), then the daily API limit is reached (6 not delivered)',
+    });
+    expect(endingOf({ diffed: diffed(10), delivered: delivered({ failed: 10, stopReason }) }).result).toBe(
+      'Failed',
+    );
+  });
+});

@@ -48,6 +48,13 @@ export function endingOf(results: RunResults): RunEnding {
         `${failed > 0 ? `, ${failed} rejected` : ''}; the rest is sent by the next run`,
     };
   }
+  if (d?.stopReason) {
+    return {
+      result: delivered > 0 ? 'PartiallySucceeded' : 'Failed',
+      reason: d.stopReason.reason,
+      message: `delivered ${delivered} row operation(s), then ${d.stopReason.message} (${failed} not delivered)`,
+    };
+  }
   const first = describeRejected(d?.rejected[0]);
   if (failed > 0 && delivered === 0) {
     return {

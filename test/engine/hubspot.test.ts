@@ -237,6 +237,8 @@ describe('hubspot delivery', () => {
     const first = await s.run({ delivery: { batchSize: 2, concurrency: 1 } } as Partial<SyncSpec>);
     expect(first.result).toBe('PartiallySucceeded');
     expect(first.rejected[0]?.reason).toMatch(/^DailyLimitReached: .*pending for the next run/);
+    expect(first.reason).toBe('DailyLimitReached');
+    expect(first.message).toMatch(/daily API limit .* is reached/);
     const delivered = first.counts.delivered;
     expect(delivered).toBeGreaterThan(0);
     expect(delivered).toBeLessThan(10);
