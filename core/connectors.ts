@@ -272,6 +272,8 @@ export interface DestinationCapabilities {
   idempotencyKeys?: boolean;
   /** The destination returns its record ids (RowResult.recordId); the engine keeps them in the snapshot. */
   recordIds?: boolean;
+  /** The connector discovers the destination's objects and fields (discover): the check reads them for its Syncs. */
+  discovers?: boolean;
   /**
    * Every run against one account draws on one API quota (a SaaS tool's daily and per-interval limits):
    * the operator runs one Sync to such a Destination at a time unless its rateLimit.maxConcurrentRuns

@@ -1,5 +1,5 @@
 import type { V1Job } from '@kubernetes/client-node';
-import type { Destination, Source, SourceStatus, Sync } from '../crds/index.ts';
+import type { Destination, DestinationType, Source, SourceStatus, Sync } from '../crds/index.ts';
 import { findCondition, READY, type ConditionSet } from './conditions.ts';
 import type { ReconcileContext } from './context.ts';
 import {
@@ -89,6 +89,21 @@ interface CheckContext {
  * The objects the Syncs of a Destination target (`target.object` and each association's object), sorted
  * and without repeats: what its connection check discovers the fields of.
  */
+/**
+ * Whether the Destination's connector discovers objects and fields (capabilities.discovers): only then do
+ * its Syncs' objects go into its check (and its check hash). An unknown type discovers nothing.
+ */
+async function discovers(ctx: ReconcileContext, target: Target): Promise<boolean> {
+  const type = (target.spec as { type?: string }).type;
+  if (!type) return false;
+  try {
+    return (await ctx.capabilities(type as DestinationType)).discovers === true;
+  } catch (error) {
+    ctx.log.debug({ type, err: describeError(error).message }, 'no capabilities: nothing to discover');
+    return false;
+  }
+}
+
 export function targetedObjects(syncs: readonly Sync[]): string[] {
   const names = new Set<string>();
   for (const sync of syncs) {
@@ -211,7 +226,7 @@ export async function reconcileConnection(ctx: ReconcileContext, target: Target)
   const namespace = metadata.namespace ?? 'default';
   const now = ctx.now();
   const objects =
-    target.kind === 'Destination'
+    target.kind === 'Destination' && (await discovers(ctx, target))
       ? targetedObjects(ctx.store.syncsOfDestination(namespace, metadata.name))
       : [];
   const due = checkDue(target, now, ctx.config.check, objects);

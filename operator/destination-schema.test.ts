@@ -248,8 +248,16 @@ describe('over a fake cluster', () => {
     expect(ctx.events.reasons()).toEqual(['RunStarted', 'RequiredFieldUnmapped']);
   });
 
+  const discovering = async () => ({
+    modes: ['upsert' as const, 'update' as const, 'insert' as const],
+    deleteBehaviors: ['ignore' as const, 'delete' as const],
+    comparesAllColumns: false,
+    defaultBatchSize: 100,
+    discovers: true,
+  });
+
   it("the connection check asks for the objects the Destination's Syncs target", async () => {
-    const ctx = fakeContext();
+    const ctx = fakeContext({ capabilities: discovering });
     putReferences(ctx.cluster);
     putSync(ctx.cluster, 'a', {
       target: {
@@ -269,6 +277,14 @@ describe('over a fake cluster', () => {
       objects: ['companies', 'contacts'],
       diffStore: { url: 'file:///tmp/syncline-fake-store' },
     });
+  });
+
+  it('a Destination whose connector discovers nothing (files, http) is checked as before', async () => {
+    const ctx = fakeContext();
+    putReferences(ctx.cluster);
+    putSync(ctx.cluster, 'a', { target: { object: 'export' } });
+    await reconcileConnection(ctx, ctx.store.destination(NS, 'crm')!);
+    expect(ctx.cluster.jobs.size).toBe(0);
   });
 
   it('a Destination whose Syncs target no object is checked as before', async () => {

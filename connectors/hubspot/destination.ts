@@ -707,6 +707,8 @@ export const hubspotDestination: DestinationConnector = {
     defaultBatchSize: 100,
     needsTarget: 'object',
     recordIds: true,
+    discovers: true,
+    sharedQuota: true,
     idempotencyKeys: false,
   },
 
