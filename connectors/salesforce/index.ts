@@ -1,0 +1,1 @@
+export { salesforceDestination as destination } from './destination.ts';
