@@ -717,6 +717,7 @@ export const salesforceDestination: DestinationConnector = {
     defaultBatchSize: MAX_RECORDS,
     needsTarget: 'object',
     recordIds: true,
+    discovers: true,
     idempotencyKeys: false,
     sharedQuota: true,
   },
