@@ -151,6 +151,11 @@ export interface RowChange {
    * The record may have been deleted in the tool since: a connector treats a stale id as "not found".
    */
   recordId?: string;
+  /**
+   * Model columns the destination needs besides the mapped fields, by column name (an association's match
+   * value: Sync.spec.target.associations[].from). Absent for removed rows and when there are none.
+   */
+  context?: Record<string, unknown>;
 }
 
 export type RowResult =

@@ -444,15 +444,17 @@ export function operationsQuery(options: {
   const idColumn = options.recordIds ? `, pr.${SNAPSHOT_RECORD_ID}` : '';
   const idJoin = options.recordIds ? ` LEFT JOIN prev pr ON pr.${k} = d.${k}` : '';
   const sql = fieldsSql(options.shape, options.primaryKey, 'd.previous_key');
+  const context = sql.context ? `, 'context', context_json` : '';
+  const contextColumn = sql.context ? `, ${sql.context} AS context_json` : '';
   const fields =
     `CASE WHEN d.change <> 'removed' THEN ${sql.fields} ` +
     `WHEN d.op = 'clear' THEN ${sql.removal.clear} ELSE ${sql.removal.delete} END`;
   const change = sql.row
-    ? `json_object('operation', op, 'key', ${k}, 'fields', fields, 'change', change, 'row', row_json, 'epoch', epoch${id})`
-    : `json_object('operation', op, 'key', ${k}, 'fields', fields, 'idempotencyKey', ${idempotencyKeySql(options.syncId, k, 'op', 'fields', 'epoch')}${id})`;
+    ? `json_object('operation', op, 'key', ${k}, 'fields', fields, 'change', change, 'row', row_json, 'epoch', epoch${id}${context})`
+    : `json_object('operation', op, 'key', ${k}, 'fields', fields, 'idempotencyKey', ${idempotencyKeySql(options.syncId, k, 'op', 'fields', 'epoch')}${id}${context})`;
   return (
     `SELECT CAST(${change} AS VARCHAR) AS change_json FROM (` +
-    `SELECT d.op, d.${k}, d.change, ${fields} AS fields, ${epochSql(options.runId)} AS epoch${sql.row ? `, ${sql.row} AS row_json` : ''}${idColumn} ` +
+    `SELECT d.op, d.${k}, d.change, ${fields} AS fields, ${epochSql(options.runId)} AS epoch${sql.row ? `, ${sql.row} AS row_json` : ''}${idColumn}${contextColumn} ` +
     `FROM diff d ${epochJoinSql()} LEFT JOIN valid_rows c ON c.${ident(options.primaryKey)} = d.current_key${idJoin} ` +
     `WHERE d.op IS NOT NULL${options.where ? ` AND (${options.where})` : ''}` +
     (options.limit === undefined ? '' : ` LIMIT ${options.limit}`) +

@@ -85,6 +85,8 @@ export interface FieldsSql {
   removal: { delete: string; clear: string };
   /** JSON text of the row's columns, for templates; undefined when no mapping is a template. */
   row: string | undefined;
+  /** JSON text of the context columns (SyncShape.contextColumns); undefined when there are none. */
+  context: string | undefined;
 }
 
 export function fieldsSql(shape: SyncShape, primaryKey: string, previousKeyExpr: string): FieldsSql {
@@ -106,7 +108,11 @@ export function fieldsSql(shape: SyncShape, primaryKey: string, previousKeyExpr:
     shape.templates.size === 0
       ? undefined
       : `json_object(${shape.readColumns.map((col) => `${literal(col.name)}, ${jsonValueSql(`c.${ident(col.name)}`, col.type)}`).join(', ')})`;
-  return { fields, removal, row };
+  const context =
+    shape.contextColumns.length === 0
+      ? undefined
+      : `json_object(${shape.contextColumns.map((col) => `${literal(col.name)}, ${jsonValueSql(`c.${ident(col.name)}`, col.type)}`).join(', ')})`;
+  return { fields, removal, row, context };
 }
 
 /**
@@ -187,6 +193,7 @@ export function changeBuilder(shape: SyncShape, syncId: string): (json: string) 
     if (nested.length > 0) restoreNested(change.fields, nested);
     // A key the destination has no record id for yet (or a destination without ids).
     if (change.recordId === null) delete change.recordId;
+    if (change.context === null) delete change.context;
     return change;
   };
 }
@@ -204,7 +211,7 @@ function parsedChangeBuilder(shape: SyncShape, syncId: string): (json: string) =
       row: Record<string, unknown>;
       epoch: string;
     };
-    const { operation, key, fields, change, row, epoch, recordId } = parsed;
+    const { operation, key, fields, change, row, epoch, recordId, context } = parsed;
     if (change !== 'removed')
       for (const t of templates) setPath(fields, t.path, liquid.renderSync(t.template, { row }));
     return {
@@ -213,6 +220,7 @@ function parsedChangeBuilder(shape: SyncShape, syncId: string): (json: string) =
       fields,
       idempotencyKey: idempotencyKey(syncId, key, operation, JSON.stringify(fields), epoch),
       ...(recordId ? { recordId } : {}),
+      ...(context ? { context } : {}),
     };
   };
 }

@@ -122,3 +122,28 @@ describe('staticValue and modelFingerprint', () => {
     expect(modelFingerprint(columns, 'first')).not.toBe(base);
   });
 });
+
+describe('context columns (associations)', () => {
+  it('reads and compares them without mapping them, and names an unknown one', () => {
+    const shape = resolveShape({
+      mappings: [{ to: 'user_id', from: 'id', valueType: 'string' }],
+      columns,
+      primaryKey: 'id',
+      comparesAllColumns: false,
+      contextColumns: ['last'],
+    });
+    expect(shape.contextColumns.map((c) => c.name)).toEqual(['last']);
+    expect(shape.readColumns.map((c) => c.name)).toContain('last');
+    expect(shape.compared.map((c) => c.name)).toContain('last');
+    expect(shape.mappings.map((m) => m.to)).toEqual(['user_id']);
+    expect(() =>
+      resolveShape({
+        mappings: undefined,
+        columns,
+        primaryKey: 'id',
+        comparesAllColumns: false,
+        contextColumns: ['nope'],
+      }),
+    ).toThrow(/nope/);
+  });
+});

@@ -28,6 +28,11 @@ export interface SyncShape {
   templates: Map<string, Template[]>;
   /** Destination fields that carry the primary key (mappings from the key column). */
   keyFields: string[];
+  /**
+   * Model columns the destination reads besides the mapped fields (an association's match value):
+   * delivered in RowChange.context, and compared, so that a change of one resends the row.
+   */
+  contextColumns: ColumnInfo[];
 }
 
 export const SNAPSHOT_KEY = '__syncline_key';
@@ -63,12 +68,20 @@ export function resolveShape(options: {
   columns: ColumnInfo[];
   primaryKey: string;
   comparesAllColumns: boolean;
+  /** Columns the destination needs besides the mappings (Sync.spec.target.associations[].from). */
+  contextColumns?: string[] | undefined;
 }): SyncShape {
   const { columns, primaryKey } = options;
   const byName = new Map(columns.map((c) => [c.name, c]));
   if (!byName.has(primaryKey)) throw unknownColumn(primaryKey, 'the primary key', columns);
   const mappings = effectiveMappings(options.mappings, columns);
   const read = new Set<string>([primaryKey]);
+  const context = [...new Set(options.contextColumns ?? [])].map((name) => {
+    const column = byName.get(name);
+    if (!column) throw unknownColumn(name, 'an association (target.associations[].from)', columns);
+    read.add(name);
+    return column;
+  });
   let readsAll = options.comparesAllColumns;
   const templates = new Map<string, Template[]>();
   const definitions: ComparedItem[] = [];
@@ -128,6 +141,7 @@ export function resolveShape(options: {
     compared,
     templates,
     keyFields: mappings.filter((m) => m.from === primaryKey).map((m) => m.to),
+    contextColumns: context,
   };
 }
 

@@ -547,10 +547,10 @@ class HubSpotWriter implements DestinationWriter {
     return type;
   }
 
-  /** The value of an association's column in a change: the field it is mapped to. */
+  /** The value of an association's column in a change (the engine sends it in RowChange.context). */
   private associationValue(a: Association, change: RowChange): string | undefined {
     const mapping = this.ctx.mappings.find((m) => m.from === a.from);
-    const raw = mapping ? change.fields[mapping.to] : change.fields[a.from];
+    const raw = change.context?.[a.from] ?? (mapping ? change.fields[mapping.to] : undefined);
     if (raw === null || raw === undefined) return undefined;
     const text = String(
       typeof raw === 'object' && 'rawJSON' in (raw as object) ? (raw as { rawJSON: string }).rawJSON : raw,

@@ -31,7 +31,13 @@ export async function queryModel(ctx: RunContext): Promise<Queried> {
     chooseStaging: (columns, sourceHash) => {
       let early;
       try {
-        early = resolveShape({ mappings: spec.mappings, columns, primaryKey, comparesAllColumns });
+        early = resolveShape({
+          mappings: spec.mappings,
+          columns,
+          primaryKey,
+          comparesAllColumns,
+          contextColumns: spec.target?.associations?.map((a) => a.from),
+        });
       } catch (error) {
         // The same check runs on the staged columns (validate) and reports it; here it only means no hash.
         log.debug({ ...labels, err: describeError(error).message }, 'no row hash while staging');

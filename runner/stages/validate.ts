@@ -24,6 +24,7 @@ export async function validateModel(ctx: RunContext, queried: Queried): Promise<
     columns: staged.columns,
     primaryKey: ctx.primaryKey,
     comparesAllColumns: ctx.destination.capabilities.comparesAllColumns,
+    contextColumns: ctx.spec.target?.associations?.map((a) => a.from),
   });
   const keys = await checkPrimaryKey(ctx.conn, STAGED_TABLE, ctx.primaryKey, ctx.spec.invalidPrimaryKeys);
   const skipped = keys.nullCount + keys.duplicateKeys > 0 ? keys.nullCount + keys.duplicateRows : 0;

@@ -278,12 +278,8 @@ describe('hubspot delivery', () => {
 
   it('associates each contact with its company by the company domain', async () => {
     const s = await scenario({ emulator: { uniqueCompanyDomain: true }, rows: 4 });
-    s.hs.addProperty('contacts', {
-      name: 'company_domain',
-      label: 'Company domain',
-      type: 'string',
-      fieldType: 'text',
-    });
+    // company_domain is no contact property: the engine hands the association's column to the connector
+    // beside the mapped fields (RowChange.context).
     const acme = s.hs.createRecord('companies', { name: 'Acme', domain: 'acme.example' });
     const globex = s.hs.createRecord('companies', { name: 'Globex', domain: 'globex.example' });
     await s.source(
@@ -291,7 +287,7 @@ describe('hubspot delivery', () => {
     );
     await s.source(`UPDATE $T SET company_domain = 'nowhere.example' WHERE id = 4`);
     const summary = await s.run({
-      mappings: [...(MAPPINGS ?? []), { to: 'company_domain', from: 'company_domain', valueType: 'string' }],
+      mappings: MAPPINGS,
       target: {
         object: 'contacts',
         matchField: 'external_id',
