@@ -30,6 +30,8 @@ export interface JobResult {
 export interface JobEnv {
   work: string;
   pgPassword: string;
+  /** More environment for the job (secrets of other destinations: SYNCLINE_SECRET_<NAME>__<KEY>). */
+  env?: Record<string, string>;
 }
 
 let counter = 0;
@@ -40,7 +42,17 @@ export function writePlan(work: string, plan: unknown): string {
   return file;
 }
 
-export function runJob(env: JobEnv, plan: unknown, kill?: Kill): Promise<JobResult> {
+export interface JobHooks {
+  /** Called once, when the job logs `phase Delivering`. */
+  onDelivering?: () => void;
+  /**
+   * Called at `phase Delivering`: the kill's delay then counts from when the promise resolves (e.g. the
+   * destination saw the job's first write) instead of from the log line.
+   */
+  killFrom?: () => Promise<void>;
+}
+
+export function runJob(env: JobEnv, plan: unknown, kill?: Kill, hooks: JobHooks = {}): Promise<JobResult> {
   const file = writePlan(env.work, plan);
   const started = Date.now();
   return new Promise((resolve, reject) => {
@@ -52,6 +64,7 @@ export function runJob(env: JobEnv, plan: unknown, kill?: Kill): Promise<JobResu
         SYNCLINE_SECRET_PG__PASSWORD: env.pgPassword,
         SYNCLINE_TERMINATION_LOG: join(env.work, 'termination'),
         SYNCLINE_LOG_LEVEL: 'info',
+        ...env.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -72,7 +85,12 @@ export function runJob(env: JobEnv, plan: unknown, kill?: Kill): Promise<JobResu
       if (!deliveryStarted && output.includes('phase Delivering')) {
         deliveryStarted = true;
         deliveringAt = Date.now();
-        if (kill) setTimeout(() => fire(kill.signal), kill.afterMs);
+        hooks.onDelivering?.();
+        if (kill) {
+          const arm = () => setTimeout(() => fire(kill.signal), kill.afterMs);
+          if (hooks.killFrom) void hooks.killFrom().then(arm);
+          else arm();
+        }
       }
       if (deliveryStarted && deliveryMs === undefined && output.includes('phase Committing'))
         deliveryMs = Date.now() - deliveringAt;

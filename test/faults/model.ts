@@ -7,7 +7,7 @@ import { sql } from '../engine/helpers.ts';
 export const COLUMNS = ['id', 'f8', 'num', 'doc', 'ids', 'tags', 'body', 'note'] as const;
 
 /** `text[]` literal of SQL values, picked by `(g + v) % n`. */
-function pick(values: (string | null)[], g: string, v: string, cast: string): string {
+export function pick(values: (string | null)[], g: string, v: string, cast: string): string {
   const items = values.map((x) => (x === null ? 'NULL' : `'${x.replaceAll("'", "''")}'`)).join(', ');
   return `(ARRAY[${items}]::text[])[1 + ((${g}) + (${v})) % ${values.length}]::${cast}`;
 }
@@ -85,14 +85,39 @@ function idOf(g: string): string {
   return `CASE (${g}) % 3 WHEN 0 THEN (${g})::bigint WHEN 1 THEN 9007199254740993 + (${g}) ELSE -9007199254740993 - (${g}) END`;
 }
 
-export async function createModel(url: string, table: string, rows: number): Promise<void> {
+/**
+ * What a model table holds: its columns (the key `id` first), their SQL types, and the SQL expressions of
+ * a row's values for row number `g`, version `v` and id `id` (SQL expressions). The default is the hostile
+ * model above; other suites (hubspot.test.ts) bring values their destination can take.
+ */
+export interface ModelShape {
+  columns: readonly string[];
+  /** Column definitions of CREATE TABLE, the key included. */
+  ddl: string;
+  values(g: string, v: string, id: string): string;
+  idOf(g: string): string;
+}
+
+export const HOSTILE: ModelShape = {
+  columns: COLUMNS,
+  ddl: `id bigint PRIMARY KEY, f8 double precision, num numeric(38,10), doc jsonb,
+                            ids bigint[], tags text[], body text, note text`,
+  values,
+  idOf,
+};
+
+export async function createModel(
+  url: string,
+  table: string,
+  rows: number,
+  shape: ModelShape = HOSTILE,
+): Promise<void> {
   await sql(
     url,
     `DROP TABLE IF EXISTS ${table};
-     CREATE TABLE ${table} (id bigint PRIMARY KEY, f8 double precision, num numeric(38,10), doc jsonb,
-                            ids bigint[], tags text[], body text, note text)`,
+     CREATE TABLE ${table} (${shape.ddl})`,
   );
-  await insertRows(url, table, 1, rows, 0);
+  await insertRows(url, table, 1, rows, 0, shape);
 }
 
 async function insertRows(
@@ -101,10 +126,11 @@ async function insertRows(
   from: number,
   to: number,
   version: number,
+  shape: ModelShape,
 ): Promise<void> {
   await sql(
     url,
-    `INSERT INTO ${table} (${COLUMNS.join(', ')}) SELECT ${idOf('g')}, ${values('g', String(version))} FROM generate_series(${from}, ${to}) g`,
+    `INSERT INTO ${table} (${shape.columns.join(', ')}) SELECT ${shape.idOf('g')}, ${shape.values('g', String(version), shape.idOf('g'))} FROM generate_series(${from}, ${to}) g`,
   );
 }
 
@@ -127,12 +153,14 @@ export class ModelChanges {
   private readonly url: string;
   private readonly table: string;
   private readonly random: () => number;
+  private readonly shape: ModelShape;
 
-  constructor(url: string, table: string, rows: number, random: () => number) {
+  constructor(url: string, table: string, rows: number, random: () => number, shape: ModelShape = HOSTILE) {
     this.url = url;
     this.table = table;
     this.nextRow = rows + 1;
     this.random = random;
+    this.shape = shape;
   }
 
   private sample<T>(items: T[], n: number): T[] {
@@ -166,10 +194,10 @@ export class ModelChanges {
       chosen.slice(k * scale, (k + 1) * scale),
     ) as [string[], string[], string[], string[]];
     const t = this.table;
-    const set = COLUMNS.slice(1).join(', ');
+    const set = this.shape.columns.slice(1).join(', ');
     await sql(
       this.url,
-      `UPDATE ${t} SET (${set}) = (SELECT ${values('abs(id % 1000003)', String(trial + 1))}) WHERE id = ANY($1::bigint[])`,
+      `UPDATE ${t} SET (${set}) = (SELECT ${this.shape.values('abs(id % 1000003)', String(trial + 1), `${t}.id`)}) WHERE id = ANY($1::bigint[])`,
       [updates],
     );
     // Back to the values of a random earlier snapshot (the values some earlier run delivered or tried to).
@@ -187,7 +215,7 @@ export class ModelChanges {
     await sql(this.url, `INSERT INTO ${t} SELECT * FROM ${before} WHERE id = ANY($1::bigint[])`, [bounce]);
     const reinserted = await this.reinsert(Math.ceil(scale / 2));
     const insertedFrom = this.nextRow;
-    await insertRows(this.url, t, insertedFrom, insertedFrom + scale - 1, trial + 1);
+    await insertRows(this.url, t, insertedFrom, insertedFrom + scale - 1, trial + 1, this.shape);
     this.nextRow += scale;
     return {
       updated: updates.length,
