@@ -94,6 +94,18 @@ describe('SaasClient', () => {
     expect(failureOf(net)).toMatchObject({ ok: false, retryable: true });
   });
 
+  it('retries a read (GET) that failed for a transient reason, never a write', async () => {
+    let n = 0;
+    handler = (_req, res) => (++n === 1 ? json(res, 503, {}) : json(res, 200, { ok: true }));
+    const { c } = client();
+    expect((await c.request<{ ok: boolean }>('GET', '/properties')).json?.ok).toBe(true);
+    expect(seen).toHaveLength(2);
+    seen.length = 0;
+    handler = (_req, res) => json(res, 503, {});
+    await expect(c.request('POST', '/batch/upsert', { body: {} })).rejects.toMatchObject({ retryable: true });
+    expect(seen).toHaveLength(1);
+  });
+
   it('waits out a 429 (Retry-After) and succeeds', async () => {
     let n = 0;
     handler = (_req, res) =>

@@ -177,6 +177,10 @@ interface Budget {
   at: number;
 }
 
+/** Retries of a read (GET) that failed for a transient reason, and the first wait (doubling). */
+const READ_RETRIES = 3;
+const READ_RETRY_BASE_MS = 250;
+
 export class SaasClient {
   private readonly options: ClientOptions;
   private readonly ctx: ClientContext;
@@ -283,6 +287,29 @@ export class SaasClient {
     method: string,
     path: string,
     options: RequestOptions & { allowNotFound?: boolean } = {},
+  ): Promise<ApiResponse<T>> {
+    // A read changes nothing, so a transient failure of one is retried here (a few times, with backoff):
+    // the reads a writer makes while opening (properties, describe) must not fail a run on one 5xx. Writes
+    // are retried by the engine, which knows their rows.
+    const reads = method === 'GET' ? READ_RETRIES : 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.send<T>(method, path, options);
+      } catch (error) {
+        const transient = error instanceof ApiError && error.retryable && !error.dailyLimit;
+        if (!transient || attempt >= reads || this.ctx.signal.aborted) throw error;
+        await this.sleep(
+          Math.max(error.retryAfterMs ?? 0, READ_RETRY_BASE_MS * 2 ** attempt),
+          this.ctx.signal,
+        );
+      }
+    }
+  }
+
+  private async send<T>(
+    method: string,
+    path: string,
+    options: RequestOptions & { allowNotFound?: boolean },
   ): Promise<ApiResponse<T>> {
     let renewed = false;
     let waits = 0;
