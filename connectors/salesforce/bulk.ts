@@ -107,7 +107,7 @@ export async function runBulkJob(client: SaasClient, request: BulkJobRequest): P
         : undefined;
   const columns = columnsOf(rows, key);
   const logKeys = rows.slice(0, 50).map((r) => r.keys);
-  let job: JobInfo;
+  let job: JobInfo | undefined;
   try {
     const created = await client.request<JobInfo>('POST', '/jobs/ingest', {
       body: {
@@ -133,6 +133,8 @@ export async function runBulkJob(client: SaasClient, request: BulkJobRequest): P
       operation: `bulk ${operation}`,
     });
   } catch (error) {
+    // A job created but not uploaded or closed is aborted, not left Open (its rows go again).
+    if (job) await abortJob(client, job.id);
     const fatal = fatalError(error, 'Salesforce');
     if (fatal) throw fatal;
     const failure = failureOf(error);
@@ -169,10 +171,25 @@ export async function runBulkJob(client: SaasClient, request: BulkJobRequest): P
   return collect(client, job, rows, columns, key);
 }
 
+const ABORT_ATTEMPTS = 5;
+const ABORT_RETRY_BASE_MS = 200;
+
 async function abortJob(client: SaasClient, id: string): Promise<void> {
-  await client
-    .request('PATCH', `/jobs/ingest/${id}`, { body: { state: 'Aborted' }, operation: 'bulk abort' })
-    .catch(() => undefined);
+  // Aborting twice is harmless, so a transient failure is tried again; after that it is best effort: the
+  // rows' results already say what happened, Salesforce deletes jobs left open after 7 days, and the
+  // requests and their failures are in the request log.
+  for (let attempt = 0; attempt < ABORT_ATTEMPTS; attempt++) {
+    if (attempt > 0) await sleep(ABORT_RETRY_BASE_MS * 2 ** (attempt - 1));
+    try {
+      await client.request('PATCH', `/jobs/ingest/${id}`, {
+        body: { state: 'Aborted' },
+        operation: 'bulk abort',
+      });
+      return;
+    } catch (error) {
+      if (!(error instanceof ApiError) || !error.retryable || error.dailyLimit) return;
+    }
+  }
 }
 
 /** Every result page of one kind, as rows (header first). */

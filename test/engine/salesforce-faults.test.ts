@@ -277,7 +277,8 @@ describe('salesforce under faults: one clean run leaves the Contacts equal to th
   }, 120_000);
 
   it('Bulk API 2.0 (jobs failing part-way, 503, slow)', async () => {
-    const s = await scenario({ rows: 500, bulkThreshold: 100 });
+    // Enough jobs (4 a run) that, with half of them failing part-way, both outcomes occur.
+    const s = await scenario({ rows: 1000, bulkThreshold: 100 });
     const { results, faults } = await faultyThenClean(
       s,
       { batchSize: 250, concurrency: 2, maxRetries: 3 },
@@ -291,6 +292,8 @@ describe('salesforce under faults: one clean run leaves the Contacts equal to th
     expect(faults.bulkJobFailed).toBeGreaterThan(0);
     expect(jobs.some((j) => j.state === 'Failed')).toBe(true);
     expect(faults.unavailable).toBeGreaterThan(0);
+    // A job whose upload or close failed is aborted, never left Open.
+    expect(jobs.filter((j) => j.state === 'Open')).toEqual([]);
   }, 120_000);
 });
 
