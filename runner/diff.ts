@@ -441,7 +441,12 @@ export function operationsQuery(options: {
 }): string {
   const k = SNAPSHOT_KEY;
   const id = options.recordIds ? `, 'recordId', ${SNAPSHOT_RECORD_ID}` : '';
-  const idColumn = options.recordIds ? `, pr.${SNAPSHOT_RECORD_ID}` : '';
+  // Only a key whose last delivery is known (not stale) has a record id to trust: a stale key's write may
+  // have made another record (an upsert whose answer was lost recreates one a person or an archive removed),
+  // so the destination looks it up by its match value instead.
+  const idColumn = options.recordIds
+    ? `, CASE WHEN pr.${SNAPSHOT_STALE} THEN NULL ELSE pr.${SNAPSHOT_RECORD_ID} END AS ${SNAPSHOT_RECORD_ID}`
+    : '';
   const idJoin = options.recordIds ? ` LEFT JOIN prev pr ON pr.${k} = d.${k}` : '';
   const sql = fieldsSql(options.shape, options.primaryKey, 'd.previous_key');
   const context = sql.context ? `, 'context', context_json` : '';

@@ -39,12 +39,16 @@ const columns = [
 ];
 const shape = resolveShape({ mappings: undefined, columns, primaryKey: 'id', comparesAllColumns: false });
 
-/** A writer that answers each change with a record id of its own and remembers what it got. */
-function recordingWriter(received: RowChange[]): DestinationWriter {
+/** A writer that answers each change with a record id of its own (or fails `failing`) and remembers what it got. */
+function recordingWriter(received: RowChange[], failing: Set<string>): DestinationWriter {
   return {
     async write(batch) {
       received.push(...batch);
-      return batch.map((c) => ({ ok: true as const, recordId: `rec-${c.key}` }));
+      return batch.map((c) =>
+        failing.has(c.key)
+          ? { ok: false as const, reason: 'lost answer', retryable: false }
+          : { ok: true as const, recordId: `rec-${c.key}` },
+      );
     },
     async close() {},
   };
@@ -55,6 +59,7 @@ async function runOnce(
   rows: string,
   previous: PreviousSnapshot | undefined,
   file: string,
+  failing = new Set<string>(),
 ): Promise<RowChange[]> {
   await freshDuck();
   await conn.run(`CREATE OR REPLACE TABLE model_rows AS SELECT * FROM (VALUES ${rows}) t(id, email)`);
@@ -81,7 +86,7 @@ async function runOnce(
     reader,
     recorder: conn,
     progress,
-    writer: recordingWriter(received),
+    writer: recordingWriter(received, failing),
     recordIds: true,
     shape,
     primaryKey: 'id',
@@ -165,5 +170,22 @@ describe('record ids', () => {
       { k: '2', id: 'rec-2' },
       { k: '4', id: 'rec-4' },
     ]);
+  });
+
+  it('a key whose last delivery is not known (stale) carries no record id: it may name another record now', async () => {
+    const probe = await hashProbe(conn);
+    const first = join(dir, 'stale-1.parquet');
+    await runOnce(`(1, 'a@x.org'), (2, 'b@x.org')`, undefined, first);
+    // Key 2's change is not confirmed (its answer lost): it stays stale, with the id it had.
+    const second = join(dir, 'stale-2.parquet');
+    await runOnce(`(1, 'a@x.org'), (2, 'changed@x.org')`, snapshotOf(first, probe), second, new Set(['2']));
+    const stale = await queryAll(
+      conn,
+      `SELECT __syncline_stale AS s, ${SNAPSHOT_RECORD_ID} AS id FROM read_parquet('${second}') WHERE __syncline_key = '2'`,
+    );
+    expect(stale).toEqual([{ s: true, id: 'rec-2' }]);
+    const third = join(dir, 'stale-3.parquet');
+    const changes = await runOnce(`(1, 'a@x.org')`, snapshotOf(second, probe), third);
+    expect(changes.map((c) => [c.key, c.operation, c.recordId])).toEqual([['2', 'delete', undefined]]);
   });
 });
