@@ -1,4 +1,5 @@
 // One HTTP request of the http destination, and what its outcome means for the rows it carried.
+import { readBodyStart } from '../shared/http-body.ts';
 import type { RowResult } from '../../core/connectors.ts';
 import { truncate } from '../../core/text.ts';
 
@@ -16,22 +17,8 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 }
 
 /** The start of a response body; a huge body is not read to its end. */
-export async function readBody(response: Response): Promise<string> {
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < READ_LIMIT) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.byteLength;
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+export function readBody(response: Response): Promise<string> {
+  return readBodyStart(response, READ_LIMIT);
 }
 
 /** 429, 408, 425 and 5xx are worth retrying; other 4xx reject the rows. */

@@ -19,6 +19,7 @@ import {
   chunk,
   jsonBytes,
   sendIsolating,
+  writeByOperation,
   type ItemFailure,
   type PartOutcome,
 } from '../saas/batches.ts';
@@ -225,22 +226,11 @@ class HubSpotWriter implements DestinationWriter {
   }
 
   async write(batch: RowChange[]): Promise<RowResult[]> {
-    const results: Outcome[] = new Array<Outcome>(batch.length);
-    const groups = new Map<string, Prepared[]>();
-    batch.forEach((change, index) => {
-      const prepared = this.prepare(change, index);
-      if ('ok' in prepared) {
-        results[index] = prepared;
-        return;
-      }
-      const list = groups.get(change.operation) ?? [];
-      list.push(prepared);
-      groups.set(change.operation, list);
-    });
-    for (const [operation, items] of groups) {
-      const outcomes = await this.deliver(operation, items);
-      items.forEach((item, i) => (results[item.index] = outcomes[i] as Outcome));
-    }
+    const results = await writeByOperation<Prepared, Outcome>(
+      batch,
+      (change, index) => this.prepare(change, index),
+      (operation, items) => this.deliver(operation, items),
+    );
     if (this.associations.length > 0) await this.associate(batch, results);
     return results;
   }

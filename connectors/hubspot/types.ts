@@ -3,6 +3,7 @@
 // date: midnight-UTC epoch milliseconds; datetime: epoch milliseconds (an ISO 8601 value is read as such);
 // bool: "true" / "false"; number: the exact decimal text (no rounding through a double); enumeration: one
 // of the property's option values ("a;b" for a multi-checkbox); "" clears a property.
+import { epochMsOfText } from '../saas/dates.ts';
 import { isRawJson, toJson } from '../shared/values.ts';
 import type { DestinationField } from '../../core/connectors.ts';
 
@@ -25,9 +26,6 @@ export interface Refusal {
 }
 
 const NUMBER = /^-?(\d+)(\.\d+)?([eE][-+]?\d+)?$/;
-const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
-/** A timestamp as DuckDB or ISO 8601 writes it; no zone means UTC. */
-const TIMESTAMP = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}(?::?\d{2})?)?$/;
 
 function describe(value: unknown): string {
   const text = typeof value === 'string' ? JSON.stringify(value) : scalarText(value);
@@ -51,17 +49,7 @@ function epochMs(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const text = value.trim();
   if (/^-?\d+$/.test(text)) return Number(text);
-  const date = DATE_ONLY.exec(text);
-  if (date) return Date.UTC(Number(date[1]), Number(date[2]) - 1, Number(date[3]));
-  const ts = TIMESTAMP.exec(text);
-  if (!ts) return undefined;
-  let zone = ts[3] ?? 'Z';
-  if (/^[+-]\d{2}$/.test(zone)) zone = `${zone}:00`;
-  else if (/^[+-]\d{4}$/.test(zone)) zone = `${zone.slice(0, 3)}:${zone.slice(3)}`;
-  // Date.parse keeps milliseconds; digits beyond them are dropped (HubSpot stores milliseconds).
-  const time = (ts[2] as string).replace(/(\.\d{3})\d+$/, '$1');
-  const ms = Date.parse(`${ts[1]}T${time}${zone}`);
-  return Number.isNaN(ms) ? undefined : ms;
+  return epochMsOfText(text);
 }
 
 const DAY_MS = 86_400_000;

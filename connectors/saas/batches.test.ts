@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { byKey, chunk, jsonBytes, sendIsolating, type PartOutcome } from './batches.ts';
+import { byKey, chunk, jsonBytes, sendIsolating, writeByOperation, type PartOutcome } from './batches.ts';
 
 describe('chunk', () => {
   it('keeps to records per request', () => {
@@ -82,5 +82,35 @@ describe('byKey', () => {
       (k) => k.toLowerCase(),
     );
     expect(out).toEqual([results[1], results[0], { ok: false, reason: 'no result', retryable: false }]);
+  });
+});
+
+describe('writeByOperation', () => {
+  it('answers refused changes at once and the rest per operation, each result in its change’s place', async () => {
+    type Change = { operation: string; key: string };
+    type Item = { index: number; change: Change };
+    type Result = { ok: boolean; id?: string; why?: string };
+    const batch: Change[] = [
+      { operation: 'upsert', key: 'a' },
+      { operation: 'delete', key: 'b' },
+      { operation: 'upsert', key: 'bad' },
+      { operation: 'upsert', key: 'c' },
+    ];
+    const calls: string[] = [];
+    const results = await writeByOperation<Item, Result>(
+      batch,
+      (change, index) => (change.key === 'bad' ? { ok: false, why: 'refused' } : { index, change }),
+      async (operation, items) => {
+        calls.push(`${operation}:${items.map((i) => i.change.key).join(',')}`);
+        return items.map((i) => ({ ok: true, id: `${operation}-${i.change.key}` }));
+      },
+    );
+    expect(calls).toEqual(['upsert:a,c', 'delete:b']);
+    expect(results).toEqual([
+      { ok: true, id: 'upsert-a' },
+      { ok: true, id: 'delete-b' },
+      { ok: false, why: 'refused' },
+      { ok: true, id: 'upsert-c' },
+    ]);
   });
 });

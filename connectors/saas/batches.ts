@@ -114,3 +114,34 @@ export function byKey<R>(
     return missing(i);
   });
 }
+
+/**
+ * One result per change of `batch`, in its order: each change prepared (or answered at once, when it
+ * cannot be sent), then the prepared ones delivered per kind of operation.
+ */
+export async function writeByOperation<
+  P extends { index: number; change: { operation: string } },
+  O extends { ok: boolean },
+>(
+  batch: readonly P['change'][],
+  prepare: (change: P['change'], index: number) => P | O,
+  deliver: (operation: string, items: P[]) => Promise<O[]>,
+): Promise<O[]> {
+  const results: O[] = new Array<O>(batch.length);
+  const groups = new Map<string, P[]>();
+  batch.forEach((change, index) => {
+    const prepared = prepare(change, index);
+    if ('ok' in prepared) {
+      results[index] = prepared;
+      return;
+    }
+    const list = groups.get(change.operation) ?? [];
+    list.push(prepared);
+    groups.set(change.operation, list);
+  });
+  for (const [operation, items] of groups) {
+    const outcomes = await deliver(operation, items);
+    items.forEach((item, i) => (results[item.index] = outcomes[i] as O));
+  }
+  return results;
+}

@@ -5,6 +5,7 @@
 // and adaptive rate limiting from the vendor's headers (RateLimitReader): when the interval budget is nearly
 // spent the client waits for the window instead of earning 429s; when the daily quota is spent, it makes
 // no more requests for the rest of the run (ApiError.dailyLimit).
+import { readBodyStart } from '../shared/http-body.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DebugRequest } from '../../core/connectors.ts';
 import { redactSecrets } from '../../core/redact.ts';
@@ -452,22 +453,8 @@ export class SaasClient {
 }
 
 /** The body as text; a body beyond READ_LIMIT is cut (no API answer of a batch is that large). */
-async function readText(response: Response): Promise<string> {
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < READ_LIMIT) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.byteLength;
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+function readText(response: Response): Promise<string> {
+  return readBodyStart(response, READ_LIMIT);
 }
 
 /** A request that got no response: timeouts and connection failures are retryable. */

@@ -19,7 +19,14 @@ import type {
   RowResult,
 } from '../../core/connectors.ts';
 import { jwtBearer, oauthRefreshToken, secretValue, TokenProvider, type TokenSource } from '../saas/auth.ts';
-import { chunk, jsonBytes, sendIsolating, type ItemFailure, type PartOutcome } from '../saas/batches.ts';
+import {
+  chunk,
+  jsonBytes,
+  sendIsolating,
+  writeByOperation,
+  type ItemFailure,
+  type PartOutcome,
+} from '../saas/batches.ts';
 import { ApiError, salesforceLimitInfo, SaasClient, type ClientContext } from '../saas/client.ts';
 import { failureOf, fatalError } from '../saas/results.ts';
 import { runBulkJob, type BulkOperation, type BulkRow } from './bulk.ts';
@@ -278,22 +285,11 @@ class SalesforceWriter implements DestinationWriter {
   }
 
   async write(batch: RowChange[]): Promise<RowResult[]> {
-    const results: Outcome[] = new Array<Outcome>(batch.length);
-    const groups = new Map<string, Prepared[]>();
-    batch.forEach((change, index) => {
-      const prepared = this.prepare(change, index);
-      if ('ok' in prepared) {
-        results[index] = prepared;
-        return;
-      }
-      const list = groups.get(change.operation) ?? [];
-      list.push(prepared);
-      groups.set(change.operation, list);
-    });
-    for (const [operation, items] of groups) {
-      const outcomes = await this.deliver(operation, items);
-      items.forEach((item, i) => (results[item.index] = outcomes[i] as Outcome));
-    }
+    const results = await writeByOperation<Prepared, Outcome>(
+      batch,
+      (change, index) => this.prepare(change, index),
+      (operation, items) => this.deliver(operation, items),
+    );
     return results;
   }
 

@@ -3,6 +3,7 @@
 // and int as exact numbers (the decimal text, never rounded through a double); picklist values checked
 // against a restricted picklist's values; text lengths checked (UTF-16 code units, as Salesforce counts).
 // A value that cannot fit is refused with a clear message before anything is sent.
+import { epochMsOfText } from '../saas/dates.ts';
 import { isRawJson, rawJson, toJson } from '../shared/values.ts';
 import type { DestinationField } from '../../core/connectors.ts';
 
@@ -44,8 +45,6 @@ export interface Refusal {
 export type SfValue = string | boolean | ReturnType<typeof rawJson> | null;
 
 const NUMBER = /^[+-]?(\d+)(\.\d+)?([eE][-+]?\d+)?$/;
-const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
-const TIMESTAMP = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}(?::?\d{2})?)?$/;
 const TEXT_TYPES = new Set([
   'string',
   'textarea',
@@ -77,23 +76,7 @@ function shown(value: unknown): string {
 function epochMs(value: unknown): number | undefined {
   if (value instanceof Date) return value.getTime();
   if (typeof value !== 'string') return undefined;
-  const text = value.trim();
-  const day = /^(\d{4})-(\d{2})-(\d{2})/.exec(text);
-  if (day) {
-    // Date.UTC rolls 2024-02-30 over to March: refuse a day that does not exist instead.
-    const ms = Date.UTC(Number(day[1]), Number(day[2]) - 1, Number(day[3]));
-    if (new Date(ms).toISOString().slice(0, 10) !== day[0]) return undefined;
-  }
-  const date = DATE_ONLY.exec(text);
-  if (date) return Date.UTC(Number(date[1]), Number(date[2]) - 1, Number(date[3]));
-  const ts = TIMESTAMP.exec(text);
-  if (!ts) return undefined;
-  let zone = ts[3] ?? 'Z';
-  if (/^[+-]\d{2}$/.test(zone)) zone = `${zone}:00`;
-  else if (/^[+-]\d{4}$/.test(zone)) zone = `${zone.slice(0, 3)}:${zone.slice(3)}`;
-  const time = (ts[2] as string).replace(/(\.\d{3})\d+$/, '$1');
-  const ms = Date.parse(`${ts[1]}T${time}${zone}`);
-  return Number.isNaN(ms) ? undefined : ms;
+  return epochMsOfText(value);
 }
 
 /** A decimal as JSON number text: no plus sign, no leading zeros. */
