@@ -9,19 +9,12 @@
 // Each sync runs as `syncline job` in a child process; its peak memory is the kernel's high-water mark
 // of resident memory (VmHWM), which includes DuckDB's native memory. Each step runs --repeat times right
 // after its baseline; the ratios are of the medians.
-import { spawn } from 'node:child_process';
-import {
-  createReadStream,
-  createWriteStream,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { runSyncJob } from './job.ts';
+import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
@@ -40,7 +33,6 @@ const { values: args } = parseArgs({
 });
 const ROWS = Number(args.rows);
 const REPEAT = Math.max(1, Number(args.repeat));
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'syncline-bench-'));
 const MODEL_QUERY =
   'SELECT id, name, email, amount, qty, score, active, created_at, category, note FROM bench_model';
@@ -102,15 +94,6 @@ async function rawCopy(
   return { outMs: out.ms, inMs };
 }
 
-function vmHwmKb(pid: number): number | undefined {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined; // the process has exited
-  }
-}
-
 /** One sync as `syncline job`: its summary, wall time and peak resident memory. */
 async function syncJob(
   server: PostgresServer,
@@ -153,29 +136,13 @@ async function syncJob(
       ...(args['memory-limit'] ? { memoryLimit: args['memory-limit'] } : {}),
     },
   });
-  const planFile = join(work, `${runId}.json`);
-  writeFileSync(planFile, JSON.stringify(plan));
-  const termination = join(work, `${runId}.termination`);
-  const started = performance.now();
-  const child = spawn(process.execPath, [join(REPO, 'bin', 'syncline.mjs'), 'job', '--plan', planFile], {
+  return runSyncJob(plan, {
+    dir: work,
+    name: runId,
     env: {
-      ...process.env,
       SYNCLINE_SECRET_PG__PASSWORD: server.password,
-      SYNCLINE_TERMINATION_LOG: termination,
-      SYNCLINE_LOG_LEVEL: process.env['SYNCLINE_LOG_LEVEL'] ?? 'warn',
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
   });
-  let peakKb = 0;
-  const sampler = setInterval(() => {
-    peakKb = Math.max(peakKb, vmHwmKb(child.pid as number) ?? 0);
-  }, 20);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  clearInterval(sampler);
-  const wallMs = performance.now() - started;
-  const summary = JSON.parse(readFileSync(termination, 'utf8')) as RunSummary;
-  if (code !== 0) throw new Error(`sync ${runId} failed: ${summary.reason}: ${summary.message}`);
-  return { summary, wallMs, peakMb: peakKb / 1024 };
 }
 
 interface Measured {

@@ -13,11 +13,11 @@
 //   - the child's peak resident memory (VmHWM, Node and DuckDB together), as bench/engine.ts measures it;
 //   - the emulator's own capacity without a limit (a short probe on a second emulator), to show it is not
 //     what bounds the run.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { runSyncJob } from './job.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { runPlan } from '../core/plan.ts';
@@ -38,7 +38,6 @@ const ROWS = Number(args.rows);
 const MAX = Number(args.max);
 const INTERVAL_MS = Number(args['interval-ms']);
 const BATCH = Number(args['batch-size']);
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'syncline-bench-hubspot-'));
 const MODEL_QUERY =
   'SELECT id, email, firstname, lastname, lifetime_value, date_of_birth, last_seen_at, is_vip, lifecyclestage FROM bench_contacts';
@@ -59,15 +58,6 @@ async function generate(url: string): Promise<void> {
     await client.query('ANALYZE bench_contacts');
   } finally {
     await client.end();
-  }
-}
-
-function vmHwmKb(pid: number): number | undefined {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined; // the process has exited
   }
 }
 
@@ -124,30 +114,14 @@ async function syncJob(
     diffStore: { url: pathToFileURL(join(work, 'state')).href },
     runner: { debuggerRetentionDays: 7, tmpDir: work },
   });
-  const planFile = join(work, 'plan.json');
-  writeFileSync(planFile, JSON.stringify(plan));
-  const termination = join(work, 'termination');
-  const started = performance.now();
-  const child = spawn(process.execPath, [join(REPO, 'bin', 'syncline.mjs'), 'job', '--plan', planFile], {
+  return runSyncJob(plan, {
+    dir: work,
+    name: 'hubspot-sync',
     env: {
-      ...process.env,
       SYNCLINE_SECRET_PG__PASSWORD: server.password,
       SYNCLINE_SECRET_HUBSPOT__TOKEN: hs.token,
-      SYNCLINE_TERMINATION_LOG: termination,
-      SYNCLINE_LOG_LEVEL: process.env['SYNCLINE_LOG_LEVEL'] ?? 'warn',
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
   });
-  let peakKb = 0;
-  const sampler = setInterval(() => {
-    peakKb = Math.max(peakKb, vmHwmKb(child.pid as number) ?? 0);
-  }, 20);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  clearInterval(sampler);
-  const wallMs = performance.now() - started;
-  const summary = JSON.parse(readFileSync(termination, 'utf8')) as RunSummary;
-  if (code !== 0) throw new Error(`the sync failed: ${summary.reason}: ${summary.message}`);
-  return { summary, wallMs, peakMb: peakKb / 1024 };
 }
 
 /** Records/s of the emulator with no limit: `requests` upserts of BATCH records each, 4 at a time. */

@@ -15,11 +15,11 @@
 //   - the number of Bulk jobs, and the API requests the job used, read from `Sforce-Limit-Info`;
 //   - failed and unprocessed rows (0 expected), and the records live in the emulator;
 //   - the child's peak resident memory (VmHWM, Node and DuckDB together), as bench/hubspot.ts measures it.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { runSyncJob } from './job.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { runPlan } from '../core/plan.ts';
@@ -45,7 +45,6 @@ const ROWS = Number(args.rows);
 const BATCH = Number(args['batch-size']);
 const CONCURRENCY = Number(args.concurrency);
 const BULK_DELAY_MS = Number(args['bulk-delay-ms']);
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'syncline-bench-salesforce-'));
 const keys = generateTestKeyPair();
 const MODEL_QUERY =
@@ -80,15 +79,6 @@ async function generate(url: string): Promise<void> {
     await client.query('ANALYZE bench_contacts');
   } finally {
     await client.end();
-  }
-}
-
-function vmHwmKb(pid: number): number | undefined {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined; // the process has exited
   }
 }
 
@@ -145,30 +135,14 @@ async function syncJob(
     diffStore: { url: pathToFileURL(join(work, 'state')).href },
     runner: { debuggerRetentionDays: 7, tmpDir: work },
   });
-  const planFile = join(work, 'plan.json');
-  writeFileSync(planFile, JSON.stringify(plan));
-  const termination = join(work, 'termination');
-  const started = performance.now();
-  const child = spawn(process.execPath, [join(REPO, 'bin', 'syncline.mjs'), 'job', '--plan', planFile], {
+  return runSyncJob(plan, {
+    dir: work,
+    name: 'salesforce-sync',
     env: {
-      ...process.env,
       SYNCLINE_SECRET_PG__PASSWORD: server.password,
       SYNCLINE_SECRET_SF__PRIVATEKEY: keys.privateKey,
-      SYNCLINE_TERMINATION_LOG: termination,
-      SYNCLINE_LOG_LEVEL: process.env['SYNCLINE_LOG_LEVEL'] ?? 'warn',
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
   });
-  let peakKb = 0;
-  const sampler = setInterval(() => {
-    peakKb = Math.max(peakKb, vmHwmKb(child.pid as number) ?? 0);
-  }, 20);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  clearInterval(sampler);
-  const wallMs = performance.now() - started;
-  const summary = JSON.parse(readFileSync(termination, 'utf8')) as RunSummary;
-  if (code !== 0) throw new Error(`the sync failed: ${summary.reason}: ${summary.message}`);
-  return { summary, wallMs, peakMb: peakKb / 1024 };
 }
 
 let resets = 0;
