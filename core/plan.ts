@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   API_VERSION,
+  RUN_TRIGGERS,
   destinationSpec,
   gcsCredentials,
   modelSpec,
@@ -34,7 +35,7 @@ export const runPlan = z.object({
   kind: z.literal('RunPlan'),
   runId: z.string().min(1).max(128),
   namespace: z.string(),
-  trigger: z.enum(['schedule', 'manual', 'dependency', 'resync']).default('manual'),
+  trigger: z.enum(RUN_TRIGGERS).default('manual'),
   fullResync: z.boolean().default(false),
   /** Compute the diff and report it, deliver and commit nothing. */
   dryRun: z.boolean().default(false),

@@ -5,3 +5,4 @@ export * from './destination.ts';
 export * from './sync.ts';
 export * from './resources.ts';
 export { parseGoDuration, CRON_RE } from './rules.ts';
+export * from './api.ts';

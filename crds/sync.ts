@@ -351,11 +351,26 @@ export type RunCounts = z.infer<typeof runCounts>;
 
 export const RUN_RESULTS = ['Succeeded', 'PartiallySucceeded', 'Failed'] as const;
 
+/**
+ * What starts a run: its schedule, a person (`manual`: the run-requested-at annotation), the Syncs it runs
+ * after, a full-resync request, a retry after a transient failure, the run API, a webhook, a sequence.
+ */
+export const RUN_TRIGGERS = [
+  'schedule',
+  'manual',
+  'dependency',
+  'resync',
+  'retry',
+  'api',
+  'webhook',
+  'sequence',
+] as const;
+
 export const runRecord = z.object({
   id: z.string().max(128).describe('Run ID.'),
   job: z.string().max(253).optional().describe('Name of the runner Job.'),
   trigger: z
-    .enum(['schedule', 'manual', 'dependency', 'resync', 'retry'])
+    .enum(RUN_TRIGGERS)
     .optional()
     .describe('What started the run (retry: the last run failed for a transient reason).'),
   fullResync: z.boolean().optional().describe('Whether the run ignored the previous snapshot.'),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runPlan } from '../core/plan.ts';
+import { RUN_TRIGGERS } from '../crds/index.ts';
 import { defaultConfig } from './config.ts';
 import {
   boundedName,
@@ -222,6 +223,21 @@ describe('run Jobs', () => {
       b: [{ valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }],
     });
     expect(refs).toEqual([{ name: 's', key: 'k' }]);
+  });
+
+  it('builds a plan the runner accepts for every trigger (a retry once failed as InvalidRunPlan)', () => {
+    for (const trigger of RUN_TRIGGERS) {
+      const plan = buildRunPlan({
+        runId: runJobName('customers-to-crm', 't-abc'),
+        sync: sync(),
+        model: model(),
+        source: source(),
+        destination: destination(),
+        start: { trigger, fullResync: false },
+        diffStore: { url: 'file:///x' },
+      });
+      expect(plan.trigger).toBe(trigger);
+    }
   });
 
   it('rejects a plan the runner would reject, with a reason', () => {

@@ -1,5 +1,5 @@
 import type { V1Job } from '@kubernetes/client-node';
-import type { RunRecord, Sync, SyncStatus } from '../crds/index.ts';
+import { RUN_TRIGGERS, type RunRecord, type Sync, type SyncStatus } from '../crds/index.ts';
 import type { RunSummary } from '../core/summary.ts';
 import { FULL_RESYNC_ANNOTATION, STARTED_AT_ANNOTATION, TRIGGER_ANNOTATION } from './jobs.ts';
 import type { RunTrigger } from './schedule.ts';
@@ -33,7 +33,7 @@ export interface Warning {
   message: string;
 }
 
-const TRIGGERS: readonly RunTrigger[] = ['schedule', 'manual', 'dependency', 'resync'];
+const TRIGGERS: readonly RunTrigger[] = RUN_TRIGGERS;
 
 export function creationMs(job: V1Job): number {
   return new Date(String(job.metadata?.creationTimestamp ?? 0)).getTime();
