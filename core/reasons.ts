@@ -373,6 +373,10 @@ export const REASONS = {
     kind: needsPerson,
     doc: "The Sync's target.matchField (or an association's matchField) is not a unique field or external id of the object, so rows cannot be matched to records; make the field unique in the tool or match by another.",
   },
+  MatchFieldRequired: {
+    kind: needsPerson,
+    doc: "The Sync's mode matches rows to records by target.matchField (HubSpot and Salesforce upsert and update), and it names none; set it to a unique field of the object (the message lists the discovered ones) and map that field.",
+  },
   InvalidFieldValue: {
     kind: needsPerson,
     doc: "A mapping's static value is not one of the options the destination's enumeration (picklist) field accepts; use one of the options the message lists.",
@@ -584,15 +588,15 @@ export const REASONS = {
   },
   Forbidden: {
     kind: needsPerson,
-    doc: 'You may not do this (kubectl syncline); ask for the syncline-view or syncline-edit role.',
+    doc: "You may not do this (kubectl syncline, the run API, the console); ask for the chart's syncline-view, syncline-edit or syncline-trigger role.",
   },
   SyncNotFound: {
     kind: needsPerson,
-    doc: 'No Sync of that name (CLI, kubectl syncline); check the name and namespace.',
+    doc: 'No Sync of that name (CLI, kubectl syncline, the run API); check the name and namespace.',
   },
   RunNotFound: {
     kind: needsPerson,
-    doc: 'No record of that run in the diff store; the message lists recent runs.',
+    doc: "No record of that run (in the diff store, or in the Sync's history for the run API); the message says where to look.",
   },
   PlanFailed: {
     kind: needsPerson,
@@ -605,6 +609,27 @@ export const REASONS = {
   NotConfirmed: {
     kind: needsPerson,
     doc: 'You did not confirm; nothing was changed.',
+  },
+  // ── run API, webhooks and console (operator) ──────────────────────────────────────────────────────
+  Unauthenticated: {
+    kind: needsPerson,
+    doc: 'The run API got no bearer token, or one the API server does not accept (expired, another cluster); send a valid Kubernetes token.',
+  },
+  InvalidRequest: {
+    kind: needsPerson,
+    doc: 'The request is malformed (its body, a parameter, a header); the message names what to fix.',
+  },
+  IdempotencyKeyReused: {
+    kind: needsPerson,
+    doc: 'An Idempotency-Key came back with a different request; use a new key for a new request.',
+  },
+  RequestConflict: {
+    kind: transient,
+    doc: 'The Sync changed again and again while a run was requested; try the request again.',
+  },
+  RateLimited: {
+    kind: transient,
+    doc: 'Too many requests from this caller; wait as Retry-After says.',
   },
   // ── command line and resources files ──────────────────────────────────────────────────────────────
   InvalidFlag: {

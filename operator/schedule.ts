@@ -221,7 +221,7 @@ export function decide(input: ScheduleInput): ScheduleDecision {
 
   if (resyncPending) {
     decision.start = {
-      trigger: 'resync',
+      trigger: requestTrigger(resyncRequest, 'resync'),
       fullResync: true,
       scheduledAt: now,
       key: `r-${shortHash(resyncRequest)}`,
@@ -231,7 +231,7 @@ export function decide(input: ScheduleInput): ScheduleDecision {
     if (runPending) decision.handledRunRequest = runRequest;
   } else if (runPending) {
     decision.start = {
-      trigger: 'manual',
+      trigger: requestTrigger(runRequest, 'manual'),
       fullResync: false,
       scheduledAt: now,
       key: `m-${shortHash(runRequest)}`,
@@ -243,6 +243,15 @@ export function decide(input: ScheduleInput): ScheduleDecision {
   }
   if (decision.start && slot && slotDue) slot = nextSlotAfter(table as Timetable, slot, now);
   return withRetry(withNext(decision, slot, now), decision.start ? undefined : input.retry, now);
+}
+
+/**
+ * What started a requested run: the run API, a webhook and a sequence write values with their own prefix
+ * (operator/api/ledger.ts); anything else (a timestamp from kubectl) is a person's request.
+ */
+export function requestTrigger(value: string, fallback: RunTrigger): RunTrigger {
+  const prefix = /^(api|webhook|sequence)-/.exec(value)?.[1];
+  return (prefix as RunTrigger | undefined) ?? fallback;
 }
 
 /** The run due without a request, by precedence: the schedule slot, a retry, the dependencies. */
