@@ -41,4 +41,64 @@ describe('capabilityProblem', () => {
     expect(target?.reason).toBe('MissingTarget');
     expect(target?.message).toContain('spec.target.table');
   });
+
+  describe('a match field, where the mode matches rows to records by one', () => {
+    const saas: DestinationCapabilities = {
+      ...caps,
+      modes: ['upsert', 'insert', 'update'],
+      needsTarget: 'object',
+      requiresMatchField: ['upsert', 'update'],
+      matchFieldHint: 'an External ID field',
+    };
+    const target = { object: 'Contact' };
+    const deleteBehavior = 'ignore' as const;
+
+    it('is required in those modes, naming the Sync, the destination type and the fix', () => {
+      const upsert = capabilityProblem(saas, { mode: 'upsert', deleteBehavior, target }, 'salesforce', {
+        sync: 'team/to-sf',
+      });
+      expect([upsert?.reason, upsert?.message]).toEqual([
+        'MatchFieldRequired',
+        'Sync team/to-sf: mode "upsert" matches rows to records of the salesforce destination by ' +
+          'spec.target.matchField, which is not set: set it to an External ID field of object "Contact", ' +
+          'and map it (usually from the primary key)',
+      ]);
+      expect(capabilityProblem(saas, { mode: 'update', deleteBehavior, target }, 'salesforce')?.reason).toBe(
+        'MatchFieldRequired',
+      );
+    });
+
+    it('names the unique fields when they were discovered, or that there are none', () => {
+      const named = capabilityProblem(saas, { mode: 'upsert', deleteBehavior, target }, 'salesforce', {
+        uniqueFields: ['External_Id__c', 'Email__c'],
+      });
+      expect(named?.message).toContain(
+        'set it to one of the unique fields of object "Contact": External_Id__c, Email__c',
+      );
+      const none = capabilityProblem(saas, { mode: 'upsert', deleteBehavior, target }, 'salesforce', {
+        uniqueFields: [],
+      });
+      expect(none?.message).toContain('include no unique one: make a field unique in the tool');
+    });
+
+    it('is not required in other modes, nor by destinations that match by other means', () => {
+      expect(
+        capabilityProblem(saas, { mode: 'insert', deleteBehavior, target }, 'salesforce'),
+      ).toBeUndefined();
+      expect(
+        capabilityProblem(
+          saas,
+          { mode: 'upsert', deleteBehavior, target: { ...target, matchField: 'Ext__c' } },
+          'sf',
+        ),
+      ).toBeUndefined();
+      expect(
+        capabilityProblem(
+          { ...saas, requiresMatchField: undefined },
+          { mode: 'upsert', deleteBehavior, target },
+          'http',
+        ),
+      ).toBeUndefined();
+    });
+  });
 });

@@ -269,6 +269,13 @@ export interface DestinationCapabilities {
   /** Whether the destination needs Sync.spec.target.table / object. */
   needsTarget?: 'table' | 'object';
   /**
+   * The modes in which rows are matched to records by Sync.spec.target.matchField (a unique field of the
+   * object): a Sync in one of them must name it (checked with the capabilities, before any run).
+   */
+  requiresMatchField?: readonly SyncMode[];
+  /** What a match field is in this tool, for the message when one is missing. */
+  matchFieldHint?: string;
+  /**
    * The writer buffers and publishes only in close(): a write it accepted has not arrived until then, so
    * the engine makes no checkpoint of delivered progress while delivering.
    */

@@ -8,7 +8,7 @@ import { closestNames, DestinationObjectsCache, editDistance } from './destinati
 import { fakeContext, type FakeContext } from './fake-cluster.ts';
 import { NS, putReferences, putSync } from './fake-fixtures.ts';
 import { reconcileSync } from './sync.ts';
-import { destination, httpCapabilities, model, sync } from './testdata/fixtures.ts';
+import { destination, httpCapabilities, model, saasCapabilities, sync } from './testdata/fixtures.ts';
 import { schemaProblem, unmappedRequiredFields, validateSync, type SyncReferences } from './validation.ts';
 
 const discovered: DestinationObjects = {
@@ -234,6 +234,44 @@ describe('over a fake cluster', () => {
       }),
     ]);
     expect(ctx.cluster.discoveredReads).toBe(1);
+  });
+
+  it('an upsert Sync without target.matchField stalls before any run, naming the unique fields found', async () => {
+    const ctx = fakeContext({ capabilities: async () => saasCapabilities });
+    putReferences(ctx.cluster);
+    putSync(ctx.cluster, 'to-crm', {
+      mode: 'upsert',
+      target: { object: 'contacts' },
+      mappings: [{ to: 'email', from: 'email', valueType: 'string' }],
+    });
+    ctx.cluster.discovered.set(`${NS}/crm`, discovered);
+    await reconcileSync(ctx, ctx.store.sync(NS, 'to-crm')!);
+    const status = ctx.store.sync(NS, 'to-crm')!.status;
+    expect(status?.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`)).toEqual([
+      'Ready=False/MatchFieldRequired',
+      'Stalled=True/MatchFieldRequired',
+      'Running=False/Idle',
+    ]);
+    expect(ctx.cluster.jobs.size).toBe(0);
+    // hs_object_id is unique but read-only: it cannot be mapped, so it is not offered.
+    expect(ctx.events.recorded).toEqual([
+      expect.objectContaining({
+        type: 'Warning',
+        reason: 'MatchFieldRequired',
+        message:
+          'Sync team/to-crm: mode "upsert" matches rows to records of the http destination by ' +
+          'spec.target.matchField, which is not set: set it to one of the unique fields of object "contacts": ' +
+          'email, and map it (usually from the primary key)',
+      }),
+    ]);
+    // Named, it runs.
+    putSync(ctx.cluster, 'to-crm', {
+      mode: 'upsert',
+      target: { object: 'contacts', matchField: 'email' },
+      mappings: [{ to: 'email', from: 'email', valueType: 'string' }],
+    });
+    await reconcileSync(ctx, ctx.store.sync(NS, 'to-crm')!);
+    expect(ctx.cluster.jobs.size).toBe(1);
   });
 
   it('an insert Sync leaving a required field unmapped runs, with a Warning Event', async () => {

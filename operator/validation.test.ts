@@ -10,6 +10,7 @@ import {
   httpCapabilities,
   model,
   postgresCapabilities,
+  saasCapabilities,
   source,
   sync,
 } from './testdata/fixtures.ts';
@@ -77,6 +78,26 @@ describe('validation beyond the schema', () => {
       validateSync(
         sync({ mode: 'upsert', target: { table: 't' } }),
         refs({ capabilities: postgresCapabilities }),
+      ),
+    ).toEqual({ ok: true });
+  });
+
+  it('needs a match field where the mode matches rows by one, before any discovery', () => {
+    const verdict = validateSync(
+      sync({ mode: 'update', target: { object: 'Contact' } }),
+      refs({ capabilities: saasCapabilities }),
+    );
+    expect(verdict).toMatchObject({ ok: false, stalled: true, reason: 'MatchFieldRequired' });
+    if (!verdict.ok) {
+      expect(verdict.message).toContain(
+        'Sync team/customers-to-crm: mode "update" matches rows to records of the http destination',
+      );
+      expect(verdict.message).toContain('set it to an External ID field of object "Contact"');
+    }
+    expect(
+      validateSync(
+        sync({ mode: 'insert', target: { object: 'Contact' } }),
+        refs({ capabilities: saasCapabilities }),
       ),
     ).toEqual({ ok: true });
   });

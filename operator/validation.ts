@@ -88,7 +88,7 @@ export function validateSyncPolicy(
 function destinationProblem(
   sync: Sync,
   destination: Destination,
-  refs: Pick<SyncReferences, 'capabilities' | 'capabilitiesError'>,
+  refs: Pick<SyncReferences, 'capabilities' | 'capabilitiesError' | 'objects'>,
 ): Verdict | undefined {
   const spec = sync.spec;
   const destinationType = destination.spec.type;
@@ -106,8 +106,21 @@ function destinationProblem(
       `destination type "${destinationType}" is not available in this operator: ${message}`,
     );
   }
-  const unsupported = capabilityProblem(refs.capabilities, spec, destinationType);
+  const unsupported = capabilityProblem(refs.capabilities, spec, destinationType, {
+    sync: `${sync.metadata.namespace ?? 'default'}/${sync.metadata.name}`,
+    ...matchableFields(spec.target?.object, refs.objects),
+  });
   return unsupported ? stalled(unsupported.reason, unsupported.message) : undefined;
+}
+
+/** The unique, writable fields of the discovered target object: what target.matchField may name. */
+function matchableFields(
+  objectName: string | undefined,
+  discovered: DestinationObjects | undefined,
+): { uniqueFields?: string[] } {
+  const object = discovered?.objects.find((o) => o.name === objectName);
+  if (!object) return {};
+  return { uniqueFields: object.fields.filter((f) => f.unique && !f.readOnly).map((f) => f.name) };
 }
 
 /** Checks a Sync against the objects it references; the first problem wins, most fundamental first. */

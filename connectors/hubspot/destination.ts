@@ -681,12 +681,6 @@ function checkFields(ctx: DeliveryContext, objectType: string, properties: HubSp
         `${objectType} property "${match}" (target.matchField) does not have unique values, so HubSpot cannot match records by it: use a property with "unique values" set, such as email or a custom unique id`,
       );
   }
-  const mode = ctx.sync.spec.mode;
-  if (mode === 'upsert' && match === undefined)
-    throw new SynclineError(
-      'InvalidDestination',
-      'mode upsert to HubSpot needs target.matchField: the unique property rows are matched by (email, a custom unique id)',
-    );
 }
 
 export const hubspotDestination: DestinationConnector = {
@@ -696,6 +690,9 @@ export const hubspotDestination: DestinationConnector = {
     comparesAllColumns: false,
     defaultBatchSize: 100,
     needsTarget: 'object',
+    // upsert sends it as idProperty; update finds records by it when no record id is known yet.
+    requiresMatchField: ['upsert', 'update'],
+    matchFieldHint: 'a property with unique values (contacts: email, or a custom unique id)',
     recordIds: true,
     discovers: true,
     sharedQuota: true,

@@ -697,11 +697,6 @@ async function targetsOf(
           .join(', ')})`,
       );
   }
-  if (ctx.sync.spec.mode === 'upsert' && match === undefined)
-    throw new SynclineError(
-      'InvalidDestination',
-      'mode upsert to Salesforce needs target.matchField: the external id field rows are matched by (e.g. External_Id__c)',
-    );
   return targets;
 }
 
@@ -712,6 +707,9 @@ export const salesforceDestination: DestinationConnector = {
     comparesAllColumns: false,
     defaultBatchSize: MAX_RECORDS,
     needsTarget: 'object',
+    // upsert names it as the external id; update looks the record Id up by it when none is known yet.
+    requiresMatchField: ['upsert', 'update'],
+    matchFieldHint: 'an External ID field (such as External_Id__c)',
     recordIds: true,
     discovers: true,
     idempotencyKeys: false,

@@ -108,3 +108,15 @@ export const postgresCapabilities = {
   defaultBatchSize: 1000,
   needsTarget: 'table' as const,
 };
+
+/** A SaaS destination (HubSpot, Salesforce): objects, and a match field for upsert and update. */
+export const saasCapabilities = {
+  modes: ['upsert', 'insert', 'update'] as const,
+  deleteBehaviors: ['ignore', 'delete', 'clear'] as const,
+  comparesAllColumns: false,
+  defaultBatchSize: 200,
+  needsTarget: 'object' as const,
+  requiresMatchField: ['upsert', 'update'] as const,
+  matchFieldHint: 'an External ID field',
+  discovers: true,
+};

@@ -7,6 +7,7 @@ import { describeSummary } from '../report.ts';
 import { executeRun } from '../run.ts';
 import { secretResolver } from '../../core/secrets.ts';
 import type { RunSummary } from '../../core/summary.ts';
+import { checkCapabilities } from './capabilities.ts';
 import { debugRun, type DebugOptions } from './debug.ts';
 import { createOutput, type Output } from './output.ts';
 import { buildRunPlan, dependencyOrder } from './plans.ts';
@@ -79,6 +80,7 @@ function printNotRun(key: string, output: 'text' | 'json', result: string, reaso
 
 async function runSyncs(options: RunCommandOptions, dryRun: boolean): Promise<number> {
   const set = loadResources(options.file);
+  await checkCapabilities(set, options.file);
   const secrets = localSecrets(set, options.secretsFile);
   let only: string[] | undefined;
   if (options.sync) {

@@ -67,6 +67,7 @@ export async function openRun(
     destination.capabilities,
     given.sync.spec,
     given.destination.spec.type,
+    { sync: `${given.namespace}/${given.sync.name}` },
   );
   if (unsupported) throw unsupported;
   const plan = settledValue(resolved);

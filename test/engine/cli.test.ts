@@ -496,6 +496,41 @@ describe('syncline run checks resources as the API server and the operator do', 
     expect(existsSync(join(dir, 'out'))).toBe(false);
   });
 
+  it('refuses, before any Sync runs, an upsert to HubSpot that names no target.matchField', async () => {
+    const dir = copyQuickstart('no-match-field');
+    const docs = [
+      {
+        apiVersion: 'syncline.io/v1alpha1',
+        kind: 'Destination',
+        metadata: { name: 'hubspot' },
+        spec: { type: 'hubspot', hubspot: { privateAppToken: { secretKeyRef: { name: 'hs', key: 't' } } } },
+      },
+      {
+        apiVersion: 'syncline.io/v1alpha1',
+        kind: 'Sync',
+        metadata: { name: 'to-hubspot' },
+        spec: {
+          modelRef: { name: 'customers' },
+          destinationRef: { name: 'hubspot' },
+          mode: 'upsert',
+          target: { object: 'contacts' },
+          mappings: [{ to: 'email', from: 'email' }],
+        },
+      },
+    ];
+    writeFileSync(join(dir, 'more.yaml'), docs.map((d) => `---\n${stringify(d)}`).join(''));
+    const result = await syncline(['run', '-f', dir, '--state-dir', join(dir, 'state')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('[InvalidResources]');
+    expect(result.stderr).toContain(
+      'more.yaml: Sync "to-hubspot": mode "upsert" matches rows to records of the hubspot destination by ' +
+        'spec.target.matchField, which is not set: set it to a property with unique values',
+    );
+    expect(result.stderr).toContain('(MatchFieldRequired)');
+    // The quickstart's own Sync did not run either.
+    expect(existsSync(join(dir, 'out'))).toBe(false);
+  });
+
   it('names the file of a YAML alias bomb, and stops expanding it', async () => {
     const dir = copyQuickstart('alias-bomb');
     const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
