@@ -631,6 +631,18 @@ export const REASONS = {
     kind: transient,
     doc: 'Too many requests from this caller; wait as Retry-After says.',
   },
+  RouteNotFound: {
+    kind: needsPerson,
+    doc: 'The operator serves no such path; the API is documented in docs/api/openapi.yaml.',
+  },
+  BodyTooLarge: {
+    kind: needsPerson,
+    doc: 'The request body is larger than the API or webhook accepts; send a smaller one.',
+  },
+  UnsupportedMediaType: {
+    kind: needsPerson,
+    doc: 'The request body is not application/json; send JSON.',
+  },
   // ── command line and resources files ──────────────────────────────────────────────────────────────
   InvalidFlag: {
     kind: needsPerson,
