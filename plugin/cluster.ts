@@ -1,6 +1,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Destination, Model, SecretKeySelector, Source, Sync } from '../crds/index.ts';
-import { kubeRequest, resourcePath } from '../operator/runtime/kubeapi.ts';
+import type { PatchOutcome } from '../operator/api/kube.ts';
+import { kubeRequest, resourcePath, type KubeResponse } from '../operator/runtime/kubeapi.ts';
 import { SynclineError, type Reason } from '../core/errors.ts';
 
 export type SynclinePlural = 'sources' | 'models' | 'destinations' | 'syncs';
@@ -76,30 +77,23 @@ export class PluginCluster {
       ...(contentType ? { contentType } : {}),
     });
     if (response.status === 404) return undefined;
-    if (response.status === 401) {
-      throw new SynclineError(
-        'Unauthorized',
-        `the API server did not accept your credentials while ${what}: log in again (your token may have expired)`,
-      );
-    }
-    if (response.status === 403) {
-      throw new SynclineError(
-        'Forbidden',
-        `you may not ${what}: ${response.body?.message ?? 'forbidden'}. Ask for the syncline-view (read) or syncline-edit (trigger, resync) role in that namespace`,
-      );
-    }
-    if (response.status >= 300) {
-      throw new SynclineError(
-        'KubeApiError',
-        `${what} failed (HTTP ${response.status}): ${response.body?.message ?? 'no message'}`,
-      );
-    }
+    if (response.status >= 300) throw failure(what, response);
     return response.body;
   }
 
-  async get<T>(plural: SynclinePlural, name: string, namespace = this.namespace): Promise<T> {
+  /** The name of the kubeconfig's current user, which the run ledger records as who asked. */
+  get caller(): string {
+    return this.kubeConfig.getCurrentUser()?.name || 'kubectl';
+  }
+
+  /** An object, or undefined when there is none of that name. */
+  async find<T>(plural: SynclinePlural, name: string, namespace = this.namespace): Promise<T | undefined> {
     const path = resourcePath({ group: GROUP, version: VERSION, plural, namespace }, name);
-    const found = await this.call<T>(`get ${plural} in namespace ${namespace}`, 'GET', path);
+    return this.call<T>(`get ${plural} in namespace ${namespace}`, 'GET', path);
+  }
+
+  async get<T>(plural: SynclinePlural, name: string, namespace = this.namespace): Promise<T> {
+    const found = await this.find<T>(plural, name, namespace);
     if (!found) {
       throw new SynclineError(
         NOT_FOUND[plural],
@@ -126,21 +120,27 @@ export class PluginCluster {
     return body.items;
   }
 
-  async annotate(
-    plural: SynclinePlural,
+  /**
+   * Sets (string) or removes (null) a Sync's annotations in one merge patch conditioned on the
+   * resourceVersion read: 'conflict' when the Sync changed since, 'gone' when it was deleted.
+   */
+  async patchSyncAnnotations(
+    namespace: string,
     name: string,
-    annotations: Record<string, string>,
-    namespace = this.namespace,
-  ): Promise<void> {
-    await this.get(plural, name, namespace);
-    const path = resourcePath({ group: GROUP, version: VERSION, plural, namespace }, name);
-    await this.call(
-      `patch ${plural} in namespace ${namespace}`,
-      'PATCH',
+    annotations: Record<string, string | null>,
+    resourceVersion: string,
+  ): Promise<PatchOutcome> {
+    const path = resourcePath({ group: GROUP, version: VERSION, plural: 'syncs', namespace }, name);
+    const response = await kubeRequest<{ message?: string }>(this.kubeConfig, {
+      method: 'PATCH',
       path,
-      { metadata: { annotations } },
-      'application/merge-patch+json',
-    );
+      body: { metadata: { resourceVersion, annotations } },
+      contentType: 'application/merge-patch+json',
+    });
+    if (response.status === 409) return 'conflict';
+    if (response.status === 404) return 'gone';
+    if (response.status >= 300) throw failure(`patch syncs in namespace ${namespace}`, response);
+    return 'patched';
   }
 
   /** A Secret key's value, or undefined when the Secret or key does not exist; a SynclineError when it may not be read. */
@@ -181,6 +181,27 @@ export class PluginCluster {
   }
 }
 
+/** A SynclineError for an API answer that is not a success, saying what to do about it. */
+function failure(what: string, response: KubeResponse<{ message?: string } | undefined>): SynclineError {
+  if (response.status === 401) {
+    return new SynclineError(
+      'Unauthorized',
+      `the API server did not accept your credentials while ${what}: log in again (your token may have expired)`,
+    );
+  }
+  if (response.status === 403) {
+    return new SynclineError(
+      'Forbidden',
+      `you may not ${what}: ${response.body?.message ?? 'forbidden'}. Ask for the syncline-view (read) or syncline-edit (trigger, resync) role in that namespace`,
+    );
+  }
+  return new SynclineError(
+    'KubeApiError',
+    `${what} failed (HTTP ${response.status}): ${response.body?.message ?? 'no message'}`,
+    { retryable: response.status === 429 || response.status >= 500 },
+  );
+}
+
 export interface SyncGraph {
   sync: Sync;
   model: Model;
@@ -189,7 +210,7 @@ export interface SyncGraph {
 }
 
 /** A Sync and what it references, each read from the API. */
-export async function readSyncGraph(cluster: PluginCluster, name: string): Promise<SyncGraph> {
+export async function readSyncGraph(cluster: Pick<PluginCluster, 'get'>, name: string): Promise<SyncGraph> {
   const sync = await cluster.get<Sync>('syncs', name);
   const model = await cluster.get<Model>('models', sync.spec.modelRef.name);
   const destination = await cluster.get<Destination>('destinations', sync.spec.destinationRef.name);

@@ -14,10 +14,6 @@ import type { RunSummary } from '../core/summary.ts';
 import { readSyncGraph, type PluginCluster } from './cluster.ts';
 import { duration, relative, render, table, type OutputFormat } from './format.ts';
 
-/** The annotations the operator acts on (operator/schedule.ts). */
-export const RUN_REQUESTED_ANNOTATION = 'syncline.io/run-requested-at';
-export const RESYNC_REQUESTED_ANNOTATION = 'syncline.io/resync-requested-at';
-
 export interface Io {
   out: (text: string) => void;
   /** Interactive confirmation; undefined when there is no terminal. */
@@ -25,57 +21,6 @@ export interface Io {
 }
 
 const conditionOf = (sync: Sync, type: string) => sync.status?.conditions?.find((c) => c.type === type);
-
-export async function trigger(
-  cluster: PluginCluster,
-  name: string,
-  format: OutputFormat,
-  io: Io,
-): Promise<void> {
-  const requestedAt = new Date().toISOString();
-  await cluster.annotate('syncs', name, { [RUN_REQUESTED_ANNOTATION]: requestedAt });
-  const data = { sync: name, namespace: cluster.namespace, runRequestedAt: requestedAt };
-  io.out(
-    render(
-      format,
-      data,
-      () =>
-        `sync.syncline.io/${name} triggered: a run starts now (kubectl syncline runs ${name} -n ${cluster.namespace} to follow it)`,
-    ),
-  );
-}
-
-export async function resync(
-  cluster: PluginCluster,
-  name: string,
-  options: { yes: boolean },
-  format: OutputFormat,
-  io: Io,
-): Promise<void> {
-  const { sync, model, destination } = await readSyncGraph(cluster, name);
-  if (!options.yes) {
-    const warning =
-      `A full resync of ${cluster.namespace}/${name} ignores what was sent before and sends every row of Model ` +
-      `"${model.metadata.name}" to Destination "${destination.metadata.name}" (mode ${sync.spec.mode}) again.`;
-    if (!io.confirm)
-      throw new SynclineError(
-        'ConfirmationRequired',
-        `${warning} Pass --yes to confirm when there is no terminal.`,
-      );
-    const answer = await io.confirm(`${warning}\nType the Sync's name to confirm: `);
-    if (answer.trim() !== name) throw new SynclineError('NotConfirmed', 'not confirmed: nothing was changed');
-  }
-  const requestedAt = new Date().toISOString();
-  await cluster.annotate('syncs', name, { [RESYNC_REQUESTED_ANNOTATION]: requestedAt });
-  const data = { sync: name, namespace: cluster.namespace, resyncRequestedAt: requestedAt };
-  io.out(
-    render(
-      format,
-      data,
-      () => `sync.syncline.io/${name}: full resync requested; the next run sends every row`,
-    ),
-  );
-}
 
 export async function status(
   cluster: PluginCluster,

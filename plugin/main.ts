@@ -1,9 +1,10 @@
 // `kubectl syncline`: a kubectl plugin (the kubectl-syncline executable) for Syncline's resources.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeError } from '../core/errors.ts';
 import { PluginCluster } from './cluster.ts';
-import { debug, fields, plan, resync, runs, status, terminalConfirm, trigger, type Io } from './commands.ts';
+import { debug, fields, plan, runs, status, terminalConfirm, type Io } from './commands.ts';
 import type { OutputFormat } from './format.ts';
+import { EXIT_CODES_HELP, parseDuration, trigger } from './trigger.ts';
 
 interface CommonOptions {
   namespace?: string;
@@ -30,7 +31,35 @@ function connect(options: CommonOptions): PluginCluster {
   });
 }
 
-export function buildPlugin(io: Io): Command {
+interface TriggerFlags {
+  yes?: boolean;
+  wait?: boolean;
+  timeout: number;
+}
+
+const waitOption = () => new Option('--wait', 'wait until the run finishes; the exit code says how it ended');
+const timeoutOption = () =>
+  new Option('--timeout <duration>', 'how long --wait waits (30s, 10m, 1h30m)')
+    .default(30 * 60_000, '30m')
+    .argParser((value) => {
+      const ms = parseDuration(value);
+      if (ms === undefined) throw new InvalidArgumentError('a duration like 30s, 10m or 1h30m');
+      return ms;
+    });
+
+const triggerOptions = (flags: TriggerFlags, resync: boolean) => ({
+  resync,
+  yes: flags.yes ?? false,
+  wait: flags.wait ?? false,
+  timeoutMs: flags.timeout,
+});
+
+/** The exit code an action sets (trigger --wait); 0 unless it says otherwise. */
+export interface PluginOutcome {
+  exitCode: number;
+}
+
+export function buildPlugin(io: Io, outcome: PluginOutcome = { exitCode: 0 }): Command {
   const program = new Command('kubectl syncline')
     .description('Syncline, from kubectl: trigger and inspect Syncs, and the fields of Destinations.')
     .showHelpAfterError('(kubectl syncline --help lists the commands)')
@@ -48,19 +77,45 @@ export function buildPlugin(io: Io): Command {
     );
 
   withCommon(program.command('trigger').argument('<sync>', 'name of the Sync'))
-    .description('Run a Sync now, whatever its schedule (sets the syncline.io/run-requested-at annotation).')
-    .action(async (name: string, options: CommonOptions) =>
-      trigger(connect(options), name, options.output, io),
-    );
+    .description(
+      'Run a Sync now, whatever its schedule, and print the run ID (the request the run API makes: ' +
+        'the syncline.io/run-requested-at annotation and the run ledger); --wait follows the run to its end.',
+    )
+    .option(
+      '--resync',
+      'a full resync: send every row again, ignoring what was sent before (asks for confirmation)',
+    )
+    .option('-y, --yes', 'do not ask for confirmation of --resync')
+    .addOption(waitOption())
+    .addOption(timeoutOption())
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(async (name: string, options: CommonOptions & TriggerFlags & { resync?: boolean }) => {
+      outcome.exitCode = await trigger(
+        connect(options),
+        name,
+        triggerOptions(options, options.resync ?? false),
+        options.output,
+        io,
+      );
+    });
 
   withCommon(program.command('resync').argument('<sync>', 'name of the Sync'))
     .description(
-      'Send every row again on the next run, ignoring what was sent before (asks for confirmation).',
+      'Send every row again on the next run, ignoring what was sent before (asks for confirmation); the same as trigger --resync.',
     )
     .option('-y, --yes', 'do not ask for confirmation')
-    .action(async (name: string, options: CommonOptions & { yes?: boolean }) =>
-      resync(connect(options), name, { yes: options.yes ?? false }, options.output, io),
-    );
+    .addOption(waitOption())
+    .addOption(timeoutOption())
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(async (name: string, options: CommonOptions & TriggerFlags) => {
+      outcome.exitCode = await trigger(
+        connect(options),
+        name,
+        triggerOptions(options, true),
+        options.output,
+        io,
+      );
+    });
 
   withCommon(program.command('plan').argument('<sync>', 'name of the Sync'))
     .description(
@@ -137,14 +192,15 @@ export async function main(
   argv: string[],
   io: Io = { out: (t) => process.stdout.write(`${t}\n`), confirm: terminalConfirm() },
 ): Promise<number> {
-  const program = buildPlugin(io);
+  const outcome: PluginOutcome = { exitCode: 0 };
+  const program = buildPlugin(io, outcome);
   if (argv.length <= 2) {
     io.out(program.helpInformation().trimEnd());
     return 0;
   }
   try {
     await program.parseAsync(argv);
-    return 0;
+    return outcome.exitCode;
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === 'commander.helpDisplayed' || code === 'commander.help' || code === 'commander.version')
