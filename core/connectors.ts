@@ -1,5 +1,6 @@
 // The small interfaces every connector implements. A connector is one folder, connectors/<type>/,
 // whose index.ts exports `source` and/or `destination` (see registry.ts).
+import type { ColumnKind } from './column-types.ts';
 import type { Reason } from './reasons.ts';
 import type { DeliverySettings } from './settings.ts';
 import type { DuckDBConnection } from '@duckdb/node-api';
@@ -275,6 +276,12 @@ export interface DestinationCapabilities {
   requiresMatchField?: readonly SyncMode[];
   /** What a match field is in this tool, for the message when one is missing. */
   matchFieldHint?: string;
+  /**
+   * By discovered field type, the kinds of model columns (core/column-types.ts) none of whose values the
+   * connector converts to such a field: a mapping from one is refused before any run
+   * (IncompatibleFieldType). Only kinds whose every non-null value the run would reject belong here.
+   */
+  refusedColumns?: Partial<Record<DestinationField['type'], readonly ColumnKind[]>>;
   /**
    * The writer buffers and publishes only in close(): a write it accepted has not arrived until then, so
    * the engine makes no checkpoint of delivered progress while delivering.

@@ -377,6 +377,10 @@ export const REASONS = {
     kind: needsPerson,
     doc: "The Sync's mode matches rows to records by target.matchField (HubSpot and Salesforce upsert and update), and it names none; set it to a unique field of the object (the message lists the discovered ones) and map that field.",
   },
+  IncompatibleFieldType: {
+    kind: needsPerson,
+    doc: "A mapping sends a Model column none of whose values the destination converts to the field's type (a boolean into a date, a timestamp into a number); every row would be rejected. Cast the column in the Model or map another field.",
+  },
   InvalidFieldValue: {
     kind: needsPerson,
     doc: "A mapping's static value is not one of the options the destination's enumeration (picklist) field accepts; use one of the options the message lists.",

@@ -6,7 +6,7 @@ import type { Sync } from '../crds/index.ts';
 import { reconcileConnection, targetedObjects } from './connection.ts';
 import { closestNames, DestinationObjectsCache, editDistance } from './destination-objects.ts';
 import { fakeContext, type FakeContext } from './fake-cluster.ts';
-import { NS, putReferences, putSync } from './fake-fixtures.ts';
+import { completeJob, NS, putReferences, putSync, runnerSummary } from './fake-fixtures.ts';
 import { reconcileSync } from './sync.ts';
 import { destination, httpCapabilities, model, saasCapabilities, sync } from './testdata/fixtures.ts';
 import { schemaProblem, unmappedRequiredFields, validateSync, type SyncReferences } from './validation.ts';
@@ -27,6 +27,11 @@ const discovered: DestinationObjects = {
         { name: 'hs_object_id', type: 'id', unique: true, readOnly: true },
         { name: 'lifecyclestage', type: 'enumeration', options: ['lead', 'customer', 'evangelist'] },
         { name: 'createdate', type: 'datetime', readOnly: true, required: true },
+        { name: 'date_of_birth', type: 'date' },
+        { name: 'last_seen_at', type: 'datetime' },
+        { name: 'is_vip', type: 'boolean' },
+        { name: 'lifetime_value', type: 'number' },
+        { name: 'notes', type: 'string' },
       ],
     },
     {
@@ -48,6 +53,17 @@ const contactsSync = (over: Partial<Sync['spec']> = {}) =>
     ],
     ...over,
   });
+
+/** HubSpot's refusals (numbers fit a date as epoch milliseconds). */
+const typedCapabilities = {
+  ...httpCapabilities,
+  refusedColumns: {
+    number: ['boolean', 'date', 'timestamp', 'time', 'interval', 'nested'],
+    boolean: ['date', 'timestamp', 'time', 'interval', 'nested'],
+    date: ['boolean', 'time', 'interval', 'nested'],
+    datetime: ['boolean', 'time', 'interval', 'nested'],
+  },
+} as const;
 
 const refs = (over: Partial<SyncReferences> = {}): SyncReferences => ({
   model: model(),
@@ -180,6 +196,70 @@ describe('a Sync against the discovered objects and fields', () => {
   });
 });
 
+describe("a mapping's column type against the field's type", () => {
+  const columns = [
+    { name: 'id', type: 'INTEGER' },
+    { name: 'email', type: 'VARCHAR' },
+    { name: 'vip', type: 'BOOLEAN' },
+    { name: 'signed_up', type: 'DATE' },
+    { name: 'seen', type: 'TIMESTAMP WITH TIME ZONE' },
+    { name: 'value', type: 'DECIMAL(18,2)' },
+    { name: 'value_text', type: 'VARCHAR' },
+    { name: 'born_ms', type: 'BIGINT' },
+    { name: 'tags', type: 'VARCHAR[]' },
+    { name: 'doc', type: 'JSON' },
+  ];
+  const columnsKnown = model({ conditions: model().status!.conditions, columns });
+  const mapped = (from: string, to: string) =>
+    contactsSync({
+      mappings: [
+        { to: 'email', from: 'email', valueType: 'string' },
+        { to, from, valueType: 'string' },
+      ],
+    });
+  const verdict = (from: string, to: string, over: Partial<SyncReferences> = {}) =>
+    validateSync(mapped(from, to), refs({ model: columnsKnown, capabilities: typedCapabilities, ...over }));
+
+  it('IncompatibleFieldType names the column, its type, the field, its type and what fits', () => {
+    const bad = verdict('vip', 'date_of_birth');
+    expect(bad).toMatchObject({ ok: false, stalled: true, reason: 'IncompatibleFieldType' });
+    if (!bad.ok)
+      expect(bad.message).toBe(
+        'Sync team/customers-to-crm: spec.mappings[1] maps column "vip" of Model "customers", of type BOOLEAN ' +
+          '(boolean values), to field "date_of_birth" of object "contacts", of type date, and the http destination ' +
+          'converts no boolean value to a date: every row would be rejected. A date field takes integer (INTEGER, ' +
+          'BIGINT), decimal (DECIMAL), float (DOUBLE), date (DATE), timestamp (TIMESTAMP, TIMESTAMPTZ), text ' +
+          '(VARCHAR) columns; cast the column in the Model, or map it to another field',
+      );
+    expect(verdict('signed_up', 'is_vip')).toMatchObject({ reason: 'IncompatibleFieldType' });
+    expect(verdict('seen', 'lifetime_value')).toMatchObject({ reason: 'IncompatibleFieldType' });
+    expect(verdict('tags', 'lifetime_value')).toMatchObject({ reason: 'IncompatibleFieldType' });
+  });
+
+  it('lets compatible pairs through, text into anything and types it cannot judge', () => {
+    for (const [from, to] of [
+      ['value_text', 'lifetime_value'], // numeric text is converted
+      ['value', 'lifetime_value'],
+      ['signed_up', 'date_of_birth'],
+      ['seen', 'date_of_birth'], // a timestamp is sent as its day
+      ['seen', 'last_seen_at'],
+      ['born_ms', 'date_of_birth'], // epoch milliseconds, for a connector that takes them
+      ['value_text', 'is_vip'],
+      ['vip', 'is_vip'],
+      ['vip', 'notes'],
+      ['tags', 'notes'],
+      ['doc', 'lifetime_value'], // a JSON column may hold a number
+    ])
+      expect(verdict(from!, to!), `${from} to ${to}`).toEqual({ ok: true });
+  });
+
+  it('checks nothing without column types, discovered fields or the connector saying what it refuses', () => {
+    expect(verdict('vip', 'date_of_birth', { model: model() })).toEqual({ ok: true });
+    expect(verdict('vip', 'date_of_birth', { objects: undefined })).toEqual({ ok: true });
+    expect(verdict('vip', 'date_of_birth', { capabilities: httpCapabilities })).toEqual({ ok: true });
+  });
+});
+
 describe('the discovered objects, read once per check', () => {
   it('re-reads only when the Destination was checked again, and retries a failed read', async () => {
     let reads = 0;
@@ -270,6 +350,47 @@ describe('over a fake cluster', () => {
       target: { object: 'contacts', matchField: 'email' },
       mappings: [{ to: 'email', from: 'email', valueType: 'string' }],
     });
+    await reconcileSync(ctx, ctx.store.sync(NS, 'to-crm')!);
+    expect(ctx.cluster.jobs.size).toBe(1);
+  });
+
+  it('once a run has told the column types, a mapping no value of its column fits stalls, and no run starts', async () => {
+    const ctx = fakeContext({ capabilities: async () => typedCapabilities });
+    putReferences(ctx.cluster);
+    putSync(ctx.cluster, 'to-crm', {
+      target: { object: 'contacts', matchField: 'email' },
+      mappings: [
+        { to: 'email', from: 'email', valueType: 'string' },
+        { to: 'is_vip', from: 'signed_up', valueType: 'string' },
+      ],
+    });
+    ctx.cluster.discovered.set(`${NS}/crm`, discovered);
+    // The first run starts: the column types are not known yet.
+    await reconcileSync(ctx, ctx.store.sync(NS, 'to-crm')!);
+    const [job] = [...ctx.cluster.jobs.keys()];
+    const jobName = job!.split('/')[1]!;
+    const columns = [
+      { name: 'id', type: 'INTEGER' },
+      { name: 'email', type: 'VARCHAR' },
+      { name: 'signed_up', type: 'DATE' },
+    ];
+    completeJob(ctx.cluster, jobName, { ...runnerSummary(jobName), columns });
+    await reconcileSync(ctx, ctx.store.sync(NS, 'to-crm')!);
+    expect(ctx.store.model(NS, 'customers')!.status?.columns).toEqual(columns);
+    await reconcileSync(ctx, ctx.store.sync(NS, 'to-crm')!);
+    const stalledSync = ctx.store.sync(NS, 'to-crm')!;
+    expect(stalledSync.status?.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`).sort()).toEqual([
+      'Ready=False/IncompatibleFieldType',
+      'Running=False/Idle',
+      'Stalled=True/IncompatibleFieldType',
+    ]);
+    expect(ctx.events.recorded.at(-1)).toMatchObject({
+      type: 'Warning',
+      reason: 'IncompatibleFieldType',
+      message: expect.stringContaining('maps column "signed_up" of Model "customers", of type DATE'),
+    });
+    // The next slot starts no run.
+    ctx.setNow('2026-01-01T12:05:00.000Z');
     await reconcileSync(ctx, ctx.store.sync(NS, 'to-crm')!);
     expect(ctx.cluster.jobs.size).toBe(1);
   });

@@ -9,6 +9,7 @@ import type { OperatorConfig } from './config.ts';
 import { runnerSettingsProblem, syncDiffStoreUrl } from './runner-policy.ts';
 import { timetable } from './schedule.ts';
 import { closestNames } from './destination-objects.ts';
+import { COLUMN_KIND_EXAMPLES, columnKind } from '../core/column-types.ts';
 
 /**
  * What validation beyond the schema found. `stalled`: only a change by a person fixes it (kstatus
@@ -172,22 +173,13 @@ export function validateSync(
   const unsupported = destinationProblem(sync, refs.destination, refs);
   if (unsupported) return unsupported;
 
-  const columns = refs.model.status?.columns;
-  if (columns && columns.length > 0) {
-    const known = new Set(columns.map((c) => c.name));
-    const unknown = (spec.mappings ?? []).filter((m) => m.from !== undefined && !known.has(m.from));
-    if (unknown.length > 0) {
-      const names = unknown.map((m) => `"${m.from}" (to ${m.to})`).join(', ');
-      return stalled(
-        'UnknownColumn',
-        `spec.mappings reads column${unknown.length > 1 ? 's' : ''} ${names} that Model "${refs.model.metadata.name}" ` +
-          `does not return; its columns are: ${[...known].slice(0, 50).join(', ')}`,
-      );
-    }
-  }
+  const unknownColumn = unknownColumnProblem(sync, refs.model);
+  if (unknownColumn) return unknownColumn;
 
   const schema = refs.objects ? schemaProblem(sync, refs.objects) : undefined;
   if (schema && schema.ok === false && schema.stalled) return schema;
+  const typeFit = typeFitProblem(sync, refs.model, refs.destination, refs);
+  if (typeFit) return typeFit;
 
   if (!isConditionTrue(refs.model.status?.conditions, READY)) {
     return waiting(
@@ -202,6 +194,21 @@ export function validateSync(
     );
   }
   return schema ?? OK;
+}
+
+/** Mappings that read a column the Model does not return (once a run has told its columns). */
+function unknownColumnProblem(sync: Sync, model: Model): Verdict | undefined {
+  const columns = model.status?.columns;
+  if (!columns || columns.length === 0) return undefined;
+  const known = new Set(columns.map((c) => c.name));
+  const unknown = (sync.spec.mappings ?? []).filter((m) => m.from !== undefined && !known.has(m.from));
+  if (unknown.length === 0) return undefined;
+  const names = unknown.map((m) => `"${m.from}" (to ${m.to})`).join(', ');
+  return stalled(
+    'UnknownColumn',
+    `spec.mappings reads column${unknown.length > 1 ? 's' : ''} ${names} that Model "${model.metadata.name}" ` +
+      `does not return; its columns are: ${[...known].slice(0, 50).join(', ')}`,
+  );
 }
 
 // ---- the Destination's discovered objects and fields ----
@@ -313,6 +320,45 @@ export function schemaProblem(sync: Sync, discovered: DestinationObjects): Verdi
     const where = `spec.target.associations[${index}].matchField`;
     const problem = matchProblem(associated.name, associated.fields, association.matchField, where);
     if (problem) return problem;
+  }
+  return undefined;
+}
+
+/**
+ * A mapping from a Model column whose kind of values (core/column-types.ts) the destination's connector
+ * converts to no value of the field's discovered type (`capabilities.refusedColumns`): every row would be
+ * rejected, so the Sync stalls before any run. Needs the Model's column types (known after a run) and the
+ * discovered fields; dotted targets (nested values, Salesforce relationships) are not checked.
+ */
+export function typeFitProblem(
+  sync: Sync,
+  model: Model,
+  destination: Destination,
+  refs: Pick<SyncReferences, 'capabilities' | 'objects'>,
+): Verdict | undefined {
+  const refusedByType = refs.capabilities?.refusedColumns;
+  const object = refs.objects?.objects.find((o) => o.name === sync.spec.target?.object);
+  const columns = new Map((model.status?.columns ?? []).map((c) => [c.name, c.type]));
+  if (!refusedByType || !object || columns.size === 0) return undefined;
+  const fields = new Map(object.fields.map((f) => [f.name, f]));
+  for (const [index, mapping] of (sync.spec.mappings ?? []).entries()) {
+    const type = mapping.from === undefined ? undefined : columns.get(mapping.from);
+    const field = fields.get(mapping.to);
+    if (type === undefined || !field) continue;
+    const kind = columnKind(type);
+    const refused = refusedByType[field.type];
+    if (!refused?.includes(kind)) continue;
+    const fits = (Object.keys(COLUMN_KIND_EXAMPLES) as (keyof typeof COLUMN_KIND_EXAMPLES)[])
+      .filter((k) => !refused.includes(k))
+      .map((k) => `${k} (${COLUMN_KIND_EXAMPLES[k]})`);
+    return stalled(
+      'IncompatibleFieldType',
+      `Sync ${sync.metadata.namespace ?? 'default'}/${sync.metadata.name}: spec.mappings[${index}] maps column ` +
+        `"${mapping.from}" of Model "${model.metadata.name}", of type ${type} (${kind} values), to field ` +
+        `"${field.name}" of object "${object.name}", of type ${field.type}, and the ${destination.spec.type} ` +
+        `destination converts no ${kind} value to a ${field.type}: every row would be rejected. A ${field.type} ` +
+        `field takes ${fits.join(', ')} columns; cast the column in the Model, or map it to another field`,
+    );
   }
   return undefined;
 }

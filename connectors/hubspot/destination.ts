@@ -25,7 +25,14 @@ import {
 } from '../saas/batches.ts';
 import { ApiError, hubspotRateLimits, SaasClient, type ClientContext } from '../saas/client.ts';
 import { failureOf, fatalError } from '../saas/results.ts';
-import { closest, fieldOf, isUniqueProperty, propertyValue, type HubSpotProperty } from './types.ts';
+import {
+  closest,
+  fieldOf,
+  isUniqueProperty,
+  propertyValue,
+  REFUSED_COLUMNS,
+  type HubSpotProperty,
+} from './types.ts';
 
 type Settings = NonNullable<DestinationSpec['hubspot']>;
 type Association = NonNullable<NonNullable<SyncSpec['target']>['associations']>[number];
@@ -693,6 +700,7 @@ export const hubspotDestination: DestinationConnector = {
     // upsert sends it as idProperty; update finds records by it when no record id is known yet.
     requiresMatchField: ['upsert', 'update'],
     matchFieldHint: 'a property with unique values (contacts: email, or a custom unique id)',
+    refusedColumns: REFUSED_COLUMNS,
     recordIds: true,
     discovers: true,
     sharedQuota: true,

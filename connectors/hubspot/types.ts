@@ -5,7 +5,8 @@
 // of the property's option values ("a;b" for a multi-checkbox); "" clears a property.
 import { epochMsOfText } from '../saas/dates.ts';
 import { isRawJson, toJson } from '../shared/values.ts';
-import type { DestinationField } from '../../core/connectors.ts';
+import type { ColumnKind } from '../../core/column-types.ts';
+import type { DestinationCapabilities, DestinationField } from '../../core/connectors.ts';
 
 /** A property definition as the properties API answers it (the fields the connector reads). */
 export interface HubSpotProperty {
@@ -53,6 +54,21 @@ function epochMs(value: unknown): number | undefined {
 }
 
 const DAY_MS = 86_400_000;
+
+const NOT_A_SCALAR: ColumnKind[] = ['time', 'interval', 'nested'];
+/**
+ * The column kinds propertyValue refuses every value of, by discovered field type (the operator refuses
+ * such a mapping before any run): a number takes no boolean, date or timestamp text; a bool no date or
+ * timestamp; a date or datetime no boolean (numbers are epoch milliseconds, so they fit). Text fits every
+ * type (numeric, boolean and date strings are converted), and so do the others' number forms (0/1 for a
+ * bool). Runner's type-fit test checks this against propertyValue with the values the engine produces.
+ */
+export const REFUSED_COLUMNS: DestinationCapabilities['refusedColumns'] = {
+  number: ['boolean', 'date', 'timestamp', ...NOT_A_SCALAR],
+  boolean: ['date', 'timestamp', ...NOT_A_SCALAR],
+  date: ['boolean', ...NOT_A_SCALAR],
+  datetime: ['boolean', ...NOT_A_SCALAR],
+};
 
 /**
  * The string HubSpot's property takes for `value`, a Refusal, or undefined for SQL NULL (the caller decides

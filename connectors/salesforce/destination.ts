@@ -36,6 +36,7 @@ import {
   fieldOf,
   fieldValue,
   isMatchable,
+  REFUSED_COLUMNS,
   type SalesforceDescribe,
   type SalesforceField,
   type SfValue,
@@ -710,6 +711,7 @@ export const salesforceDestination: DestinationConnector = {
     // upsert names it as the external id; update looks the record Id up by it when none is known yet.
     requiresMatchField: ['upsert', 'update'],
     matchFieldHint: 'an External ID field (such as External_Id__c)',
+    refusedColumns: REFUSED_COLUMNS,
     recordIds: true,
     discovers: true,
     idempotencyKeys: false,

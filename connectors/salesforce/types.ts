@@ -5,7 +5,8 @@
 // A value that cannot fit is refused with a clear message before anything is sent.
 import { epochMsOfText } from '../saas/dates.ts';
 import { isRawJson, rawJson, toJson } from '../shared/values.ts';
-import type { DestinationField } from '../../core/connectors.ts';
+import type { ColumnKind } from '../../core/column-types.ts';
+import type { DestinationCapabilities, DestinationField } from '../../core/connectors.ts';
 
 /** A field of a DescribeSObjectResult (the members the connector reads). */
 export interface SalesforceField {
@@ -85,6 +86,20 @@ function jsonNumber(text: string): string {
   const digits = (m[2] as string).replace(/^0+(?=\d)/, '');
   return `${m[1] === '-' ? '-' : ''}${digits}${m[3] ?? ''}`;
 }
+
+const NOT_A_SCALAR: ColumnKind[] = ['time', 'interval', 'nested'];
+/**
+ * The column kinds fieldValue refuses every value of, by discovered field type (the operator refuses such
+ * a mapping before any run): a number takes no boolean, date or timestamp; a boolean no date or
+ * timestamp; a date or datetime no boolean and no number (only date and timestamp text). Text fits every
+ * type. Runner's type-fit test checks this against fieldValue with the values the engine produces.
+ */
+export const REFUSED_COLUMNS: DestinationCapabilities['refusedColumns'] = {
+  number: ['boolean', 'date', 'timestamp', ...NOT_A_SCALAR],
+  boolean: ['date', 'timestamp', ...NOT_A_SCALAR],
+  date: ['boolean', 'integer', 'decimal', 'float', ...NOT_A_SCALAR],
+  datetime: ['boolean', 'integer', 'decimal', 'float', ...NOT_A_SCALAR],
+};
 
 /** Whether Salesforce can match records by this field (upsert's external id field). */
 export const isMatchable = (f: SalesforceField): boolean => f.externalId === true || f.idLookup === true;
