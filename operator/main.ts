@@ -16,8 +16,9 @@ import { loadKubeAccess } from './runtime/kubeconfig.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { RuntimeMetrics } from './runtime/metrics.ts';
 import { startHealthServer } from './runtime/server.ts';
+import { addApiOptions, startOperatorApi, type ApiFlags } from './api/start.ts';
 
-export interface OperatorFlags {
+export interface OperatorFlags extends ApiFlags {
   kubeconfig?: string;
   namespaces: string;
   diffStoreUrl: string;
@@ -180,7 +181,7 @@ export function operatorCommand(): Command {
     if (fallback !== undefined) o.default(fallback);
     return o;
   };
-  return new Command('operator')
+  const command = new Command('operator')
     .description(
       'Run the Syncline operator: reconcile Sources, Models, Destinations and Syncs; run Syncs as Jobs.',
     )
@@ -418,6 +419,7 @@ export function operatorCommand(): Command {
         600,
       ).argParser(num),
     );
+  return addApiOptions(command);
 }
 
 /**
@@ -451,6 +453,7 @@ export async function runOperator(
     { port: health.port, identity, namespaces: config.namespaces, leaderElect: flags.leaderElect },
     'operator started',
   );
+  const api = await startOperatorApi({ flags, kubeConfig, namespaces: config.namespaces, log });
 
   const newManager = () =>
     new Manager({
@@ -519,6 +522,7 @@ export async function runOperator(
       if (!stopping) log.warn('lost the lease; campaigning again');
     }
   }
+  await api?.close();
   await health.close();
   log.info({ apiRequests: manager?.cluster.requests }, 'operator stopped');
 }

@@ -96,7 +96,10 @@ describe('helm template with default values', () => {
       'ClusterRole',
       'ClusterRole',
       'ClusterRole',
+      'ClusterRole', // the run API's trigger role
+      'ClusterRole', // the run API's TokenReview and SubjectAccessReview
       'ClusterRoleBinding',
+      'ClusterRoleBinding', // of the latter
       'CustomResourceDefinition',
       'CustomResourceDefinition',
       'CustomResourceDefinition',
@@ -105,7 +108,9 @@ describe('helm template with default values', () => {
       'PodDisruptionBudget',
       'Role',
       'RoleBinding',
+      'Secret', // the run API's self-signed certificate
       'Service',
+      'Service', // the run API
       'ServiceAccount',
     ]);
   });
@@ -178,7 +183,7 @@ describe('helm template with default values', () => {
   });
 
   it('binds the operator cluster-wide and gives users aggregated view and edit roles', () => {
-    const binding = find(defaults, 'ClusterRoleBinding');
+    const binding = find(defaults, 'ClusterRoleBinding', 'syncline-operator');
     expect(binding['roleRef']).toMatchObject({ kind: 'ClusterRole', name: 'syncline-operator' });
     const view = find(defaults, 'ClusterRole', 'syncline-view');
     expect(view.metadata.labels).toMatchObject({ 'rbac.authorization.k8s.io/aggregate-to-view': 'true' });
@@ -265,7 +270,10 @@ describe('helm template with default values', () => {
 
 describe('helm template with every option switched on', () => {
   it('binds the operator only in the watched namespaces, with a runner account in each', () => {
-    expect(full.some((o) => o.kind === 'ClusterRoleBinding')).toBe(false);
+    // The one cluster-wide binding is the run API's TokenReview and SubjectAccessReview (cluster-scoped kinds).
+    expect(full.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name)).toEqual([
+      'prod-syncline-api-auth',
+    ]);
     const bindings = full.filter(
       (o) => o.kind === 'RoleBinding' && o.metadata.name === 'prod-syncline-operator',
     );
@@ -421,6 +429,16 @@ describe('values.schema.json', () => {
       { runner: { activeDeadlineSeconds: 7200, maxActiveDeadlineSeconds: 3600 } },
       'runner.activeDeadlineSeconds (7200) is above runner.maxActiveDeadlineSeconds (3600)',
     ],
+    [
+      { api: { webhooks: [{ name: 'dbt', type: 'airflow', secretRef: { name: 's', key: 'k' } }] } },
+      "at '/api/webhooks/0/type'",
+    ],
+    [
+      { api: { webhooks: [{ name: 'Dbt Prod', type: 'dbtCloud', secretRef: { name: 's', key: 'k' } }] } },
+      "at '/api/webhooks/0/name'",
+    ],
+    [{ api: { tls: { mode: 'secret' } } }, 'api.tls.secretName is required with api.tls.mode=secret'],
+    [{ api: { tls: { mode: 'certManager' } } }, 'api.tls.certManager.issuerRef.name is required'],
   ])('rejects %j at helm install', async (values, message) => {
     const { args, cleanup } = valuesArgs(values);
     try {

@@ -10,6 +10,8 @@ export interface OperatorProcess {
   logs: Record<string, unknown>[];
   /** The /metrics, /healthz, /readyz port, once the operator said it started. */
   port(): Promise<number>;
+  /** The run API port, once it listens. */
+  apiPort(): Promise<number>;
   metrics(): Promise<string>;
   /** SIGTERM and wait; resolves with the exit code. */
   stop(): Promise<number | null>;
@@ -23,7 +25,9 @@ export function nodeBinary(): string {
 }
 
 export function startOperator(args: string[], env: Record<string, string> = {}): OperatorProcess {
-  const child = spawn(nodeBinary(), [join(REPO_DIR, 'operator/main.ts'), ...args], {
+  // The run API on a free port unless the test says otherwise: several operators run side by side.
+  const apiArgs = args.some((a) => a === '--api-port' || a === '--no-api') ? [] : ['--api-port', '0'];
+  const child = spawn(nodeBinary(), [join(REPO_DIR, 'operator/main.ts'), ...args, ...apiArgs], {
     cwd: REPO_DIR,
     env: { ...process.env, SYNCLINE_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -50,10 +54,20 @@ export function startOperator(args: string[], env: Record<string, string> = {}):
     }
     throw new Error(`operator did not start: ${JSON.stringify(logs.slice(-10))}`);
   };
+  const apiPort = async (): Promise<number> => {
+    for (let i = 0; i < 300; i++) {
+      const listening = logs.find((l) => l['msg'] === 'run API listening');
+      if (listening) return Number(listening['port']);
+      if (exitCode !== undefined) throw new Error(`operator exited: ${JSON.stringify(logs.slice(-10))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`the run API did not start: ${JSON.stringify(logs.slice(-10))}`);
+  };
   return {
     child,
     logs,
     port,
+    apiPort,
     metrics: async () => (await fetch(`http://127.0.0.1:${await port()}/metrics`)).text(),
     stop: async () => {
       if (exitCode === undefined) child.kill('SIGTERM');

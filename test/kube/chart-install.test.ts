@@ -29,6 +29,7 @@ import {
   type K8sObject,
 } from '../chart/helm.ts';
 import { kubeconform, writeSchemas } from '../chart/kubeconform.ts';
+import { callApi, type ApiTarget } from '../e2e/api-client.ts';
 import { condition, eventually, Kube, loadKubeConfig, waitForCondition } from '../e2e/support.ts';
 import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
 import { REPO_DIR } from '../stack/paths.ts';
@@ -324,6 +325,14 @@ describe("the operator's ServiceAccount (kubectl auth can-i)", () => {
     expect(await canI(OPERATOR_SA, 'list', 'syncs.syncline.io', '*')).toBe(false);
   });
 
+  it('may create TokenReviews and SubjectAccessReviews for the run API (cluster-scoped), and no other cluster-wide right', async () => {
+    expect(await canI(OPERATOR_SA, 'create', 'tokenreviews.authentication.k8s.io')).toBe(true);
+    expect(await canI(OPERATOR_SA, 'create', 'subjectaccessreviews.authorization.k8s.io')).toBe(true);
+    expect(await canI(OPERATOR_SA, 'create', 'selfsubjectrulesreviews.authorization.k8s.io')).toBe(true); // every user may
+    expect(await canI(OPERATOR_SA, 'create', 'certificatesigningrequests.certificates.k8s.io')).toBe(false);
+    expect(await canI(OPERATOR_SA, 'impersonate', 'users')).toBe(false);
+  });
+
   it('holds its own Lease and no other', async () => {
     expect(await canI(OPERATOR_SA, 'create', 'leases.coordination.k8s.io', RELEASE_NS)).toBe(true);
     expect(await canI(OPERATOR_SA, 'update', `leases.coordination.k8s.io/${RELEASE}`, RELEASE_NS)).toBe(true);
@@ -368,6 +377,7 @@ describe("the operator, running with the chart's RBAC and env", () => {
   let sink: Server;
   let prometheus: PrometheusServer;
   let metricsPort: number;
+  let apiPort: number;
 
   beforeAll(async () => {
     const ns = watched[0] as string;
@@ -422,6 +432,16 @@ describe("the operator, running with the chart's RBAC and env", () => {
     }
     metricsPort = await freePort();
     podEnv['SYNCLINE_METRICS_PORT'] = String(metricsPort);
+    apiPort = await freePort();
+    podEnv['SYNCLINE_API_PORT'] = String(apiPort);
+    // The chart's certificate, from the Secret it made, where the pod would mount it.
+    const tls = JSON.parse(
+      await kubectl('get', 'secret', `${RELEASE}-api-tls`, '-n', RELEASE_NS, '-o', 'json'),
+    ) as { data: Record<string, string> };
+    for (const file of ['tls.crt', 'tls.key', 'ca.crt'])
+      writeFileSync(join(scratch, file), Buffer.from(tls.data[file] ?? '', 'base64'), { mode: 0o600 });
+    podEnv['SYNCLINE_API_TLS_CERT_FILE'] = join(scratch, 'tls.crt');
+    podEnv['SYNCLINE_API_TLS_KEY_FILE'] = join(scratch, 'tls.key');
     const script = (container?.args[0] ?? '').replace(/^\/app\//, `${REPO_DIR}/`);
     operator = startProcess(
       'operator',
@@ -516,6 +536,60 @@ describe("the operator, running with the chart's RBAC and env", () => {
     };
     expect(lease.spec.holderIdentity).toMatch(new RegExp(`^${RELEASE}-7d9f-abcde_`));
     const log = readFileSync(operator.logFile, 'utf8');
+    expect(log).not.toMatch(/forbidden/i);
+  }, 200_000);
+
+  it("serves the run API over the chart's certificate: the trigger role may start a run and wait for it, the view role may only read", async () => {
+    const ns = watched[0] as string;
+    const manifest = join(scratch, 'api-callers.json');
+    const callers = { pipeline: `${RELEASE}-trigger`, analyst: `${RELEASE}-view` };
+    const items = Object.entries(callers).flatMap(([name, role]) => [
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: ns } },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: `${name}-api`, namespace: ns },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+        subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
+      },
+    ]);
+    writeFileSync(manifest, JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+    await kubectl('apply', '-f', manifest);
+    const token = async (name: string) =>
+      (await kubectl('create', 'token', name, '-n', ns, '--duration=1h')).trim();
+    const target: ApiTarget = {
+      port: apiPort,
+      ca: readFileSync(join(scratch, 'ca.crt')),
+      servername: `${RELEASE}-api.${RELEASE_NS}.svc`,
+    };
+    const runs = `/api/v1/namespaces/${ns}/syncs/contacts/runs`;
+    const [pipeline, analyst] = [await token('pipeline'), await token('analyst')];
+
+    const denied = await callApi(target, 'POST', runs, { token: analyst });
+    expect(denied.status).toBe(403);
+    expect(JSON.stringify(denied.body)).toContain(`system:serviceaccount:${ns}:analyst may not trigger`);
+    expect((await callApi(target, 'GET', runs, { token: analyst })).status).toBe(200);
+    expect((await callApi(target, 'POST', runs)).status).toBe(401);
+
+    const started = await callApi<{ id: string; phase: string }>(target, 'POST', runs, {
+      token: pipeline,
+      headers: { 'idempotency-key': 'chart-install-1' },
+    });
+    expect(started.status).toBe(202);
+    const waited = await callApi<{
+      id: string;
+      phase: string;
+      trigger: string;
+      counts?: { queried: number };
+    }>(target, 'GET', `${runs}/${started.body.id}?wait=120`, { token: pipeline });
+    expect(waited.body).toMatchObject({
+      id: started.body.id,
+      phase: 'Succeeded',
+      trigger: 'api',
+      counts: { queried: 3 },
+    });
+    const log = readFileSync(operator.logFile, 'utf8');
+    expect(log).not.toContain(pipeline);
     expect(log).not.toMatch(/forbidden/i);
   }, 200_000);
 

@@ -45,7 +45,7 @@ const cleanups: Array<() => Promise<void>> = [];
 
 afterAll(async () => {
   for (const cleanup of cleanups) await cleanup().catch(() => undefined);
-  for (const name of [`${RELEASE}-syncline-operator`])
+  for (const name of [`${RELEASE}-syncline-operator`, `${RELEASE}-syncline-api-auth`])
     await kubectl('delete', 'clusterrole,clusterrolebinding', name, '--ignore-not-found').catch(
       () => undefined,
     );
@@ -155,10 +155,12 @@ describe("the operator's RBAC, as the chart renders it with default values", () 
       (o: K8sObject) =>
         (o.kind === 'ServiceAccount' && o.metadata.name === SA) ||
         (['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind) &&
-          /-(operator|leader-election)$/.test(o.metadata.name)),
+          /-(operator|leader-election|api-auth)$/.test(o.metadata.name)),
     );
     expect(rbac.map((o) => o.kind).sort()).toEqual([
       'ClusterRole',
+      'ClusterRole',
+      'ClusterRoleBinding',
       'ClusterRoleBinding',
       'Role',
       'RoleBinding',
@@ -169,8 +171,14 @@ describe("the operator's RBAC, as the chart renders it with default values", () 
     await kubectl('apply', '--server-side', '--field-manager=least-privilege-test', '-f', file);
   }, 120_000);
 
+  // operator/api/kube.ts: the run API's TokenReview and SubjectAccessReview (cluster-scoped).
+  const apiNeeds = (): Access[] => [
+    { verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' },
+    { verb: 'create', group: 'authorization.k8s.io', resource: 'subjectaccessreviews' },
+  ];
+
   it('may make every call the operator makes, in any namespace', async () => {
-    for (const access of [...needs(ns), ...needs(otherNs), ...leaseNeeds()])
+    for (const access of [...needs(ns), ...needs(otherNs), ...leaseNeeds(), ...apiNeeds()])
       expect(await allowed(SA, releaseNs, access), describeAccess(access)).toBe(true);
   });
 

@@ -97,3 +97,72 @@ app.kubernetes.io/component: operator
 {{- define "syncline.watchNamespaces" -}}
 {{- toJson (uniq .Values.watchNamespaces) }}
 {{- end }}
+
+{{/* The Secret holding the run API's certificate (tls.crt, tls.key); empty when the API serves plain HTTP. */}}
+{{- define "syncline.apiTlsSecret" -}}
+{{- if .Values.api.enabled }}
+{{- $mode := .Values.api.tls.mode }}
+{{- if eq $mode "secret" }}
+{{- required "api.tls.secretName is required with api.tls.mode=secret" .Values.api.tls.secretName }}
+{{- else if or (eq $mode "selfSigned") (eq $mode "certManager") }}
+{{- printf "%s-api-tls" (include "syncline.fullname" .) }}
+{{- else if ne $mode "none" }}
+{{- fail (printf "api.tls.mode must be selfSigned, certManager, secret or none, not %q" $mode) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The DNS names of the run API's Service (and any extra ones). */}}
+{{- define "syncline.apiDnsNames" -}}
+{{- $svc := printf "%s-api" (include "syncline.fullname" .) }}
+{{- $names := list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) }}
+{{- toJson (concat $names .Values.api.tls.extraDnsNames) }}
+{{- end }}
+
+{{/* The run API's environment: port, TLS files, audiences, rate limit, webhooks and their secrets. */}}
+{{- define "syncline.apiEnv" -}}
+{{- if not .Values.api.enabled }}
+- name: SYNCLINE_API_DISABLED
+  value: "true"
+{{- else }}
+- name: SYNCLINE_API_PORT
+  value: {{ .Values.api.port | quote }}
+- name: SYNCLINE_API_RATE_LIMIT
+  value: {{ .Values.api.rateLimitPerMinute | quote }}
+{{- with .Values.api.audiences }}
+- name: SYNCLINE_API_AUDIENCES
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- if include "syncline.apiTlsSecret" . }}
+- name: SYNCLINE_API_TLS_CERT_FILE
+  value: /etc/syncline/api-tls/tls.crt
+- name: SYNCLINE_API_TLS_KEY_FILE
+  value: /etc/syncline/api-tls/tls.key
+{{- end }}
+{{- with .Values.api.webhooks }}
+- name: SYNCLINE_WEBHOOKS
+  value: {{ include "syncline.webhookList" $ | quote }}
+{{- range . }}
+- name: {{ printf "SYNCLINE_WEBHOOK_SECRET_%s" (.name | upper | replace "-" "_") }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "api.webhooks[].secretRef.name is required" .secretRef.name }}
+      key: {{ required "api.webhooks[].secretRef.key is required" .secretRef.key }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "syncline.webhookList" -}}
+{{- $items := list }}
+{{- range .Values.api.webhooks }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" (.name | default "")) }}
+{{- fail (printf "api.webhooks[].name %q must be a DNS label" (.name | default "")) }}
+{{- end }}
+{{- if not (has .type (list "dbtCloud" "fivetran")) }}
+{{- fail (printf "api.webhooks[%s].type must be dbtCloud or fivetran" .name) }}
+{{- end }}
+{{- $items = append $items (printf "%s=%s" .name .type) }}
+{{- end }}
+{{- join "," $items }}
+{{- end }}
