@@ -44,6 +44,13 @@ export async function userOf(request: FastifyRequest, deps: Pick<ApiDeps, 'auth'
   return request.apiUser;
 }
 
+const servedRoutes = new WeakMap<FastifyInstance, string[]>();
+
+/** `METHOD /path/:param` of every route an app serves (its test compares them with crds/api-routes.ts). */
+export function routesOf(app: FastifyInstance): string[] {
+  return [...(servedRoutes.get(app) ?? [])];
+}
+
 /** The run API (and whatever plugins add) as a Fastify app, not listening yet. */
 export async function buildApiApp(
   options: ApiServerOptions,
@@ -70,6 +77,11 @@ export async function buildApiApp(
         `too many requests from this caller; try again in ${Math.ceil(context.ttl / 1000)} s`,
       ),
     }),
+  });
+  const served: string[] = [];
+  servedRoutes.set(app, served);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) if (method !== 'HEAD') served.push(`${method} ${route.url}`);
   });
   app.setErrorHandler((error, _request, reply) => sendError(reply, fastifyError(error)));
   app.setNotFoundHandler((request, reply) =>
