@@ -276,6 +276,8 @@ async function main(): Promise<void> {
       /^GET .*\/jobs\/ingest\/[^/]+\/(successfulResults|failedResults|unprocessedrecords)/,
     );
     const collections = byKind(/\/composite\/sobjects/);
+    // What Salesforce refuses under load or quota: 429, 403 REQUEST_LIMIT_EXCEEDED, 503 SERVER_UNAVAILABLE.
+    const refused = requests.filter((r) => [403, 429, 503].includes(r.status)).length;
     const failedRows = jobs.reduce((n, j) => n + j.numberRecordsFailed, 0);
     const unprocessed = jobs.reduce((n, j) => n + j.unprocessed, 0);
     const live = sf.records('Contact').length;
@@ -300,7 +302,8 @@ async function main(): Promise<void> {
         `${requests.length} requests logged incl. describe and uploads)`,
     );
     console.log(
-      `failed rows: ${failedRows}, unprocessed rows: ${unprocessed}, failed in the run summary: ${job.summary.counts.failed}`,
+      `failed rows: ${failedRows}, unprocessed rows: ${unprocessed}, failed in the run summary: ${job.summary.counts.failed}; ` +
+        `refused requests (429, 403, 503): ${refused}`,
     );
     console.log(
       `sync ${fmt(syncRate)} records/s = ${fmt((100 * syncRate) / baseline.rate, 1)}% of the emulator's own ingest ` +

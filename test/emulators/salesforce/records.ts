@@ -256,17 +256,71 @@ export type WriteResult =
 
 const SYSTEM = new Set(['Id', 'IsDeleted', 'CreatedDate', 'LastModifiedDate', 'SystemModstamp']);
 
+/** The fields records are matched by (unique, external id, idLookup): the store keeps an index of each. */
+const isIndexed = (f: FieldDef): boolean =>
+  f.name !== 'Id' && (f.unique === true || f.externalId === true || f.idLookup === true);
+
+/** A value as an index key: matching is case-insensitive; null and undefined are never indexed. */
+const indexKey = (value: Value | undefined): string | undefined =>
+  value === null || value === undefined ? undefined : String(value).toLowerCase();
+
 export class Store {
   /** sObject name → id → record (deleted records stay, with IsDeleted true, until hard-deleted). */
   private readonly data = new Map<string, Map<string, SfRecord>>();
+  /**
+   * sObject name → indexed field → lowercased value → ids of the live records with that value, so that a
+   * write's unique checks and an upsert's match take a look-up instead of a scan of every record (a Bulk
+   * job of N rows into N records was quadratic). Kept by put(), drop() and restore().
+   */
+  private readonly indexes = new Map<string, Map<string, Map<string, Set<string>>>>();
   private counter = 0;
 
   constructor() {
-    for (const def of SOBJECTS) this.data.set(def.name, new Map());
+    for (const def of SOBJECTS) {
+      this.data.set(def.name, new Map());
+      this.indexes.set(def.name, new Map(def.fields.filter(isIndexed).map((f) => [f.name, new Map()])));
+    }
   }
 
-  table(def: SObjectDef): Map<string, SfRecord> {
+  /** The records of an sObject by id, for reading: change them with put() and drop(). */
+  table(def: SObjectDef): ReadonlyMap<string, SfRecord> {
     return this.data.get(def.name) as Map<string, SfRecord>;
+  }
+
+  /** Store `record` under `id` (new, or replacing the record there), keeping the indexes. */
+  put(def: SObjectDef, record: SfRecord, id = record.Id as string): void {
+    const rows = this.data.get(def.name) as Map<string, SfRecord>;
+    this.unindex(def, id, rows.get(id));
+    rows.set(id, record);
+    this.index(def, id, record);
+  }
+
+  /** Remove a record for good (a hard delete), keeping the indexes. */
+  drop(def: SObjectDef, id: string): void {
+    const rows = this.data.get(def.name) as Map<string, SfRecord>;
+    this.unindex(def, id, rows.get(id));
+    rows.delete(id);
+  }
+
+  private index(def: SObjectDef, id: string, record: SfRecord): void {
+    if (record.IsDeleted) return;
+    for (const [name, byValue] of this.indexes.get(def.name) ?? []) {
+      const key = indexKey(record[name]);
+      if (key === undefined) continue;
+      const ids = byValue.get(key);
+      if (ids) ids.add(id);
+      else byValue.set(key, new Set([id]));
+    }
+  }
+
+  private unindex(def: SObjectDef, id: string, record: SfRecord | undefined): void {
+    if (!record || record.IsDeleted) return;
+    for (const [name, byValue] of this.indexes.get(def.name) ?? []) {
+      const key = indexKey(record[name]);
+      const ids = key === undefined ? undefined : byValue.get(key);
+      ids?.delete(id);
+      if (ids?.size === 0) byValue.delete(key as string);
+    }
   }
 
   /** A copy of the whole store, for allOrNone roll-backs (records are replaced, never mutated). */
@@ -275,7 +329,12 @@ export class Store {
   }
 
   restore(snapshot: Map<string, Map<string, SfRecord>>): void {
-    for (const [name, rows] of snapshot) this.data.set(name, rows);
+    for (const [name, rows] of snapshot) {
+      this.data.set(name, rows);
+      const def = sobject(name) as SObjectDef;
+      for (const byValue of this.indexes.get(name)?.values() ?? []) byValue.clear();
+      for (const [id, record] of rows) this.index(def, id, record);
+    }
   }
 
   /** The record with this id, in any sObject, deleted or not. */
@@ -296,7 +355,16 @@ export class Store {
       const record = normal ? this.table(def).get(normal) : undefined;
       return record && !record.IsDeleted ? [record] : [];
     }
-    return [...this.table(def).values()].filter(
+    const rows = this.table(def);
+    const indexed = this.indexes.get(def.name)?.get(f.name);
+    if (indexed) {
+      const ids = indexed.get(wanted);
+      if (!ids) return [];
+      // In the order of the table, as a scan would find them (several only when a test made duplicates).
+      if (ids.size > 1) return [...rows].filter(([id]) => ids.has(id)).map(([, r]) => r);
+      return [...ids].map((id) => rows.get(id) as SfRecord);
+    }
+    return [...rows.values()].filter(
       (r) =>
         !r.IsDeleted &&
         r[f.name] !== null &&
@@ -425,7 +493,7 @@ export class Store {
     if (def.custom && name && record.Name === null) record.Name = record.Id as string;
     record.LastModifiedDate = stamp;
     record.SystemModstamp = stamp;
-    this.table(def).set(record.Id as string, record);
+    this.put(def, record);
     return { ok: true, id: record.Id as string, created: !existing };
   }
 
@@ -449,8 +517,8 @@ export class Store {
       };
     if (found.record.IsDeleted && !hard)
       return { ok: false, id: normal, errors: [err('ENTITY_IS_DELETED', 'entity is deleted')] };
-    if (hard) this.table(found.def).delete(normal);
-    else this.table(found.def).set(normal, { ...found.record, IsDeleted: true });
+    if (hard) this.drop(found.def, normal);
+    else this.put(found.def, { ...found.record, IsDeleted: true });
     return { ok: true, id: normal, created: false };
   }
 }

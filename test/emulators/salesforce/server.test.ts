@@ -347,6 +347,49 @@ describe('sObject Collections', () => {
     expect(base.records('Contact')).toEqual([]);
   });
 
+  it('matches external ids through every change of the store: edits, the recycle bin, purges, roll-backs', async () => {
+    const base = await start();
+    const api = await client(base);
+    const status = async (value: string) =>
+      (await api.call('GET', `/sobjects/Contact/External_Id__c/${value}`)).status;
+    const a = base.insertRecord('Contact', { LastName: 'A', External_Id__c: 'Key-A' });
+    expect(await status('key-a')).toBe(200); // case-insensitively
+    base.editRecord(a, { External_Id__c: 'key-b' });
+    expect([await status('key-a'), await status('KEY-B')]).toEqual([404, 200]);
+    base.deleteRecord(a);
+    expect(await status('key-b')).toBe(404); // the recycle bin neither matches nor holds the value
+    const b = base.insertRecord('Contact', { LastName: 'B', External_Id__c: 'key-b' });
+    base.deleteRecord(b, { hard: true });
+    expect(await status('key-b')).toBe(404);
+    base.editRecord(a, { IsDeleted: false }); // restored behind the API's back
+    expect(await status('key-b')).toBe(200);
+    // Duplicates made behind the checks are all found, in creation order.
+    const c = base.insertRecord('Contact', { LastName: 'C', External_Id__c: 'dup' });
+    const d = base.insertRecord('Contact', { LastName: 'D', External_Id__c: 'other' });
+    base.editRecord(d, { External_Id__c: 'DUP' });
+    const dup = await api.json<string[]>('GET', '/sobjects/Contact/External_Id__c/dup');
+    expect(dup).toEqual({
+      status: 300,
+      body: [c, d].map((id) => `/services/data/${API_VERSION}/sobjects/Contact/${id}`),
+    });
+    // A create rolled back by allOrNone leaves its value free; the values held still clash, the freed don't.
+    await api.json('POST', '/composite/sobjects', {
+      allOrNone: true,
+      records: [contact({ LastName: 'E', External_Id__c: 'key-e' }), contact({ FirstName: 'no last name' })],
+    });
+    expect(await status('key-e')).toBe(404);
+    const { body } = await api.json<Result[]>('POST', '/composite/sobjects', {
+      allOrNone: false,
+      records: ['key-e', 'Dup', 'other', 'key-a'].map((v) => contact({ LastName: v, External_Id__c: v })),
+    });
+    expect(body.map((r) => r.success || r.errors[0]?.statusCode)).toEqual([
+      true,
+      'DUPLICATE_VALUE',
+      true,
+      true,
+    ]);
+  });
+
   it('fails the whole request on an unknown field or an unreadable value, as the deserializer does', async () => {
     const base = await start();
     const api = await client(base);

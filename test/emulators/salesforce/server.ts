@@ -1302,7 +1302,7 @@ export async function startSalesforceEmulator(
     editRecord: (id, values) => {
       const found = emulator.store.find(id);
       if (!found) throw new Error(`editRecord: no record ${id}`);
-      emulator.store.table(found.def).set(found.record.Id as string, { ...found.record, ...values });
+      emulator.store.put(found.def, { ...found.record, ...values }, found.record.Id as string);
     },
     requests: () => emulator.log.map((e) => ({ ...e })),
     jobs: () => [...emulator.jobs.values()].map((j) => emulator.summary(j)),
