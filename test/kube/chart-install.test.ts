@@ -574,19 +574,22 @@ describe("the operator, running with the chart's RBAC and env", () => {
     const started = await callApi<{ id: string; phase: string }>(target, 'POST', runs, {
       token: pipeline,
       headers: { 'idempotency-key': 'chart-install-1' },
+      // A full resync sends the 3 rows again, as the first run did: the plugin's tests below read the last run.
+      body: { fullResync: true },
     });
     expect(started.status).toBe(202);
     const waited = await callApi<{
       id: string;
       phase: string;
       trigger: string;
-      counts?: { queried: number };
+      counts?: { queried: number; delivered: number };
     }>(target, 'GET', `${runs}/${started.body.id}?wait=120`, { token: pipeline });
     expect(waited.body).toMatchObject({
       id: started.body.id,
       phase: 'Succeeded',
       trigger: 'api',
-      counts: { queried: 3 },
+      fullResync: true,
+      counts: { queried: 3, delivered: 3 },
     });
     const log = readFileSync(operator.logFile, 'utf8');
     expect(log).not.toContain(pipeline);

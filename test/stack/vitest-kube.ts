@@ -6,6 +6,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     kubeconfigPath: string;
     kubeServer: string;
+    /** The folder of the control plane's PKI: sa.key signs service-account tokens (a test may forge an expired one). */
+    kubeDir: string;
   }
 }
 
@@ -24,6 +26,7 @@ export async function setup(project: TestProject): Promise<void> {
   );
   project.provide('kubeconfigPath', stack.kubeconfigPath);
   project.provide('kubeServer', stack.server);
+  project.provide('kubeDir', stack.dir);
 }
 
 export async function teardown(): Promise<void> {
