@@ -239,9 +239,11 @@ describe('kubectl syncline trigger', () => {
 
   it('--wait gives up after --timeout with exit 5, the run going on', async () => {
     const cluster = new FakeCluster([]);
+    (cluster.sync.spec as { paused?: boolean }).paused = true;
     const { code, out, sleeps } = await run(cluster, { wait: true, timeoutMs: 5000 });
     expect(code).toBe(EXIT_CODES.TimedOut);
     expect(sleeps).toEqual([2000, 2000, 1000]);
+    expect(out).toMatch(/: Pending \(the Sync is paused: the run starts when it is unpaused\)\n/);
     expect(out.split('\n').at(-1)).toMatch(
       /^timed out after 5s waiting for run contacts-m-\w+ \(still Pending\); it goes on: kubectl syncline runs contacts -n team-a follows it$/,
     );

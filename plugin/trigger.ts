@@ -114,8 +114,8 @@ export async function trigger(
     return EXIT_CODES.Succeeded;
   }
   if (format === 'text') io.out(requestedText(name, namespace, run, created, true));
-  const outcome = await follow(cluster, name, run, options, (view) => {
-    if (format === 'text') io.out(progressText(view));
+  const outcome = await follow(cluster, name, run, options, (view, paused) => {
+    if (format === 'text') io.out(progressText(view, paused));
   });
   const exitCode = exitCodeOf(outcome);
   const result = {
@@ -160,7 +160,7 @@ async function follow(
   name: string,
   run: RunView,
   options: TriggerOptions,
-  report: (view: RunView) => void,
+  report: (view: RunView, paused: boolean) => void,
 ): Promise<Outcome> {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => sleepFor(ms).then(() => undefined));
@@ -170,8 +170,9 @@ async function follow(
   for (;;) {
     const sync = await readQuietly(cluster, name);
     if (sync) last = resolve(sync, run.id);
-    const state = `${last.decisive.id}/${last.decisive.phase}`;
-    if (state !== shown && !finished(last.decisive)) report(last.decisive);
+    const paused = sync?.spec.paused === true;
+    const state = `${last.decisive.id}/${last.decisive.phase}/${paused}`;
+    if (state !== shown && !finished(last.decisive)) report(last.decisive, paused);
     shown = state;
     if (finished(last.decisive)) return { ...last, timedOut: false };
     const left = deadline - now();
@@ -218,8 +219,11 @@ function requestedText(
   return `sync.syncline.io/${name} triggered: ${how} (${next})`;
 }
 
-function progressText(view: RunView): string {
-  return `run ${view.id}: ${view.phase}${view.phase === 'Running' && view.startedAt ? ` since ${view.startedAt}` : ''}`;
+function progressText(view: RunView, paused: boolean): string {
+  const since = view.phase === 'Running' && view.startedAt ? ` since ${view.startedAt}` : '';
+  const waiting =
+    view.phase === 'Pending' && paused ? ' (the Sync is paused: the run starts when it is unpaused)' : '';
+  return `run ${view.id}: ${view.phase}${since}${waiting}`;
 }
 
 function resultText(view: RunView): string {
