@@ -274,7 +274,9 @@ describe('kubectl syncline trigger', () => {
     expect(code).toBe(0);
     expect(Object.keys(cluster.patches[0] ?? {})).toContain(RESYNC_REQUESTED_ANNOTATION);
     expect(Object.keys(cluster.patches[0] ?? {})).not.toContain(RUN_REQUESTED_ANNOTATION);
-    expect(out).toMatch(/triggered: full resync run contacts-r-\w+ requested/);
+    expect(out).toMatch(
+      /^sync.syncline.io\/contacts triggered: full resync requested: run contacts-r-\w+ \(/,
+    );
     expect(cluster.sync.status?.lastRun?.fullResync).toBe(true);
   });
 
@@ -364,6 +366,23 @@ describe('kubectl syncline trigger, as a command against an API server', () => {
     expect(JSON.parse(written.metadata.annotations['syncline.io/run-requests'] ?? '[]')).toEqual([
       expect.objectContaining({ by: 'bob', trigger: 'manual' }),
     ]);
+  });
+
+  it('resync --yes requests a full resync and exits 0 without --wait', async () => {
+    const { kubeconfig, patches } = await apiServer('Succeeded');
+    const lines: string[] = [];
+    const code = await main(
+      ['node', 'kubectl-syncline', 'resync', 'contacts', '--yes', '--kubeconfig', kubeconfig],
+      {
+        out: (t) => lines.push(t),
+      },
+    );
+    expect(code).toBe(0);
+    expect(lines.join('\n')).toMatch(
+      /^sync.syncline.io\/contacts triggered: full resync requested: run contacts-r-/,
+    );
+    const written = patches[3] as { metadata: { annotations: Record<string, string> } };
+    expect(written.metadata.annotations[RESYNC_REQUESTED_ANNOTATION]).toMatch(/^manual-/);
   });
 });
 

@@ -110,10 +110,10 @@ export async function trigger(
   });
   const data = { namespace, sync: name, run, created };
   if (!options.wait) {
-    io.out(render(format, data, () => requestedText(name, namespace, run, created, false)));
+    io.out(render(format, data, () => requestedText(name, namespace, run, options.resync, created, false)));
     return EXIT_CODES.Succeeded;
   }
-  if (format === 'text') io.out(requestedText(name, namespace, run, created, true));
+  if (format === 'text') io.out(requestedText(name, namespace, run, options.resync, created, true));
   const outcome = await follow(cluster, name, run, options, (view, paused) => {
     if (format === 'text') io.out(progressText(view, paused));
   });
@@ -208,11 +208,16 @@ function requestedText(
   name: string,
   namespace: string,
   run: RunView,
+  resync: boolean,
   created: boolean,
   waiting: boolean,
 ): string {
-  const what = `${run.fullResync ? 'full resync ' : ''}run ${run.id}`;
-  const how = created ? `${what} requested` : `joined the pending ${what}`;
+  const pending = `joined the pending ${run.fullResync && !resync ? 'full resync ' : ''}run ${run.id}`;
+  const how = resync
+    ? `full resync requested: ${created ? `run ${run.id}` : pending}`
+    : created
+      ? `run ${run.id} requested`
+      : pending;
   const next = waiting
     ? 'waiting for it to finish'
     : `kubectl syncline runs ${name} -n ${namespace} follows it, or trigger with --wait`;
