@@ -647,6 +647,26 @@ export const REASONS = {
     kind: needsPerson,
     doc: 'The request body is not application/json; send JSON.',
   },
+  WebhookNotFound: {
+    kind: needsPerson,
+    doc: 'A delivery came to /webhooks/v1/<name> for a name the operator has no --webhook for; fix the URL in the sender, or add the webhook (chart api.webhooks).',
+  },
+  WebhookSignatureInvalid: {
+    kind: needsPerson,
+    doc: "A webhook delivery's signature is missing or is not the HMAC-SHA256 of its body under the webhook's secret; give the operator the secret the sender shows (SYNCLINE_WEBHOOK_SECRET_<NAME>).",
+  },
+  WebhookPayloadInvalid: {
+    kind: needsPerson,
+    doc: 'A correctly signed webhook delivery is not a dbt Cloud or Fivetran event (not JSON, or a field missing); check that the webhook has the right type.',
+  },
+  WebhookEventIgnored: {
+    kind: needsPerson,
+    doc: "A valid webhook delivery started no run: another event type, a result no trigger's results list, or no Sync with a trigger for its job or connector; if a run was expected, check the Syncs' spec.schedule.triggers.",
+  },
+  WebhookSecretMissing: {
+    kind: needsPerson,
+    doc: 'A --webhook has no secret in SYNCLINE_WEBHOOK_SECRET_<NAME>; the operator does not start without it (the chart fills it from api.webhooks[].secretRef).',
+  },
   // ── command line and resources files ──────────────────────────────────────────────────────────────
   InvalidFlag: {
     kind: needsPerson,

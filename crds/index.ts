@@ -6,3 +6,4 @@ export * from './sync.ts';
 export * from './resources.ts';
 export { parseGoDuration, CRON_RE } from './rules.ts';
 export * from './api.ts';
+export * from './webhooks.ts';

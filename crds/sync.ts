@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { conditions, localObjectReference } from './common.ts';
+import { conditions, localObjectReference, objectName } from './common.ts';
 import { CRON_RE, CRON_RE_SOURCE, GO_DURATION_RE, celString, parseGoDuration, withRules } from './rules.ts';
 
 export const SYNC_MODES = ['upsert', 'update', 'insert', 'all', 'archive'] as const;
@@ -83,6 +83,107 @@ export const mapping = withRules(
 );
 export type Mapping = z.infer<typeof mapping>;
 
+/** What a dbt Cloud job run ends as, in a trigger's `results`: Success, Error and Cancelled in dbt Cloud's words. */
+export const DBT_CLOUD_RUN_OUTCOMES = ['succeeded', 'failed', 'cancelled'] as const;
+/** What a Fivetran connector sync ends as, in a trigger's `results`: SUCCESSFUL, or a FAILURE of any kind. */
+export const FIVETRAN_SYNC_OUTCOMES = ['succeeded', 'failed'] as const;
+export type TriggerOutcome = (typeof DBT_CLOUD_RUN_OUTCOMES)[number];
+/** What the run of an afterSyncs trigger waits for when a named Sync fails. */
+export const AFTER_SYNCS_ON_FAILURE = ['stop', 'continue'] as const;
+export type AfterSyncsOnFailure = (typeof AFTER_SYNCS_ON_FAILURE)[number];
+
+/** The name of one of the operator's webhooks (`--webhook NAME=TYPE`): a DNS label. */
+export const WEBHOOK_NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const webhookRef = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(WEBHOOK_NAME_RE, 'must be a DNS label: lowercase letters, digits and -')
+  .describe(
+    "Only deliveries to this webhook of the operator (its --webhook NAME) start the Sync; when omitted, any of the operator's webhooks of this type.",
+  );
+
+export const dbtCloudTrigger = z
+  .object({
+    accountId: z.number().int().min(1).describe('The dbt Cloud account ID.'),
+    jobId: z.number().int().min(1).describe('The dbt Cloud job whose completed runs start the Sync.'),
+    results: z
+      .array(z.enum(DBT_CLOUD_RUN_OUTCOMES))
+      .min(1)
+      .max(3)
+      .default(['succeeded'])
+      .describe('Which results of the job run start the Sync: succeeded (the default), failed, cancelled.'),
+    webhook: webhookRef.optional(),
+  })
+  .describe("Run when a run of a dbt Cloud job completes (the webhook's job.run.completed event).");
+export type DbtCloudTrigger = z.infer<typeof dbtCloudTrigger>;
+
+export const fivetranTrigger = z
+  .object({
+    connectorId: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9_-]+$/, 'must be a Fivetran connector ID, such as mystified_presiding')
+      .describe('The Fivetran connector (connection) ID whose finished syncs start the Sync.'),
+    results: z
+      .array(z.enum(FIVETRAN_SYNC_OUTCOMES))
+      .min(1)
+      .max(2)
+      .default(['succeeded'])
+      .describe('Which results of the connector sync start the Sync: succeeded (the default), failed.'),
+    webhook: webhookRef.optional(),
+  })
+  .describe("Run when a Fivetran connector's sync ends (the webhook's sync_end event).");
+export type FivetranTrigger = z.infer<typeof fivetranTrigger>;
+
+export const afterSyncsTrigger = withRules(
+  z
+    .object({
+      names: z
+        .array(objectName)
+        .min(1)
+        .max(32)
+        .describe('The Syncs, in the same namespace, this one runs after.'),
+      onFailure: z
+        .enum(AFTER_SYNCS_ON_FAILURE)
+        .default('stop')
+        .describe(
+          'stop (the default): run once every named Sync has succeeded since this one last ran; a failed one ' +
+            'holds this Sync back until it succeeds. continue: run once every named Sync has finished since, ' +
+            'whatever its result.',
+        ),
+    })
+    .describe('Run after other Syncs of the namespace.'),
+  [
+    {
+      cel: 'self.names.all(n, self.names.exists_one(m, m == n))',
+      check: (a) => new Set(a.names).size === a.names.length,
+      message: 'afterSyncs.names must name each Sync once',
+      fieldPath: '.names',
+    },
+  ],
+);
+export type AfterSyncsTrigger = z.infer<typeof afterSyncsTrigger>;
+
+export const syncTrigger = withRules(
+  z
+    .object({
+      dbtCloud: dbtCloudTrigger.optional(),
+      fivetran: fivetranTrigger.optional(),
+      afterSyncs: afterSyncsTrigger.optional(),
+    })
+    .describe('One thing that starts a run: a dbt Cloud job run, a Fivetran sync, or other Syncs.'),
+  [
+    {
+      cel: '[has(self.dbtCloud), has(self.fivetran), has(self.afterSyncs)].filter(x, x).size() == 1',
+      check: (t) => [t.dbtCloud, t.fivetran, t.afterSyncs].filter((x) => x !== undefined).length === 1,
+      message: 'each trigger needs exactly one of dbtCloud, fivetran or afterSyncs',
+    },
+  ],
+);
+export type SyncTrigger = z.infer<typeof syncTrigger>;
+
 export const schedule = withRules(
   z
     .object({
@@ -103,9 +204,26 @@ export const schedule = withRules(
         .max(64)
         .optional()
         .describe('IANA time zone of the cron schedule, e.g. Europe/Berlin. Defaults to UTC.'),
+      triggers: z
+        .array(syncTrigger)
+        .max(16)
+        .optional()
+        .describe(
+          'What else starts a run, beside interval or cron: a dbt Cloud job run or a Fivetran sync (through ' +
+            "the operator's webhooks), or other Syncs (afterSyncs).",
+        ),
     })
-    .describe('When the Sync runs. Omit both interval and cron to run only when triggered.'),
+    .describe(
+      'When the Sync runs: every interval or on a cron schedule, and on its triggers. With none of them, ' +
+        'it runs only when requested (the run API, kubectl syncline trigger).',
+    ),
   [
+    {
+      cel: '!has(self.triggers) || self.triggers.filter(t, has(t.afterSyncs)).size() <= 1',
+      check: (s) => (s.triggers ?? []).filter((t) => t.afterSyncs !== undefined).length <= 1,
+      message: 'schedule.triggers may hold one afterSyncs trigger: name every Sync in its names',
+      fieldPath: '.triggers',
+    },
     {
       cel: '!(has(self.interval) && has(self.cron))',
       check: (s) => !(s.interval !== undefined && s.cron !== undefined),
@@ -221,7 +339,10 @@ export const syncSpec = withRules(
         .array(localObjectReference)
         .max(32)
         .optional()
-        .describe('Run after each of these Syncs (same namespace) has succeeded since this one last ran.'),
+        .describe(
+          'Run after each of these Syncs (same namespace) has succeeded since this one last ran. The older ' +
+            'spelling of schedule.triggers[].afterSyncs with onFailure: stop; set one or the other.',
+        ),
       invalidPrimaryKeys: z
         .enum(['fail', 'skip'])
         .default('fail')
@@ -329,6 +450,13 @@ export const syncSpec = withRules(
       fieldPath: '.mappings',
     },
     {
+      cel: '!has(self.dependsOn) || !has(self.schedule) || !has(self.schedule.triggers) || !self.schedule.triggers.exists(t, has(t.afterSyncs))',
+      check: (s) => s.dependsOn === undefined || !(s.schedule?.triggers ?? []).some((t) => t.afterSyncs),
+      message:
+        'set dependsOn or an afterSyncs trigger in schedule.triggers, not both: dependsOn is the older spelling of afterSyncs',
+      fieldPath: '.dependsOn',
+    },
+    {
       cel: "self.deleteBehavior == 'ignore' || self.mode in ['upsert', 'update', 'insert']",
       check: (s) => s.deleteBehavior === 'ignore' || ['upsert', 'update', 'insert'].includes(s.mode),
       message: 'deleteBehavior applies only to modes upsert, update and insert',
@@ -337,6 +465,31 @@ export const syncSpec = withRules(
   ],
 );
 export type SyncSpec = z.infer<typeof syncSpec>;
+
+/** The Syncs a Sync runs after, and what a failure of one of them does; spelled either way in the spec. */
+export interface RunsAfter {
+  names: string[];
+  onFailure: AfterSyncsOnFailure;
+  /** Where the spec says it, for messages. */
+  field: 'spec.dependsOn' | 'spec.schedule.triggers[].afterSyncs';
+}
+
+/**
+ * The Syncs this one runs after: its afterSyncs trigger, or `dependsOn` (the older spelling, with onFailure
+ * stop); undefined when it names none. Reads specs as stored too (defaults may be missing).
+ */
+export function runsAfter(spec: Pick<SyncSpec, 'dependsOn' | 'schedule'>): RunsAfter | undefined {
+  const trigger = spec.schedule?.triggers?.find((t) => t.afterSyncs)?.afterSyncs;
+  if (trigger?.names.length)
+    return {
+      names: trigger.names,
+      onFailure: trigger.onFailure ?? 'stop',
+      field: 'spec.schedule.triggers[].afterSyncs',
+    };
+  if (spec.dependsOn?.length)
+    return { names: spec.dependsOn.map((d) => d.name), onFailure: 'stop', field: 'spec.dependsOn' };
+  return undefined;
+}
 
 export const runCounts = z.object({
   queried: z.number().int().min(0).describe('Rows the model query returned.'),

@@ -3,6 +3,7 @@ import type { KubeAccess } from './runtime/kubeconfig.ts';
 import type { DestinationCapabilities } from '../core/connectors.ts';
 import {
   GROUP,
+  runsAfter,
   VERSION,
   type Destination,
   type DestinationType,
@@ -188,9 +189,12 @@ export class Manager {
   readonly syncsByDestination = new Indexer<Sync>(
     (s) => `${s.metadata.namespace}/${s.spec.destinationRef.name}`,
   );
-  /** Syncs by `namespace/<name in spec.dependsOn>`: a Sync's success reaches the Syncs waiting for it. */
+  /**
+   * Syncs by `namespace/<name they run after>` (afterSyncs or dependsOn): a Sync's finished run reaches the
+   * Syncs waiting for it.
+   */
   readonly syncsByDependency = new Indexer<Sync>((s) =>
-    (s.spec.dependsOn ?? []).map((d) => `${s.metadata.namespace}/${d.name}`),
+    (runsAfter(s.spec)?.names ?? []).map((name) => `${s.metadata.namespace}/${name}`),
   );
   /** Jobs seen deleted, by namespace/name, with when: recent tombstones answer cache misses. */
   private readonly deletedJobs = new Map<string, number>();

@@ -166,6 +166,66 @@ describe('decide', () => {
     expect(dependenciesSatisfied([{ name: 'a' }], undefined)).toBe(false);
   });
 
+  it('with onFailure continue, runs once each dependency finished since its last run, whatever the result', () => {
+    const lastRun = { id: 'x', startedAt: '2025-03-01T09:50:00Z' };
+    // a succeeded at 09:59; b failed at 09:58 (its last success is from before this Sync's last run).
+    const deps = [
+      { name: 'a', lastSuccessfulRunAt: '2025-03-01T09:59:00Z', lastFinishedRunAt: '2025-03-01T09:59:00Z' },
+      { name: 'b', lastSuccessfulRunAt: '2025-03-01T09:00:00Z', lastFinishedRunAt: '2025-03-01T09:58:00Z' },
+    ];
+    const input = (over: Partial<ScheduleInput>) =>
+      base({ schedule: undefined, dependencies: deps, status: { lastRun }, ...over });
+    expect(decide(input({})).start).toBeUndefined(); // stop, the default: b has not succeeded since
+    expect(decide(input({ dependenciesOnFailure: 'stop' })).start).toBeUndefined();
+    const go = decide(input({ dependenciesOnFailure: 'continue' }));
+    expect(go.start).toMatchObject({ trigger: 'dependency', fullResync: false });
+    expect(dependenciesSatisfied(deps, lastRun, 'continue')).toBe(true);
+    expect(dependenciesSatisfied(deps, lastRun, 'stop')).toBe(false);
+    // b still running (no finish since): nothing yet.
+    const running = [deps[0]!, { name: 'b', lastFinishedRunAt: '2025-03-01T09:40:00Z' }];
+    expect(dependenciesSatisfied(running, lastRun, 'continue')).toBe(false);
+    // A new round of finishes is a new run (a new key); the same finishes the same run on every replica.
+    const later = decide(
+      input({
+        dependenciesOnFailure: 'continue',
+        dependencies: [deps[0]!, { ...deps[1]!, lastFinishedRunAt: '2025-03-01T09:59:30Z' }],
+      }),
+    );
+    expect(later.start?.key).not.toBe(go.start?.key);
+    expect(decide(input({ dependenciesOnFailure: 'continue' })).start?.key).toBe(go.start?.key);
+  });
+
+  it('keeps the run key of dependsOn Syncs when the rule is stop', () => {
+    const deps = [
+      { name: 'a', lastSuccessfulRunAt: '2025-03-01T09:59:00Z', lastFinishedRunAt: '2025-03-01T09:59:30Z' },
+    ];
+    const before = decide(
+      base({
+        schedule: undefined,
+        dependencies: [{ name: 'a', lastSuccessfulRunAt: '2025-03-01T09:59:00Z' }],
+      }),
+    );
+    const now = decide(base({ schedule: undefined, dependencies: deps, dependenciesOnFailure: 'stop' }));
+    expect(now.start?.key).toBe(before.start?.key);
+  });
+
+  it('says which webhook triggers start a Sync in the schedule text', () => {
+    const dbt = { dbtCloud: { accountId: 1, jobId: 123, results: ['succeeded' as const] } };
+    const fivetran = { fivetran: { connectorId: 'mystified_presiding', results: ['succeeded' as const] } };
+    expect(decide(base({ schedule: { triggers: [dbt] } })).text).toBe('on dbt Cloud job 123');
+    expect(decide(base({ schedule: { interval: '1m', triggers: [dbt, fivetran] } })).text).toBe(
+      'every 1m, on dbt Cloud job 123, Fivetran connector mystified_presiding',
+    );
+    expect(decide(base({ schedule: { triggers: [dbt, dbt, fivetran] } })).text).toBe(
+      'on dbt Cloud job 123, dbt Cloud job 123 and 1 more',
+    );
+    expect(decide(base({ schedule: { triggers: [dbt] }, paused: true })).text).toBe(
+      'on dbt Cloud job 123 (paused)',
+    );
+    // A webhook trigger starts no run by itself: the receiver requests it.
+    expect(decide(base({ schedule: { triggers: [dbt] } })).start).toBeUndefined();
+  });
+
   it('gives the same run key on every replica', () => {
     const a = decide(base({ annotations: { [RUN_REQUESTED_ANNOTATION]: 'x' } }));
     const b = decide(

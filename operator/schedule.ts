@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { isTransientReason } from '../core/reasons.ts';
 import { CronExpressionParser } from 'cron-parser';
 import { scheduleProblem } from '../crds/checks.ts';
-import { parseGoDuration, type RunRecord, type Schedule } from '../crds/index.ts';
+import { parseGoDuration, type AfterSyncsOnFailure, type RunRecord, type Schedule } from '../crds/index.ts';
 import { SynclineError } from '../core/errors.ts';
 
 export const RUN_REQUESTED_ANNOTATION = 'syncline.io/run-requested-at';
@@ -81,6 +81,8 @@ export interface ScheduleState {
 export interface DependencyState {
   name: string;
   lastSuccessfulRunAt?: string;
+  /** When its last run finished, whatever the result (status.lastRun.finishedAt): for onFailure continue. */
+  lastFinishedRunAt?: string;
 }
 
 export interface ScheduleInput {
@@ -96,8 +98,10 @@ export interface ScheduleInput {
   activeKey?: string;
   /** The Sync cannot run now (invalid spec, references not ready); due runs are not started. */
   blocked: boolean;
-  /** Resolved spec.dependsOn; undefined when the Sync has none. */
+  /** The resolved Syncs it runs after (afterSyncs, or spec.dependsOn); undefined when it has none. */
   dependencies?: DependencyState[];
+  /** afterSyncs.onFailure: stop (the default, and dependsOn's) waits for successes, continue for any finish. */
+  dependenciesOnFailure?: AfterSyncsOnFailure;
   /** When the last run, failed for a transient reason, is retried (see transientRetry). */
   retry?: RetryDue;
 }
@@ -173,7 +177,7 @@ export function decide(input: ScheduleInput): ScheduleDecision {
     // An invalid schedule is reported by validation (which blocks the Sync); nothing is scheduled.
     if (!input.blocked) throw error;
   }
-  const baseText = table?.text ?? (input.dependencies ? 'after dependencies' : 'manual');
+  const baseText = scheduleText(table, input.schedule, input.dependencies !== undefined);
   const text = input.paused ? `${baseText} (paused)` : baseText;
   const decision: ScheduleDecision = {
     text,
@@ -260,8 +264,10 @@ function unrequestedStart(input: ScheduleInput, dueSlot: Date | undefined): RunS
   if (dueSlot) return { trigger: 'schedule', fullResync: false, scheduledAt: dueSlot, key: slotKey(dueSlot) };
   if (input.retry && input.retry.at.getTime() <= now.getTime())
     return { trigger: 'retry', fullResync: false, scheduledAt: input.retry.at, key: input.retry.key };
-  if (input.dependencies && dependenciesSatisfied(input.dependencies, input.status.lastRun)) {
-    const stamp = input.dependencies.map((d) => `${d.name}=${d.lastSuccessfulRunAt}`).join(',');
+  const onFailure = input.dependenciesOnFailure ?? 'stop';
+  if (input.dependencies && dependenciesSatisfied(input.dependencies, input.status.lastRun, onFailure)) {
+    // The times that satisfied the rule name the run: the same on every replica, a new one per round.
+    const stamp = input.dependencies.map((d) => `${d.name}=${dependencyTime(d, onFailure)}`).join(',');
     return { trigger: 'dependency', fullResync: false, scheduledAt: now, key: `d-${shortHash(stamp)}` };
   }
   return undefined;
@@ -276,16 +282,50 @@ function withRetry(decision: ScheduleDecision, retry: RetryDue | undefined, now:
   return decision;
 }
 
-/** Every dependency has succeeded since this Sync's last run started (or at all, if it never ran). */
+/**
+ * Every dependency has succeeded (onFailure stop) or finished, whatever the result (continue), since this
+ * Sync's last run started (or at all, if it never ran).
+ */
 export function dependenciesSatisfied(
   dependencies: DependencyState[],
   lastRun: RunRecord | undefined,
+  onFailure: AfterSyncsOnFailure = 'stop',
 ): boolean {
   if (dependencies.length === 0) return false;
   const since = lastRun?.startedAt ? new Date(lastRun.startedAt).getTime() : -Infinity;
-  return dependencies.every(
-    (d) => d.lastSuccessfulRunAt !== undefined && new Date(d.lastSuccessfulRunAt).getTime() > since,
-  );
+  return dependencies.every((d) => {
+    const at = dependencyTime(d, onFailure);
+    return at !== undefined && new Date(at).getTime() > since;
+  });
+}
+
+/** The time of a dependency that counts: its last success, or (continue) its last finish of any result. */
+function dependencyTime(d: DependencyState, onFailure: AfterSyncsOnFailure): string | undefined {
+  if (onFailure === 'stop') return d.lastSuccessfulRunAt;
+  const times = [d.lastFinishedRunAt, d.lastSuccessfulRunAt].filter((t): t is string => !!t);
+  return times.sort((a, b) => Date.parse(b) - Date.parse(a))[0];
+}
+
+/** The webhook triggers in words, at most two named; undefined when there are none. */
+function eventsText(schedule: Schedule | undefined): string | undefined {
+  const events = (schedule?.triggers ?? []).flatMap((t) => {
+    if (t.dbtCloud) return [`dbt Cloud job ${t.dbtCloud.jobId}`];
+    if (t.fivetran) return [`Fivetran connector ${t.fivetran.connectorId}`];
+    return [];
+  });
+  if (events.length === 0) return undefined;
+  const named = events.slice(0, 2).join(', ');
+  return `on ${named}${events.length > 2 ? ` and ${events.length - 2} more` : ''}`;
+}
+
+/** The schedule in words: the interval or cron (else after dependencies), and the webhook triggers. */
+function scheduleText(
+  table: Timetable | undefined,
+  schedule: Schedule | undefined,
+  hasDependencies: boolean,
+): string {
+  const primary = table?.text ?? (hasDependencies ? 'after dependencies' : undefined);
+  return [primary, eventsText(schedule)].filter(Boolean).join(', ') || 'manual';
 }
 
 function withNext(decision: ScheduleDecision, slot: Date | undefined, now: Date): ScheduleDecision {

@@ -1,10 +1,16 @@
-import type { RunRecord, Sync, SyncStatus } from '../crds/index.ts';
+import { runsAfter, type RunRecord, type Sync, type SyncStatus } from '../crds/index.ts';
 import { describeError } from '../core/errors.ts';
 import type { ReconcileContext } from './context.ts';
 import { buildRunJob, runJobName } from './jobs.ts';
 import { buildRunPlan } from './run-plan.ts';
 import { runnerDiffStore } from './runner-policy.ts';
-import { decide, transientRetry, type RunStart, type ScheduleDecision } from './schedule.ts';
+import {
+  decide,
+  transientRetry,
+  type DependencyState,
+  type RunStart,
+  type ScheduleDecision,
+} from './schedule.ts';
 import { ownedBy, recordFromJob, type FinishedRun, type SyncRun, type Warning } from './sync-run.ts';
 import type { SyncReferences } from './validation.ts';
 
@@ -18,9 +24,9 @@ export async function references(
   const refs: SyncReferences = {
     model: ctx.store.model(namespace, sync.spec.modelRef.name),
     destination,
-    dependencies: (sync.spec.dependsOn ?? []).map((d) => ({
-      name: d.name,
-      sync: ctx.store.sync(namespace, d.name),
+    dependencies: (runsAfter(sync.spec)?.names ?? []).map((name) => ({
+      name,
+      sync: ctx.store.sync(namespace, name),
     })),
     lookupSync: (name) => ctx.store.sync(namespace, name),
   };
@@ -36,7 +42,7 @@ export async function references(
   return refs;
 }
 
-/** Whether a run is due now (schedule, annotations, dependsOn), given the active run and what blocks. */
+/** Whether a run is due now (schedule, annotations, afterSyncs/dependsOn), given the active run and what blocks. */
 export function scheduleDecision(
   run: SyncRun,
   input: {
@@ -49,6 +55,7 @@ export function scheduleDecision(
 ): ScheduleDecision {
   const { sync, now } = run;
   const retry = transientRetry(input.status);
+  const after = runsAfter(sync.spec);
   return decide({
     now,
     createdAt: new Date(sync.metadata.creationTimestamp ?? now.toISOString()),
@@ -60,16 +67,19 @@ export function scheduleDecision(
     ...(input.activeKey ? { activeKey: input.activeKey } : {}),
     blocked: input.blocked,
     ...(retry ? { retry } : {}),
-    ...(sync.spec.dependsOn?.length
-      ? {
-          dependencies: input.refs.dependencies.map((d) => ({
-            name: d.name,
-            ...(d.sync?.status?.lastSuccessfulRunAt
-              ? { lastSuccessfulRunAt: d.sync.status.lastSuccessfulRunAt }
-              : {}),
-          })),
-        }
-      : {}),
+    ...(after ? { dependencies: dependencyStates(input.refs), dependenciesOnFailure: after.onFailure } : {}),
+  });
+}
+
+/** What the schedule needs of each Sync this one runs after: its last success and its last finish. */
+function dependencyStates(refs: SyncReferences): DependencyState[] {
+  return refs.dependencies.map((d) => {
+    const status = d.sync?.status;
+    return {
+      name: d.name,
+      ...(status?.lastSuccessfulRunAt ? { lastSuccessfulRunAt: status.lastSuccessfulRunAt } : {}),
+      ...(status?.lastRun?.finishedAt ? { lastFinishedRunAt: status.lastRun.finishedAt } : {}),
+    };
   });
 }
 

@@ -114,6 +114,38 @@ describe('reconcileSync over a fake cluster', () => {
     expect(conditions(current(ctx))).not.toContain('Stalled=True/CapabilityProbeFailed');
   });
 
+  it('runs after a failed Sync with afterSyncs onFailure continue, and waits for its success with stop', async () => {
+    const failed = {
+      lastSuccessfulRunAt: '2025-03-01T09:00:00Z',
+      lastRun: {
+        id: 'upstream-1',
+        startedAt: '2025-03-01T09:50:00Z',
+        finishedAt: '2025-03-01T09:55:00Z',
+        result: 'Failed',
+      },
+    };
+    const lastRun = {
+      id: 'to-crm-0',
+      startedAt: '2025-03-01T09:30:00Z',
+      finishedAt: '2025-03-01T09:31:00Z',
+      result: 'Succeeded',
+    };
+    for (const [onFailure, runs] of [
+      ['continue', 1],
+      ['stop', 0],
+    ] as const) {
+      const ctx = fakeContext();
+      putReferences(ctx.cluster);
+      putSync(ctx.cluster, 'upstream', { schedule: {} }, failed);
+      const after = { afterSyncs: { names: ['upstream'], onFailure } };
+      putSync(ctx.cluster, 'to-crm', { schedule: { triggers: [after] } }, { lastRun, history: [lastRun] });
+      await reconcileSync(ctx, current(ctx));
+      expect(ctx.cluster.jobs.size, onFailure).toBe(runs);
+      if (runs) expect(current(ctx).status?.activeRun).toMatchObject({ trigger: 'dependency' });
+      expect(current(ctx).status?.schedule).toBe('after dependencies');
+    }
+  });
+
   it('fails a run of a Job deleted before it finished (JobDeleted)', async () => {
     const ctx = setup();
     await reconcileSync(ctx, current(ctx));

@@ -5,11 +5,14 @@ import { describeError } from '../../core/errors.ts';
 /** The HTTP status of each reason the API answers with; any other reason is a 500 (or 503 for the API server). */
 const STATUS_OF: Record<string, number> = {
   InvalidRequest: 400,
+  WebhookPayloadInvalid: 400,
   Unauthenticated: 401,
+  WebhookSignatureInvalid: 401,
   Forbidden: 403,
   SyncNotFound: 404,
   RunNotFound: 404,
   RouteNotFound: 404,
+  WebhookNotFound: 404,
   RequestConflict: 409,
   BodyTooLarge: 413,
   UnsupportedMediaType: 415,

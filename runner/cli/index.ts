@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { MEMORY_LIMIT_MESSAGE, MEMORY_LIMIT_RE } from '../../crds/index.ts';
+import { MEMORY_LIMIT_MESSAGE, MEMORY_LIMIT_RE, runsAfter } from '../../crds/index.ts';
 import { describeError, SynclineError } from '../../core/errors.ts';
 import { runCheck, runJob } from '../job.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -113,10 +113,15 @@ async function runSyncs(options: RunCommandOptions, dryRun: boolean): Promise<nu
         printNotRun(key, options.output, 'Skipped', 'SyncPaused', message);
         continue;
       }
-      const blocked = (sync?.spec.dependsOn ?? []).find((d) => failed.has(keyOf(key.split('/')[0], d.name)));
+      // As in a cluster: a failed Sync holds back the Syncs that run after it, unless onFailure is continue.
+      const after = sync ? runsAfter(sync.spec) : undefined;
+      const blocked =
+        after?.onFailure === 'stop'
+          ? after.names.find((name) => failed.has(keyOf(key.split('/')[0], name)))
+          : undefined;
       if (blocked && !dryRun) {
         failed.add(key);
-        const message = `not run: it depends on Sync ${blocked.name}, which failed`;
+        const message = `not run: it depends on Sync ${blocked}, which failed`;
         printNotRun(key, options.output, 'Failed', 'DependencyFailed', message);
         continue;
       }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { API_VERSION, type Sync } from '../../crds/index.ts';
+import { API_VERSION, runsAfter, type Sync } from '../../crds/index.ts';
 import { SynclineError } from '../../core/errors.ts';
 import type { RunPlan } from '../../core/plan.ts';
 import { keyOf, type ResourceSet } from './resources.ts';
@@ -96,8 +96,8 @@ export function dependencyOrder(syncs: Map<string, { object: Sync }>, only?: str
     state.set(key, 'visiting');
     const sync = syncs.get(key)?.object;
     const ns = key.split('/')[0];
-    for (const dep of sync?.spec.dependsOn ?? []) {
-      const depKey = keyOf(ns, dep.name);
+    for (const name of (sync ? runsAfter(sync.spec)?.names : undefined) ?? []) {
+      const depKey = keyOf(ns, name);
       if (syncs.has(depKey) && (only === undefined || only.includes(depKey))) visit(depKey, [...path, key]);
     }
     state.set(key, 'done');

@@ -6,6 +6,7 @@ import { checkResource } from '../../crds/checks.ts';
 import {
   API_VERSION,
   OBJECT_SCHEMAS,
+  runsAfter,
   type Destination,
   type Model,
   type Source,
@@ -300,9 +301,9 @@ function checkSyncReferences({ set, problems }: Reading): void {
         problem((error as Error).message);
       }
     }
-    for (const dep of sync.spec.dependsOn ?? []) {
-      if (!set.syncs.has(keyOf(ns, dep.name)))
-        problem(`spec.dependsOn: no Sync "${dep.name}" in namespace ${ns}`);
+    const after = runsAfter(sync.spec);
+    for (const name of after?.names ?? []) {
+      if (!set.syncs.has(keyOf(ns, name))) problem(`${after?.field}: no Sync "${name}" in namespace ${ns}`);
     }
   }
 }
