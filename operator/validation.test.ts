@@ -111,6 +111,30 @@ describe('validation beyond the schema', () => {
     ).toMatchObject({ reason: 'DependencyCycle' });
   });
 
+  it('finds cycles through afterSyncs triggers too, and names that field', () => {
+    const after = (names: string[]) => ({
+      schedule: { triggers: [{ afterSyncs: { names, onFailure: 'continue' as const } }] },
+    });
+    const a = sync(after(['b']), { name: 'a' });
+    const b = sync({ dependsOn: [{ name: 'c' }] }, { name: 'b' });
+    const c = sync(after(['a']), { name: 'c' });
+    const lookup = (n: string): Sync | undefined => ({ a, b, c })[n];
+    const verdict = validateSync(a, refs({ dependencies: [{ name: 'b', sync: b }], lookupSync: lookup }));
+    expect(verdict).toMatchObject({ reason: 'DependencyCycle', stalled: true });
+    if (!verdict.ok)
+      expect(verdict.message).toBe(
+        'spec.schedule.triggers[].afterSyncs forms a cycle (a -> b -> c -> a): break it',
+      );
+    const open = sync(after(['b']), { name: 'a' });
+    const lookupOpen = (n: string): Sync | undefined => ({ a: open, b: sync({}, { name: 'b' }) })[n];
+    expect(
+      validateSync(
+        open,
+        refs({ dependencies: [{ name: 'b', sync: sync({}, { name: 'b' }) }], lookupSync: lookupOpen }),
+      ),
+    ).toEqual({ ok: true });
+  });
+
   it('rejects an unknown time zone', () => {
     expect(
       validateSync(sync({ schedule: { cron: '0 * * * *', timeZone: 'Nowhere/Land' } }), refs()),

@@ -1,4 +1,4 @@
-import type { Destination, Model, Source, Sync } from '../crds/index.ts';
+import { runsAfter, type Destination, type Model, type Source, type Sync } from '../crds/index.ts';
 import type { DestinationCapabilities, DestinationField } from '../core/connectors.ts';
 import type { DestinationObjects } from '../core/diffstore/index.ts';
 import { describeError } from '../core/errors.ts';
@@ -144,20 +144,21 @@ export function validateSync(
       `Destination "${spec.destinationRef.name}" does not exist in namespace ${ns}: create it, or fix spec.destinationRef.name`,
     );
   }
+  const field = runsAfter(spec)?.field ?? 'spec.dependsOn';
   for (const dependency of refs.dependencies) {
     if (dependency.name === sync.metadata.name) {
-      return stalled('DependencyCycle', 'spec.dependsOn names the Sync itself: remove it');
+      return stalled('DependencyCycle', `${field} names the Sync itself: remove it`);
     }
     if (!dependency.sync) {
       return stalled(
         'DependencyNotFound',
-        `Sync "${dependency.name}" named in spec.dependsOn does not exist in namespace ${ns}: create it, or remove it from dependsOn`,
+        `Sync "${dependency.name}" named in ${field} does not exist in namespace ${ns}: create it, or remove it from ${field}`,
       );
     }
   }
   const cycle = findDependencyCycle(sync, refs.lookupSync);
   if (cycle) {
-    return stalled('DependencyCycle', `spec.dependsOn forms a cycle (${cycle.join(' -> ')}): break it`);
+    return stalled('DependencyCycle', `${field} forms a cycle (${cycle.join(' -> ')}): break it`);
   }
   try {
     timetable(spec.schedule);
@@ -397,7 +398,7 @@ export function unmappedRequiredFields(
   };
 }
 
-/** The first cycle through `sync` in the dependsOn graph, as a path of names; undefined if none. */
+/** The first cycle through `sync` in the graph of the Syncs each runs after (dependsOn or afterSyncs), as a path of names; undefined if none. */
 export function findDependencyCycle(
   sync: Sync,
   lookup: (name: string) => Sync | undefined,
@@ -406,11 +407,11 @@ export function findDependencyCycle(
   const visited = new Set<string>();
   const walk = (name: string, path: string[]): string[] | undefined => {
     const node = name === start ? sync : lookup(name);
-    for (const dep of node?.spec.dependsOn ?? []) {
-      if (dep.name === start) return [...path, dep.name];
-      if (visited.has(dep.name)) continue;
-      visited.add(dep.name);
-      const found = walk(dep.name, [...path, dep.name]);
+    for (const name of (node ? runsAfter(node.spec)?.names : undefined) ?? []) {
+      if (name === start) return [...path, name];
+      if (visited.has(name)) continue;
+      visited.add(name);
+      const found = walk(name, [...path, name]);
       if (found) return found;
     }
     return undefined;

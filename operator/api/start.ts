@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../../core/logger.ts';
 import type { KubeAccess } from '../runtime/kubeconfig.ts';
 import { KubeApiClient } from './kube.ts';
+import { describeWebhooks, parseWebhookFlags } from './webhooks/config.ts';
+import { webhookRoutes } from './webhooks/routes.ts';
 import { startApiServer, type ApiDeps, type ListeningApi } from './server.ts';
 
 export interface ApiFlags {
@@ -14,6 +16,8 @@ export interface ApiFlags {
   apiTlsKeyFile?: string;
   apiAudiences?: string;
   apiRateLimit: number;
+  /** `name=type` of each webhook receiver (repeatable, or a comma list in SYNCLINE_WEBHOOKS). */
+  webhook?: string[];
 }
 
 /** The run API's flags, each with its environment variable, on the operator's command. */
@@ -73,6 +77,8 @@ export async function startOperatorApi(input: OperatorApiInput): Promise<Listeni
     throw new Error(
       '--api-tls-cert-file and --api-tls-key-file go together: give both, or neither for plain HTTP',
     );
+  // A bad flag or a missing secret stops the operator here, before it serves anything.
+  const webhooks = parseWebhookFlags(flags.webhook ?? [], process.env);
   const audiences = (flags.apiAudiences ?? '')
     .split(',')
     .map((a) => a.trim())
@@ -87,8 +93,11 @@ export async function startOperatorApi(input: OperatorApiInput): Promise<Listeni
     ...(flags.apiTlsCertFile && flags.apiTlsKeyFile
       ? { tls: { certFile: flags.apiTlsCertFile, keyFile: flags.apiTlsKeyFile } }
       : {}),
-    plugins: input.plugins ?? [],
+    plugins: [webhookRoutes(webhooks), ...(input.plugins ?? [])],
   });
-  input.log.info({ port: api.port, tls: !!flags.apiTlsCertFile }, 'run API listening');
+  input.log.info(
+    { port: api.port, tls: !!flags.apiTlsCertFile, webhooks: describeWebhooks(webhooks) },
+    'run API listening',
+  );
   return api;
 }
