@@ -3,13 +3,16 @@
 // operator's usual runs (the test agent runs their pods). Tokens: real service-account tokens from the
 // TokenRequest API, one forged with the cluster's own signing key (to show an expired one is refused for
 // its expiry), and one from another cluster's key.
+import { spawn as spawnChild } from 'node:child_process';
 import { createPrivateKey, createSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Agent } from '../agent/agent.ts';
+import { REPO_DIR } from '../stack/paths.ts';
 import { run } from '../stack/process.ts';
+import { ensurePythonVenv } from '../stack/python-venv.ts';
 import { callApi, type ApiTarget } from './api-client.ts';
 import { startOperator, type OperatorProcess } from './operator-process.ts';
 import { applyScenario, startSink, startWarehouse, type Sink, type Warehouse } from './scenario.ts';
@@ -44,7 +47,7 @@ const runsOf = (sync: string) => `/api/v1/namespaces/${ns}/syncs/${sync}/runs`;
 async function makeCertificate(dir: string): Promise<void> {
   await run('openssl', [
     ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1'],
-    ...['-subj', `/CN=${SERVER_NAME}`, '-addext', `subjectAltName=DNS:${SERVER_NAME}`],
+    ...['-subj', `/CN=${SERVER_NAME}`, '-addext', `subjectAltName=DNS:${SERVER_NAME},IP:127.0.0.1`],
     ...['-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')],
   ]);
 }
@@ -109,6 +112,12 @@ beforeAll(async () => {
     kind: 'Model',
     metadata: { name: 'broken' },
     spec: { sourceRef: { name: 'warehouse' }, query: 'SELECT id, nope FROM customers', primaryKey: 'id' },
+  });
+  // The name the Dagster example's asset syncs (examples/orchestrators/dagster).
+  await kube.create('syncs', ns, {
+    kind: 'Sync',
+    metadata: { name: 'customers-to-hubspot' },
+    spec: { modelRef: { name: 'customers' }, destinationRef: { name: 'crm' }, mode: 'upsert' },
   });
   await kube.create('syncs', ns, {
     kind: 'Sync',
@@ -274,4 +283,101 @@ describe('the run API, authenticated and authorised by the API server', () => {
       for (const token of Object.values(tokens)) expect(logged).not.toContain(token);
     }
   }, 200_000);
+});
+
+/** Python (the client, and the venv of the orchestrator examples) and the plugin, against the real API. */
+describe('callers of the run API: the Python client, the Dagster example, kubectl syncline trigger --wait', () => {
+  const pythonEnv = () => ({
+    PATH: process.env['PATH'],
+    PYTHONPATH: [
+      join(REPO_DIR, 'clients', 'python'),
+      join(REPO_DIR, 'examples', 'orchestrators', 'dagster'),
+    ].join(':'),
+    SYNCLINE_TOKEN_FILE: join(scratch, 'pipeline.token'),
+    SYNCLINE_CA_FILE: join(scratch, 'tls.crt'),
+    SYNCLINE_NAMESPACE: ns,
+    DO_NOT_TRACK: '1',
+    DAGSTER_DISABLE_TELEMETRY: '1',
+    DAGSTER_HOME: mkdtempSync(join(scratch, 'dagster-')),
+  });
+
+  it('run_and_wait of the Python client starts a run and returns its result; a failed run raises SyncFailed', async () => {
+    writeFileSync(join(scratch, 'pipeline.token'), tokens['pipeline']!, { mode: 0o600 });
+    const url = `https://127.0.0.1:${await operators[await leader()]!.apiPort()}`;
+    const script = [
+      'import json, os, sys',
+      'from syncline_client import SynclineClient, SyncFailed',
+      `client = SynclineClient(${JSON.stringify(url)}, token_file=os.environ["SYNCLINE_TOKEN_FILE"], ca_file=os.environ["SYNCLINE_CA_FILE"])`,
+      'ok = client.run_and_wait(os.environ["SYNCLINE_NAMESPACE"], "customers", timeout=120)',
+      'try:',
+      '    client.run_and_wait(os.environ["SYNCLINE_NAMESPACE"], "broken", timeout=120)',
+      '    failed = None',
+      'except SyncFailed as error:',
+      '    failed = {"phase": error.run.phase, "reason": error.run.reason}',
+      'print(json.dumps({"ok": {"phase": ok.phase, "trigger": ok.trigger}, "failed": failed}))',
+    ].join('\n');
+    const { stdout } = await run('python3', ['-c', script], { env: pythonEnv() });
+    const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<
+      string,
+      Record<string, string> | null
+    >;
+    expect(result['ok']).toEqual({ phase: 'Succeeded', trigger: 'api' });
+    expect(result['failed']?.['phase']).toBe('Failed');
+  }, 300_000);
+
+  it('the Dagster example materializes its asset through the real API (dagster installed from PyPI)', async () => {
+    const pins = readFileSync(join(REPO_DIR, 'examples/orchestrators/tests/requirements.txt'), 'utf8')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line && !line.startsWith('#'));
+    const python = await ensurePythonVenv('orchestrators', pins);
+    writeFileSync(join(scratch, 'pipeline.token'), tokens['pipeline']!, { mode: 0o600 });
+    const url = `https://127.0.0.1:${await operators[await leader()]!.apiPort()}`;
+    const script = [
+      'import json, os, dagster as dg',
+      'import syncline_assets as example',
+      'resource = example.SynclineResource(base_url=os.environ["SYNCLINE_API_URL"], ca_file=os.environ["SYNCLINE_CA_FILE"], token_file=os.environ["SYNCLINE_TOKEN_FILE"], namespace=os.environ["SYNCLINE_NAMESPACE"])',
+      'result = dg.materialize([example.hubspot_contacts], resources={"syncline": resource})',
+      'events = result.asset_materializations_for_node("hubspot_contacts")',
+      'print(json.dumps({"success": result.success, "metadata": {k: v.value for k, v in events[0].metadata.items()}}))',
+    ].join('\n');
+    const { stdout } = await run(python, ['-c', script], { env: { ...pythonEnv(), SYNCLINE_API_URL: url } });
+    const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as {
+      success: boolean;
+      metadata: Record<string, unknown>;
+    };
+    expect(result.success).toBe(true);
+    expect(String(result.metadata['syncline_run'])).toMatch(/^customers-to-hubspot-/);
+    expect(result.metadata['delivered']).toBe(3);
+    const history = (await kube.get('syncs', ns, 'customers-to-hubspot'))?.status?.['history'] as Array<{
+      id: string;
+      trigger: string;
+    }>;
+    expect(history[0]).toMatchObject({ id: result.metadata['syncline_run'], trigger: 'api' });
+  }, 600_000);
+
+  it('kubectl syncline trigger --wait exits 0 on success and 3 with the reason on failure', async () => {
+    const binDir = mkdtempSync(join(scratch, 'bin-'));
+    await run('ln', ['-s', join(REPO_DIR, 'bin', 'kubectl-syncline.mjs'), join(binDir, 'kubectl-syncline')]);
+    const PATH = [join(REPO_DIR, 'node_modules', '.bin'), binDir, process.env['PATH']].join(':');
+    const trigger = (sync: string) =>
+      new Promise<{ code: number | null; stdout: string }>((resolve) => {
+        const child = spawnChild(
+          'kubectl',
+          ['syncline', 'trigger', sync, '-n', ns, '--wait', '--timeout', '2m'],
+          {
+            env: { ...process.env, PATH, KUBECONFIG: kubeconfigPath },
+          },
+        );
+        let stdout = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.on('exit', (code) => resolve({ code, stdout }));
+      });
+    const ok = await trigger('customers');
+    expect(ok.code, ok.stdout).toBe(0);
+    const failed = await trigger('broken');
+    expect(failed.code, failed.stdout).toBe(3);
+    expect(failed.stdout).toMatch(/Failed/);
+  }, 300_000);
 });
