@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BODY_LIMIT, filterRequestLog, RequestLog } from './requestlog.ts';
+import { BODY_LIMIT, redactedPrefix, filterRequestLog, RequestLog } from './requestlog.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'syncline-reqlog-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -58,5 +58,20 @@ describe('RequestLog', () => {
     await log.close();
     const [entry] = filterRequestLog(gunzipSync(readFileSync(file)).toString('utf8'));
     expect(entry?.responseBody).not.toContain(secret.slice(0, 10));
+  });
+
+  it('redacts only what can reach the limit of a body of megabytes, and no secret that straddles the cut survives', () => {
+    const secret = 'bulk-secret-ÿ-0123456789abcdef';
+    const json = JSON.stringify(secret).slice(1, -1);
+    for (const encoded of [secret, json, Buffer.from(secret).toString('base64')]) {
+      const body = `${'a,b\n'.repeat((BODY_LIMIT - 8) / 4)}${encoded}${'c,d\n'.repeat(500_000)}${secret}`;
+      const cut = redactedPrefix(body, [secret]);
+      expect(cut.startsWith('a,b\n')).toBe(true);
+      expect(cut).not.toContain(encoded.slice(0, 8));
+      expect(cut).toContain(`… [${body.length - BODY_LIMIT} more characters]`);
+      expect(cut.length).toBeLessThan(BODY_LIMIT + 40);
+    }
+    // A body within reach is redacted whole, as before.
+    expect(redactedPrefix(`x ${secret} y`, [secret])).toBe('x [REDACTED] y');
   });
 });

@@ -10,6 +10,21 @@ export const BODY_LIMIT = 4096;
 /** Keys kept per entry: more than any batch the engine builds unless a Sync asks for larger ones. */
 export const KEYS_LIMIT = 100_000;
 
+/**
+ * The start of a body, redacted and cut to BODY_LIMIT, with the size of what was cut. Redacted before it
+ * is cut, since a cut could split a secret into parts no pattern recognises; but only the part that can
+ * reach the limit is redacted (a Bulk CSV upload is megabytes): the limit, and a margin longer than any
+ * encoding of the longest secret (JSON escapes make a character up to 6), so a secret that starts inside
+ * the limit is whole in what is redacted.
+ */
+export function redactedPrefix(text: string, secrets: readonly string[]): string {
+  const longest = secrets.reduce((max, s) => Math.max(max, s.length), 0);
+  const reach = BODY_LIMIT + 1024 + 6 * longest;
+  if (text.length <= reach) return truncate(redact(text, secrets), BODY_LIMIT);
+  const head = redact(text.slice(0, reach), secrets);
+  return `${head.slice(0, BODY_LIMIT)}… [${text.length - BODY_LIMIT} more characters]`;
+}
+
 /** One line of a run's request log. */
 export interface RequestLogEntry extends DebugRequest {
   ts: string;
@@ -37,9 +52,7 @@ export class RequestLog {
 
   record(request: DebugRequest): void {
     const secrets = [...this.secrets()];
-    const clean = (s: string | undefined) =>
-      // Redacted before it is cut: a cut could split a secret into parts no pattern recognises.
-      s === undefined ? undefined : truncate(redact(s, secrets), BODY_LIMIT);
+    const clean = (s: string | undefined) => (s === undefined ? undefined : redactedPrefix(s, secrets));
     const entry: RequestLogEntry = {
       ts: new Date().toISOString(),
       runId: this.runId,
