@@ -58,6 +58,14 @@ export function addApiOptions(command: Command): Command {
       opt('--api-rate-limit <n>', 'requests per caller per minute', 'SYNCLINE_API_RATE_LIMIT', 120).argParser(
         num,
       ),
+    )
+    .addOption(
+      new Option(
+        '--webhook <name=type>',
+        'a webhook receiver, POST /webhooks/v1/<name> (type dbtCloud or fivetran; repeatable); its secret in SYNCLINE_WEBHOOK_SECRET_<NAME>',
+      )
+        .env('SYNCLINE_WEBHOOKS')
+        .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
     );
 }
 
