@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # One image for the operator and the runner (different commands), on Node.js 24 LTS, which runs the
-# TypeScript sources directly (type stripping): there is no build step, only production dependencies.
-#   operator: the default command
+# TypeScript sources directly (type stripping): the only build step is the web console's bundle (stage
+# "console"), and only production dependencies reach the image.
+#   operator: the default command (it serves the console at /console/ on its API port)
 #   runner:   node /app/bin/syncline.mjs <subcommand>  (the operator sets it on its Jobs)
 # test/image/ checks this file with hadolint and performs the same steps in a temp folder.
 ARG NODE_VERSION=24.21.0
@@ -13,6 +14,16 @@ COPY package.json package-lock.json ./
 # No install scripts: DuckDB's native binding comes as a prebuilt optional dependency.
 RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts \
  && npm cache clean --force
+
+# The web console (Preact, uPlot; operator/console/): bundled by esbuild into operator/console/dist/. Its
+# build tools are devDependencies, pinned by the lockfile; none of them reaches the image.
+FROM node:${NODE_VERSION}-bookworm-slim AS console
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --include=dev --no-audit --no-fund --ignore-scripts \
+ && npm cache clean --force
+COPY operator/console ./operator/console
+RUN node operator/console/build.ts
 
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
 ARG VERSION=0.1.0
@@ -38,6 +49,7 @@ COPY --chown=root:root core ./core
 COPY --chown=root:root connectors ./connectors
 COPY --chown=root:root runner ./runner
 COPY --chown=root:root operator ./operator
+COPY --from=console --chown=root:root /app/operator/console/dist ./operator/console/dist
 # The files are root's and read-only to the process; it runs as the image's `node` user (uid 1000)
 # with a read-only root filesystem, and writes only to /tmp (an emptyDir in the chart and in Jobs).
 USER 1000:1000

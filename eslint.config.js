@@ -42,7 +42,7 @@ const layering = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.syncline/**', 'coverage/**', 'charts/**', 'dist/**'] },
+  { ignores: ['node_modules/**', '.syncline/**', 'coverage/**', 'charts/**', '**/dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

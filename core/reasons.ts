@@ -667,6 +667,14 @@ export const REASONS = {
     kind: needsPerson,
     doc: 'A --webhook has no secret in SYNCLINE_WEBHOOK_SECRET_<NAME>; the operator does not start without it (the chart fills it from api.webhooks[].secretRef).',
   },
+  ConsoleNotBuilt: {
+    kind: needsPerson,
+    doc: 'The operator serves no web console: operator/console/dist/ is missing; run npm run build:console (the image builds it).',
+  },
+  RunRecordUnreadable: {
+    kind: transient,
+    doc: "The console could not read a run's record from the diff store (unreachable, a credential, a corrupt file); the message says why.",
+  },
   // ── command line and resources files ──────────────────────────────────────────────────────────────
   InvalidFlag: {
     kind: needsPerson,

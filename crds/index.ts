@@ -6,4 +6,5 @@ export * from './sync.ts';
 export * from './resources.ts';
 export { parseGoDuration, CRON_RE } from './rules.ts';
 export * from './api.ts';
+export * from './console-api.ts';
 export * from './webhooks.ts';

@@ -18,6 +18,8 @@ const STATUS_OF: Record<string, number> = {
   UnsupportedMediaType: 415,
   IdempotencyKeyReused: 422,
   RateLimited: 429,
+  RunRecordUnreadable: 502,
+  ConsoleNotBuilt: 503,
 };
 
 /** The status code of an error: its reason's, 503 when the API server cannot be reached, 500 otherwise. */

@@ -7,6 +7,8 @@ import { runList, runView } from '../../crds/index.ts';
 import { sync } from '../testdata/fixtures.ts';
 import { buildApiApp, routesOf } from './server.ts';
 import { FakeApiKube } from './testing.ts';
+import { defaultConfig } from '../config.ts';
+import { consoleRoutes } from './routes-console.ts';
 import { webhookRoutes } from './webhooks/index.ts';
 
 describe('the OpenAPI document of the API (docs/api/openapi.yaml)', () => {
@@ -19,7 +21,7 @@ describe('the OpenAPI document of the API (docs/api/openapi.yaml)', () => {
     const app = await buildApiApp({
       kube: new FakeApiKube(),
       log: pino({ level: 'silent' }),
-      plugins: [webhookRoutes([])],
+      plugins: [webhookRoutes([]), consoleRoutes({ config: defaultConfig(), secrets: () => '' })],
     });
     const served = routesOf(app).map((r) => r.replace(/:(\w+)/g, '{$1}'));
     const documented = API_ROUTES.map((r) => `${r.method.toUpperCase()} ${r.path}`);

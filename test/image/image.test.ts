@@ -1,6 +1,6 @@
 // The container image, without Docker (none can run here): hadolint checks the Dockerfile, and the same
 // build steps run in a temp folder — the files the Dockerfile copies (parsed from it, so the test follows
-// the file), `npm ci --omit=dev` — and both entry points start from the result.
+// the file), `npm ci --omit=dev`, the console stage's build — and both entry points start from the result.
 import {
   cpSync,
   existsSync,
@@ -9,6 +9,7 @@ import {
   readdirSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,6 +70,10 @@ const isIgnored = (relative: string) =>
     return regex.test(relative);
   });
 
+/** Where a COPY of `source` to `dest` lands, relative to the stage's WORKDIR (/app). */
+const copyTarget = (source: string, dest: string) =>
+  dest === './' ? (source.split('/').at(-1) as string) : dest.replace(/^\.\//, '');
+
 /** Copies `source` (relative to the repository) to `dest`, leaving out what .dockerignore leaves out of the context. */
 function copyLikeDocker(source: string, dest: string): void {
   cpSync(join(REPO_DIR, source), dest, {
@@ -83,13 +88,34 @@ function copyLikeDocker(source: string, dest: string): void {
 let image: string;
 let buildSeconds = 0;
 
+/**
+ * Stage "console": its COPYs from the context and its `RUN node ...` build. Its `npm ci --include=dev` is
+ * stood for by the repository's node_modules (installed from the same lockfile), linked in.
+ */
+async function buildConsoleStage(stage: Stage, dir: string): Promise<void> {
+  for (const copy of copies(stage))
+    for (const source of copy.sources) copyLikeDocker(source, join(dir, copyTarget(source, copy.dest)));
+  symlinkSync(join(REPO_DIR, 'node_modules'), join(dir, 'node_modules'));
+  for (const line of stage.lines.filter((l) => /^RUN\s+node\s/.test(l))) {
+    const args = line.replace(/^RUN\s+node\s+/, '').split(/\s+/);
+    const built = await exec(NODE, args, { cwd: dir, env: { PATH: process.env['PATH'] } });
+    if (built.code !== 0) throw new Error(`${line} failed:\n${built.stderr}`);
+  }
+}
+
 beforeAll(async () => {
   const started = Date.now();
   image = mkdtempSync(join(tmpdir(), 'syncline-image-'));
-  const [deps, runtime] = stages();
-  if (!deps || !runtime) throw new Error('the Dockerfile should have a deps and a runtime stage');
+  const all = stages();
+  const deps = all.find((stage) => stage.name === 'deps');
+  const consoleStage = all.find((stage) => stage.name === 'console');
+  const runtime = all.at(-1);
+  if (!deps || !consoleStage || !runtime)
+    throw new Error('the Dockerfile should have a deps, a console and a runtime stage');
   const depsDir = join(image, 'deps');
+  const consoleDir = join(image, 'console');
   const appDir = join(image, 'app');
+  const stageDirs: Record<string, string> = { deps: depsDir, console: consoleDir };
   // Stage "deps": the lockfile and `RUN npm ci ...` as written.
   for (const copy of copies(deps))
     for (const source of copy.sources) copyLikeDocker(source, join(depsDir, source));
@@ -100,14 +126,14 @@ beforeAll(async () => {
     env: { ...process.env, PATH: `${join(REPO_DIR, 'node_modules', '.bin')}:${process.env['PATH']}` },
   });
   if (npm.code !== 0) throw new Error(`npm ${npmArgs.join(' ')} failed:\n${npm.stderr}`);
-  // Stage "runtime": every COPY, from the deps stage or the (filtered) context.
+  await buildConsoleStage(consoleStage, consoleDir);
+  // Stage "runtime": every COPY, from another stage or the (filtered) context.
   for (const copy of copies(runtime)) {
     for (const source of copy.sources) {
-      const target = join(
-        appDir,
-        copy.dest === './' ? (source.split('/').at(-1) as string) : copy.dest.replace(/^\.\//, ''),
-      );
-      if (copy.from) cpSync(join(depsDir, source.replace(/^\/app\//, '')), target, { recursive: true });
+      const target = join(appDir, copyTarget(source, copy.dest));
+      const from = copy.from ? stageDirs[copy.from] : undefined;
+      if (copy.from && !from) throw new Error(`COPY --from=${copy.from}: no such stage`);
+      if (from) cpSync(join(from, source.replace(/^\/app\//, '')), target, { recursive: true });
       else copyLikeDocker(source, target);
     }
   }
@@ -181,6 +207,15 @@ describe('the image, built the same way in a temp folder', () => {
       .filter((f) => f.endsWith('.test.ts'));
     expect(tests).toEqual([]);
     console.log(`[image] built in ${buildSeconds.toFixed(0)} s`);
+  });
+
+  it('holds the built console and none of its build tools', () => {
+    const dist = join(image, 'app', 'operator', 'console', 'dist');
+    expect(readdirSync(join(dist, 'assets')).sort()).toEqual(['app.css', 'app.js', 'favicon.svg']);
+    expect(readFileSync(join(dist, 'index.html'), 'utf8')).toContain('assets/app.js');
+    const modules = readdirSync(join(image, 'app', 'node_modules'));
+    for (const dev of ['esbuild', 'preact', 'uplot', 'playwright-core'])
+      expect(modules, dev).not.toContain(dev);
   });
 
   it('starts the operator entry point (the default command)', async () => {

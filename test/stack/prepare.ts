@@ -5,6 +5,7 @@ import { ensureHelm } from '../chart/helm.ts';
 import { ensureHadolint } from '../image/hadolint.ts';
 import { buildBigQueryEmulator } from './bigquery.ts';
 import { ensureGoTool, ensureKubeBinaries } from './build.ts';
+import { ensureChromium } from './chromium.ts';
 import { ensureDbt } from './dbt.ts';
 import { ensureMysqlInstalled } from './mysql.ts';
 import { ensurePostgresInstalled } from './postgres.ts';
@@ -24,12 +25,14 @@ function debianNeeds(): DebianNeed[] {
     mysql: { debianPackage: string };
     prometheus: { debianPackage: string };
     lua: { debianPackage: string; binary: string };
+    chromium: { debianPackage: string; binary: string };
   };
   return [
     { debianPackage: v.postgres.debianPackage, probe: `/usr/lib/postgresql/${v.postgres.major}/bin/initdb` },
     { debianPackage: v.mysql.debianPackage, probe: '/usr/bin/mariadb-install-db' },
     { debianPackage: v.prometheus.debianPackage, probe: '/usr/bin/promtool' },
     { debianPackage: v.lua.debianPackage, probe: `/usr/bin/${v.lua.binary}` },
+    { debianPackage: v.chromium.debianPackage, probe: `/usr/bin/${v.chromium.binary}` },
   ];
 }
 
@@ -61,6 +64,7 @@ export async function prepareStack(log: (line: string) => void): Promise<void> {
   await ensureMysqlInstalled();
   await ensurePromtool();
   await ensureLua();
+  await ensureChromium();
   await timed('etcd, kube-apiserver, kube-controller-manager', log, () => ensureKubeBinaries(log));
   for (const name of Object.keys(VERSIONS.goTools)) {
     await timed(`go tool ${name}`, log, () => ensureGoTool(name, log));
