@@ -17,6 +17,7 @@ import { createLogger, type Logger } from '../core/logger.ts';
 import { RuntimeMetrics } from './runtime/metrics.ts';
 import { startHealthServer } from './runtime/server.ts';
 import { addApiOptions, startOperatorApi, type ApiFlags } from './api/start.ts';
+import { consoleRoutes } from './api/routes-console.ts';
 
 export interface OperatorFlags extends ApiFlags {
   kubeconfig?: string;
@@ -453,7 +454,13 @@ export async function runOperator(
     { port: health.port, identity, namespaces: config.namespaces, leaderElect: flags.leaderElect },
     'operator started',
   );
-  const api = await startOperatorApi({ flags, kubeConfig, namespaces: config.namespaces, log });
+  const api = await startOperatorApi({
+    flags,
+    kubeConfig,
+    namespaces: config.namespaces,
+    log,
+    plugins: [consoleRoutes({ config, secrets })],
+  });
 
   const newManager = () =>
     new Manager({

@@ -18,9 +18,17 @@ export function callApi<T = Record<string, unknown>>(
   target: ApiTarget,
   method: 'GET' | 'POST',
   path: string,
-  options: { token?: string; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
+  options: {
+    token?: string;
+    body?: unknown;
+    /** The body's exact bytes, instead of body as JSON. */
+    raw?: string;
+    headers?: Record<string, string>;
+    timeoutMs?: number;
+  } = {},
 ): Promise<ApiAnswer<T>> {
-  const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
+  const text = options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+  const payload = text === undefined ? undefined : Buffer.from(text);
   const headers: Record<string, string | number> = { accept: 'application/json', ...options.headers };
   if (options.token) headers['authorization'] = `Bearer ${options.token}`;
   if (payload) {
@@ -58,4 +66,14 @@ export function callApi<T = Record<string, unknown>>(
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+/** A POST of exact bytes (a webhook delivery, signed over its raw body), with the headers given. */
+export function callApiRaw(
+  target: ApiTarget,
+  path: string,
+  raw: string,
+  headers: Record<string, string>,
+): Promise<ApiAnswer> {
+  return callApi(target, 'POST', path, { raw, headers });
 }

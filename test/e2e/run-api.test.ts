@@ -4,7 +4,7 @@
 // TokenRequest API, one forged with the cluster's own signing key (to show an expired one is refused for
 // its expiry), and one from another cluster's key.
 import { spawn as spawnChild } from 'node:child_process';
-import { createPrivateKey, createSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHmac, createPrivateKey, createSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { Agent } from '../agent/agent.ts';
 import { REPO_DIR } from '../stack/paths.ts';
 import { run } from '../stack/process.ts';
 import { ensurePythonVenv } from '../stack/python-venv.ts';
-import { callApi, type ApiTarget } from './api-client.ts';
+import { callApi, callApiRaw, type ApiTarget } from './api-client.ts';
 import { startOperator, type OperatorProcess } from './operator-process.ts';
 import { applyScenario, startSink, startWarehouse, type Sink, type Warehouse } from './scenario.ts';
 import { eventually, Kube, loadKubeConfig } from './support.ts';
@@ -52,14 +52,27 @@ async function makeCertificate(dir: string): Promise<void> {
   ]);
 }
 
+const WEBHOOK_SECRET = 'whsec-e2e-0123456789';
+
 function startReplica(identity: string): OperatorProcess {
-  return startOperator([
-    ...['--kubeconfig', kubeconfigPath, '--namespaces', ns, '--metrics-port', '0', '--api-port', '0'],
-    ...['--api-tls-cert-file', join(scratch, 'tls.crt'), '--api-tls-key-file', join(scratch, 'tls.key')],
-    ...['--diff-store-url', `file://${join(scratch, 'store')}`, '--identity', identity],
-    ...['--lease-namespace', ns, '--lease-name', 'syncline-operator', '--lease-duration-seconds', '4'],
-    ...['--renew-deadline-seconds', '3', '--retry-period-seconds', '1', '--pod-start-timeout-seconds', '20'],
-  ]);
+  return startOperator(
+    [
+      ...['--webhook', 'dbt-prod=dbtCloud'],
+      ...['--kubeconfig', kubeconfigPath, '--namespaces', ns, '--metrics-port', '0', '--api-port', '0'],
+      ...['--api-tls-cert-file', join(scratch, 'tls.crt'), '--api-tls-key-file', join(scratch, 'tls.key')],
+      ...['--diff-store-url', `file://${join(scratch, 'store')}`, '--identity', identity],
+      ...['--lease-namespace', ns, '--lease-name', 'syncline-operator', '--lease-duration-seconds', '4'],
+      ...[
+        '--renew-deadline-seconds',
+        '3',
+        '--retry-period-seconds',
+        '1',
+        '--pod-start-timeout-seconds',
+        '20',
+      ],
+    ],
+    { SYNCLINE_WEBHOOK_SECRET_DBT_PROD: WEBHOOK_SECRET },
+  );
 }
 
 async function target(identity: string): Promise<ApiTarget> {
@@ -112,6 +125,17 @@ beforeAll(async () => {
     kind: 'Model',
     metadata: { name: 'broken' },
     spec: { sourceRef: { name: 'warehouse' }, query: 'SELECT id, nope FROM customers', primaryKey: 'id' },
+  });
+  // Started by dbt Cloud: a run of job 42 of account 7 that succeeds.
+  await kube.create('syncs', ns, {
+    kind: 'Sync',
+    metadata: { name: 'after-dbt' },
+    spec: {
+      modelRef: { name: 'customers' },
+      destinationRef: { name: 'crm' },
+      mode: 'upsert',
+      schedule: { triggers: [{ dbtCloud: { accountId: 7, jobId: 42, webhook: 'dbt-prod' } }] },
+    },
   });
   // The name the Dagster example's asset syncs (examples/orchestrators/dagster).
   await kube.create('syncs', ns, {
@@ -282,6 +306,55 @@ describe('the run API, authenticated and authorised by the API server', () => {
       const logged = JSON.stringify(operator.logs);
       for (const token of Object.values(tokens)) expect(logged).not.toContain(token);
     }
+  }, 200_000);
+});
+
+describe('the dbt Cloud webhook, verified with its secret', () => {
+  const deliver = async (body: object, secret = WEBHOOK_SECRET) => {
+    const raw = JSON.stringify(body);
+    const signature = createHmac('sha256', secret).update(raw).digest('hex');
+    return callApiRaw(await target('op-a'), '/webhooks/v1/dbt-prod', raw, { authorization: signature });
+  };
+  const completed = (eventId: string, runStatusCode: number) => ({
+    accountId: 7,
+    eventId,
+    eventType: 'job.run.completed',
+    webhookName: 'syncline',
+    data: {
+      jobId: '42',
+      runId: '9001',
+      runStatus: runStatusCode === 10 ? 'Success' : 'Error',
+      runStatusCode,
+    },
+  });
+
+  it('starts the Sync of the job once per delivery, ignores a replay and a failed job run, and refuses a bad signature', async () => {
+    const forged = await deliver(completed('wev_forged', 10), 'not-the-secret');
+    expect(forged.status).toBe(401);
+    const ignored = await deliver(completed('wev_error', 20));
+    expect([ignored.status, (ignored.body as { runs: unknown[] }).runs]).toEqual([200, []]);
+
+    const first = await deliver(completed('wev_1', 10));
+    expect(first.status).toBe(200);
+    const runs = (first.body as { runs: Array<{ sync: string; id: string; replayed: boolean }> }).runs;
+    expect(runs.map((r) => [r.sync, r.replayed])).toEqual([['after-dbt', false]]);
+    const replay = await deliver(completed('wev_1', 10));
+    expect((replay.body as { runs: Array<{ id: string; replayed: boolean }> }).runs).toEqual([
+      expect.objectContaining({ id: runs[0]!.id, replayed: true }),
+    ]);
+    const done = await callApi<RunView>(
+      await target('op-a'),
+      'GET',
+      `${runsOf('after-dbt')}/${runs[0]!.id}?wait=120`,
+      {
+        token: tokens['pipeline']!,
+      },
+    );
+    expect(done.body).toMatchObject({ phase: 'Succeeded', trigger: 'webhook', counts: { delivered: 3 } });
+    const history = (await kube.get('syncs', ns, 'after-dbt'))?.status?.['history'] as unknown[];
+    expect(history).toHaveLength(1);
+    for (const operator of Object.values(operators))
+      expect(JSON.stringify(operator.logs)).not.toContain(WEBHOOK_SECRET);
   }, 200_000);
 });
 
