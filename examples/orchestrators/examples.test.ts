@@ -1,20 +1,13 @@
 // The orchestrator examples against a fake run API: Airflow, Prefect and Mage with stand-ins for their
 // decorators, Dagster with the real package (installed once into a venv in the test stack's cache).
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { unittestSuite } from '../../clients/python/run-unittest.ts';
-import { ensurePythonVenv } from '../../test/stack/python-venv.ts';
-
-const PINS = readFileSync(fileURLToPath(new URL('tests/requirements.txt', import.meta.url)), 'utf8')
-  .split('\n')
-  .map((line) => line.trim())
-  .filter((line) => line && !line.startsWith('#'));
+import { ensureOrchestratorVenv } from '../../test/stack/orchestrators.ts';
 
 describe('the orchestrator examples (examples/orchestrators)', () => {
   let python: string;
   beforeAll(async () => {
-    python = await ensurePythonVenv('orchestrators', PINS);
+    python = await ensureOrchestratorVenv();
   }, 600_000);
 
   it('call the run API from each orchestrator, Dagster for real', async () => {

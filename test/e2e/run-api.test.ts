@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Agent } from '../agent/agent.ts';
 import { REPO_DIR } from '../stack/paths.ts';
 import { run } from '../stack/process.ts';
-import { ensurePythonVenv } from '../stack/python-venv.ts';
+import { ensureOrchestratorVenv } from '../stack/orchestrators.ts';
 import { callApi, callApiRaw, type ApiTarget } from './api-client.ts';
 import { startOperator, type OperatorProcess } from './operator-process.ts';
 import { applyScenario, startSink, startWarehouse, type Sink, type Warehouse } from './scenario.ts';
@@ -399,11 +399,7 @@ describe('callers of the run API: the Python client, the Dagster example, kubect
   }, 300_000);
 
   it('the Dagster example materializes its asset through the real API (dagster installed from PyPI)', async () => {
-    const pins = readFileSync(join(REPO_DIR, 'examples/orchestrators/tests/requirements.txt'), 'utf8')
-      .split('\n')
-      .map((line) => line.trim())
-      .filter((line) => line && !line.startsWith('#'));
-    const python = await ensurePythonVenv('orchestrators', pins);
+    const python = await ensureOrchestratorVenv();
     writeFileSync(join(scratch, 'pipeline.token'), tokens['pipeline']!, { mode: 0o600 });
     const url = `https://127.0.0.1:${await operators[await leader()]!.apiPort()}`;
     const script = [

@@ -7,6 +7,7 @@ import { buildBigQueryEmulator } from './bigquery.ts';
 import { ensureGoTool, ensureKubeBinaries } from './build.ts';
 import { ensureChromium } from './chromium.ts';
 import { ensureDbt } from './dbt.ts';
+import { ensureOrchestratorVenv } from './orchestrators.ts';
 import { ensureMysqlInstalled } from './mysql.ts';
 import { ensurePostgresInstalled } from './postgres.ts';
 import { run } from './process.ts';
@@ -71,6 +72,7 @@ export async function prepareStack(log: (line: string) => void): Promise<void> {
   }
   await timed('helm', log, () => ensureHelm());
   await timed('dbt', log, () => ensureDbt(log));
+  await timed('python venv of the orchestrator examples (dagster)', log, () => ensureOrchestratorVenv(log));
   await timed('hadolint', log, () => ensureHadolint());
   // Last: the longest build (C++ through cgo, about 20 minutes cold on 2 cores), cached afterwards.
   await timed('bigquery-emulator', log, () => buildBigQueryEmulator(log));
