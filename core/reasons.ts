@@ -635,6 +635,10 @@ export const REASONS = {
     kind: transient,
     doc: 'Too many requests from this caller; wait as Retry-After says.',
   },
+  CrossSiteRequest: {
+    kind: needsPerson,
+    doc: 'A browser sent a request that changes something from a page of another site; use the console itself, or call the API from a pipeline.',
+  },
   RouteNotFound: {
     kind: needsPerson,
     doc: 'The operator serves no such path; the API is documented in docs/api/openapi.yaml.',

@@ -9,6 +9,7 @@ const STATUS_OF: Record<string, number> = {
   Unauthenticated: 401,
   WebhookSignatureInvalid: 401,
   Forbidden: 403,
+  CrossSiteRequest: 403,
   SyncNotFound: 404,
   RunNotFound: 404,
   RouteNotFound: 404,

@@ -305,3 +305,34 @@ describe('the run API: reading runs', () => {
     await limited.close();
   });
 });
+
+describe('the run API: requests from browsers of other sites', () => {
+  it('refuses a POST another site makes (a proxy cookie would carry it), and serves the same-origin one and pipelines', async () => {
+    const foreign: Record<string, string>[] = [
+      { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' },
+      { 'sec-fetch-site': 'same-site', origin: 'https://other.syncline.example' },
+      { origin: 'https://evil.example' },
+      { origin: 'null' },
+    ];
+    for (const headers of foreign) {
+      const refused = await post(headers);
+      expect(refused.statusCode).toBe(403);
+      expect(refused.json().error.reason).toBe('CrossSiteRequest');
+    }
+    expect(kube.patches).toBe(0);
+    expect((await post({ 'sec-fetch-site': 'same-origin', origin: 'http://localhost:80' })).statusCode).toBe(
+      202,
+    );
+    expect(
+      (await post({ origin: 'https://syncline.example:8443', host: 'syncline.example:8443' })).statusCode,
+    ).toBe(200);
+    // A pipeline sends neither header; a GET from anywhere only reads.
+    expect((await post()).statusCode).toBe(200);
+    const read = await app.inject({
+      method: 'GET',
+      url: RUNS,
+      headers: { authorization: READER, 'sec-fetch-site': 'cross-site' },
+    });
+    expect(read.statusCode).toBe(200);
+  });
+});

@@ -90,6 +90,10 @@ export async function buildApiApp(
       new SynclineError('RouteNotFound', `no route ${request.method} ${request.url.split('?')[0]}`),
     ),
   );
+  app.addHook('onRequest', async (request, reply) => {
+    const refused = crossSiteProblem(request);
+    if (refused) return sendError(reply, refused);
+  });
   app.addHook('onResponse', async (request, reply) => {
     // One line per request, without the query (it may carry nothing secret today, but logs outlive APIs).
     deps.log.info(
@@ -107,6 +111,34 @@ export async function buildApiApp(
   registerRunRoutes(app, deps);
   for (const plugin of options.plugins ?? []) await plugin(app, deps);
   return app;
+}
+
+/**
+ * A browser's request from another site (a form or fetch on a page elsewhere, carrying the cookie of an auth
+ * proxy in front of the console): refused for every method that changes something. Browsers say so in
+ * Sec-Fetch-Site; older ones send an Origin that is not this server's. Pipelines and webhook senders send
+ * neither.
+ */
+function crossSiteProblem(request: FastifyRequest): SynclineError | undefined {
+  if (['GET', 'HEAD', 'OPTIONS'].includes(request.method)) return undefined;
+  const site = request.headers['sec-fetch-site'];
+  const origin = request.headers.origin;
+  const foreign =
+    site === 'cross-site' ||
+    site === 'same-site' ||
+    origin === 'null' ||
+    (site === undefined && origin !== undefined && originHost(origin) !== request.headers.host);
+  return foreign
+    ? new SynclineError(
+        'CrossSiteRequest',
+        `a ${request.method} from another site (${origin ?? String(site)}) is refused; use the console itself, or call the API from a pipeline`,
+      )
+    : undefined;
+}
+
+/** The host of an Origin header; undefined for one that is not a URL (which matches no Host). */
+function originHost(origin: string): string | undefined {
+  return URL.canParse(origin) ? new URL(origin).host : undefined;
 }
 
 /** A caller for rate limits: its token's hash, or its address when it sends none. */
