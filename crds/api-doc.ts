@@ -19,8 +19,11 @@ export interface ApiRoute {
   responses: Record<number, { description: string; schema?: z.ZodType }>;
 }
 
-const SYNC = '/api/v1/namespaces/{namespace}/syncs/{name}';
-const errors = {
+/** The path of one Sync in the API. */
+export const SYNC_PATH = '/api/v1/namespaces/{namespace}/syncs/{name}';
+const SYNC = SYNC_PATH;
+/** The errors every authenticated route may answer with. */
+export const API_ERRORS = {
   400: { description: 'Malformed request (InvalidRequest).', schema: apiError },
   401: {
     description: 'No token, or one the API server does not accept (Unauthenticated).',
@@ -58,7 +61,7 @@ export const RUN_API_ROUTES: ApiRoute[] = [
         schema: runView,
       },
       202: { description: 'Requested; the Location header is the run.', schema: runView },
-      ...errors,
+      ...API_ERRORS,
       409: { description: 'The Sync kept changing (RequestConflict); retry.', schema: apiError },
       413: { description: 'The body is too large (BodyTooLarge).', schema: apiError },
       415: { description: 'The body is not JSON (UnsupportedMediaType).', schema: apiError },
@@ -73,7 +76,7 @@ export const RUN_API_ROUTES: ApiRoute[] = [
     path: `${SYNC}/runs`,
     summary: "A Sync's runs: the pending request, the active run, then its history.",
     verb: 'get',
-    responses: { 200: { description: 'The runs.', schema: runList }, ...errors },
+    responses: { 200: { description: 'The runs.', schema: runList }, ...API_ERRORS },
   },
   {
     method: 'get',
@@ -86,7 +89,7 @@ export const RUN_API_ROUTES: ApiRoute[] = [
         schema: { type: 'string', pattern: '^[0-9]+$|^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$' },
       },
     },
-    responses: { 200: { description: 'The run, as it is now.', schema: runView }, ...errors },
+    responses: { 200: { description: 'The run, as it is now.', schema: runView }, ...API_ERRORS },
   },
 ];
 

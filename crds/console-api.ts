@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ApiRoute } from './api-doc.ts';
+import { API_ERRORS, SYNC_PATH, type ApiRoute } from './api-doc.ts';
 import { apiError, runView } from './api.ts';
 import { condition } from './common.ts';
 import { runCounts, RUN_RESULTS } from './sync.ts';
@@ -139,20 +139,8 @@ export const consoleRunDebug = z
   );
 export type ConsoleRunDebug = z.infer<typeof consoleRunDebug>;
 
-const SYNC = '/api/v1/namespaces/{namespace}/syncs/{name}';
-const errors = {
-  400: { description: 'Malformed request (InvalidRequest).', schema: apiError },
-  401: {
-    description: 'No token, or one the API server does not accept (Unauthenticated).',
-    schema: apiError,
-  },
-  403: { description: 'RBAC does not allow the verb (Forbidden).', schema: apiError },
-  404: { description: 'No such Sync or run (SyncNotFound, RunNotFound).', schema: apiError },
-  429: {
-    description: 'Too many requests from this caller (RateLimited); see Retry-After.',
-    schema: apiError,
-  },
-};
+const SYNC = SYNC_PATH;
+const errors = API_ERRORS;
 const notBuilt = {
   description:
     'The operator was started without a built console (ConsoleNotBuilt): run npm run build:console.',
