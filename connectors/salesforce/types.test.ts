@@ -42,6 +42,9 @@ describe('salesforce values', () => {
       type: 'reference',
     });
     expect(fieldOf(f('string', { externalId: true }))).toMatchObject({ unique: true });
+    // Unique or idLookup without External ID cannot match records through /sobjects/{S}/{field}/{value}.
+    expect(fieldOf(f('email', { unique: true, idLookup: true })).unique).toBeUndefined();
+    expect(fieldOf({ ...f('id'), name: 'Id' })).toMatchObject({ unique: true });
     expect(fieldOf(f('datetime', { createable: false, updateable: false }))).toMatchObject({
       readOnly: true,
     });

@@ -200,7 +200,9 @@ export function fieldOf(f: SalesforceField): DestinationField {
   const field: DestinationField = { name: f.name, type };
   if (f.label) field.label = f.label;
   if (f.nillable === false && !f.defaultedOnCreate && f.createable) field.required = true;
-  if (f.unique || f.externalId || f.idLookup) field.unique = true;
+  // Rows are matched through /sobjects/{S}/{field}/{value}, which takes an External ID field or Id only: a
+  // field that is merely unique (or an idLookup, as Contact.Email is) cannot match, so it is not `unique`.
+  if (f.externalId || f.name === 'Id') field.unique = true;
   if ((f.createable === false && f.updateable === false) || f.calculated) field.readOnly = true;
   if (type === 'enumeration')
     field.options = (f.picklistValues ?? []).filter((p) => p.active !== false).map((p) => p.value);
