@@ -1,11 +1,11 @@
--- Argo CD health check for Syncline's Source, Model, Destination and Sync (syncline.io/v1alpha1).
--- One script for the four kinds; argocd-cm.yaml installs it under each kind's key.
+-- Argo CD health check for Syncline's Source, Model, Destination, Sync and Sequence (syncline.io/v1alpha1).
+-- One script for the five kinds; argocd-cm.yaml installs it under each kind's key.
 -- Written for gopher-lua (Lua 5.1) inside Argo CD's sandbox: no os, io or goto.
 --
 -- Reads the kstatus conditions the operator writes: Stalled=True is Degraded, Reconciling=True is
 -- Progressing, Ready=True is Healthy, Ready=False is Degraded. Status that was written for an older
 -- .metadata.generation is Progressing (the operator has not looked at the latest spec yet), and a
--- Sync with spec.paused is Suspended.
+-- Sync or Sequence with spec.paused is Suspended.
 local hs = {}
 
 local function findCondition(conditions, kind)
@@ -41,9 +41,9 @@ local function stale(observed)
   return generation ~= nil and observed ~= nil and observed < generation
 end
 
-if obj.kind == "Sync" and obj.spec ~= nil and obj.spec.paused == true then
+if (obj.kind == "Sync" or obj.kind == "Sequence") and obj.spec ~= nil and obj.spec.paused == true then
   hs.status = "Suspended"
-  hs.message = "The Sync is paused: set spec.paused to false to resume"
+  hs.message = "The " .. obj.kind .. " is paused: set spec.paused to false to resume"
   return hs
 end
 

@@ -68,13 +68,13 @@ describe('Argo CD health check (Lua 5.1, as gopher-lua)', () => {
     expect(await health(obj)).toEqual(healthStatus);
   });
 
-  it('covers Healthy, Progressing, Degraded and Suspended, and all four kinds', () => {
+  it('covers Healthy, Progressing, Degraded and Suspended, and all five kinds', () => {
     const statuses = new Set(cases.map((c) => c.healthStatus.status));
     expect([...statuses].sort()).toEqual(['Degraded', 'Healthy', 'Progressing', 'Suspended']);
     const kinds = new Set(
       cases.map((c) => (parse(readFileSync(join(DIR, c.inputPath), 'utf8')) as { kind: string }).kind),
     );
-    expect([...kinds].sort()).toEqual(['Destination', 'Model', 'Source', 'Sync']);
+    expect([...kinds].sort()).toEqual(['Destination', 'Model', 'Sequence', 'Source', 'Sync']);
   });
 
   it('uses no library outside Argo CD sandbox and no Lua 5.2+ syntax', async () => {
@@ -92,7 +92,7 @@ describe('Argo CD health check (Lua 5.1, as gopher-lua)', () => {
     const cm = parse(readFileSync(join(DIR, 'argocd-cm.yaml'), 'utf8')) as { data: Record<string, string> };
     const script = readFileSync(HEALTH_LUA, 'utf8');
     expect(Object.keys(cm.data).sort()).toEqual(
-      ['Destination', 'Model', 'Source', 'Sync'].map(
+      ['Destination', 'Model', 'Sequence', 'Source', 'Sync'].map(
         (k) => `resource.customizations.health.syncline.io_${k}`,
       ),
     );

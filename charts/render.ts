@@ -8,7 +8,7 @@ import { parse, stringify } from 'yaml';
 
 export const REPO_DIR = fileURLToPath(new URL('..', import.meta.url));
 const CHART_DIR = join(REPO_DIR, 'charts', 'syncline');
-const KINDS = ['Source', 'Model', 'Destination', 'Sync'];
+const KINDS = ['Source', 'Model', 'Destination', 'Sync', 'Sequence'];
 
 export interface GeneratedFile {
   /** Path relative to the repository. */

@@ -524,6 +524,14 @@ export const REASONS = {
     kind: needsPerson,
     doc: 'spec.dependsOn forms a cycle (or names the Sync itself); break it.',
   },
+  SequenceStepNotFound: {
+    kind: needsPerson,
+    doc: 'A step of a Sequence names a Sync that does not exist in its namespace; create the Sync or fix spec.steps[].sync.',
+  },
+  SequenceStepRunLost: {
+    kind: transient,
+    doc: 'The Sync no longer knows the run a Sequence step requested (past its historyLimit, or recreated); the sequence run failed, the next one asks again.',
+  },
   InvalidSchedule: {
     kind: needsPerson,
     doc: 'spec.schedule cannot be parsed or evaluated; fix the interval or cron expression.',

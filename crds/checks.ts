@@ -192,8 +192,8 @@ function zodPath(path: readonly PropertyKey[]): string {
 }
 
 /**
- * Check one Syncline resource (a parsed YAML or JSON object whose kind is Source, Model, Destination or
- * Sync) as the API server and the operator would; every problem at once.
+ * Check one Syncline resource (a parsed YAML or JSON object whose kind is Source, Model, Destination,
+ * Sync or Sequence) as the API server and the operator would; every problem at once.
  */
 export function checkResource(kind: Kind, obj: Record<string, unknown>): ResourceCheck {
   const problems = outerProblems(obj);
@@ -204,7 +204,7 @@ export function checkResource(kind: Kind, obj: Record<string, unknown>): Resourc
       const path = zodPath(issue.path);
       problems.push({ path, message: `${path}: ${issue.message}` });
     }
-  } else if (kind === 'Sync') {
+  } else if (kind === 'Sync' || kind === 'Sequence') {
     const problem = scheduleProblem((parsed.data as { spec: { schedule?: Schedule } }).spec.schedule);
     if (problem)
       problems.push({

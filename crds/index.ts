@@ -3,6 +3,7 @@ export * from './source.ts';
 export * from './model.ts';
 export * from './destination.ts';
 export * from './sync.ts';
+export * from './sequence.ts';
 export * from './resources.ts';
 export { parseGoDuration, CRON_RE } from './rules.ts';
 export * from './api.ts';

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { API_VERSION, GROUP, VERSION } from './common.ts';
 import { destinationSpec, destinationStatus } from './destination.ts';
 import { modelSpec, modelStatus } from './model.ts';
+import { sequenceSpec, sequenceStatus } from './sequence.ts';
 import { sourceSpec, sourceStatus } from './source.ts';
 import { syncSpec, syncStatus } from './sync.ts';
 
@@ -140,7 +141,44 @@ export const SYNC = {
   ],
 } satisfies ResourceDefinition;
 
-export const RESOURCES = [SOURCE, MODEL, DESTINATION, SYNC] as const;
+export const SEQUENCE = {
+  kind: 'Sequence',
+  plural: 'sequences',
+  singular: 'sequence',
+  shortNames: ['seq'],
+  description:
+    'A Sequence runs Syncs one after the other as one run (parent objects before children), with a rule ' +
+    'for failed steps, on a schedule or on request.',
+  spec: sequenceSpec,
+  status: sequenceStatus,
+  printerColumns: [
+    { name: 'Steps', type: 'string', jsonPath: '.status.order', description: 'The Syncs run, in order.' },
+    {
+      name: 'Last Result',
+      type: 'string',
+      jsonPath: '.status.lastRun.result',
+      description: 'Result of the last run.',
+    },
+    READY,
+    {
+      name: 'Schedule',
+      type: 'string',
+      jsonPath: '.status.schedule',
+      description: 'When it runs.',
+      priority: 1,
+    },
+    {
+      name: 'Next Run',
+      type: 'date',
+      jsonPath: '.status.nextRunAt',
+      description: 'Next scheduled run.',
+      priority: 1,
+    },
+    AGE,
+  ],
+} satisfies ResourceDefinition;
+
+export const RESOURCES = [SOURCE, MODEL, DESTINATION, SYNC, SEQUENCE] as const;
 export type Kind = (typeof RESOURCES)[number]['kind'];
 
 export const CATEGORY = 'syncline';
@@ -175,16 +213,19 @@ export const sourceObject = objectSchema(SOURCE);
 export const modelObject = objectSchema(MODEL);
 export const destinationObject = objectSchema(DESTINATION);
 export const syncObject = objectSchema(SYNC);
+export const sequenceObject = objectSchema(SEQUENCE);
 
 export type Source = z.infer<typeof sourceObject>;
 export type Model = z.infer<typeof modelObject>;
 export type Destination = z.infer<typeof destinationObject>;
 export type Sync = z.infer<typeof syncObject>;
-export type SynclineObject = Source | Model | Destination | Sync;
+export type Sequence = z.infer<typeof sequenceObject>;
+export type SynclineObject = Source | Model | Destination | Sync | Sequence;
 
 export const OBJECT_SCHEMAS = {
   Source: sourceObject,
   Model: modelObject,
   Destination: destinationObject,
   Sync: syncObject,
+  Sequence: sequenceObject,
 } as const;

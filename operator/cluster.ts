@@ -2,9 +2,10 @@ import type { V1Job } from '@kubernetes/client-node';
 import type { KubeAccess } from './runtime/kubeconfig.ts';
 import { isDeepStrictEqual } from 'node:util';
 import { GROUP, VERSION } from '../crds/index.ts';
+import type { PatchOutcome } from './api/kube.ts';
 import { apiError, kubeRequest, resourcePath } from './runtime/kubeapi.ts';
 
-export type SynclinePlural = 'sources' | 'models' | 'destinations' | 'syncs';
+export type SynclinePlural = 'sources' | 'models' | 'destinations' | 'syncs' | 'sequences';
 
 const MERGE_PATCH = 'application/merge-patch+json';
 
@@ -53,6 +54,18 @@ export interface ClusterAccess {
     finalizers: string[],
     resourceVersion: string | undefined,
   ): Promise<void>;
+  /**
+   * Sets (string) or removes (null) annotations of a Sync with a merge patch conditioned on
+   * `resourceVersion`: 'conflict' if it changed since, 'gone' if it was deleted. A Sequence requests its
+   * steps' runs this way (operator/api/request-run.ts).
+   */
+  patchAnnotations(
+    plural: 'syncs',
+    namespace: string,
+    name: string,
+    annotations: Record<string, string | null>,
+    resourceVersion: string,
+  ): Promise<PatchOutcome>;
   /** Creates a Job; `created: false` with the existing Job when one of that name is already there. */
   createJob(job: V1Job): Promise<{ created: boolean; job: V1Job }>;
   /** A Syncline object as the API server has it now (not the cache), or undefined when it is gone. */
@@ -178,6 +191,31 @@ export class Cluster implements ClusterAccess {
     if (res.status === 200 && res.body.metadata?.resourceVersion !== resourceVersion) {
       this.remember(plural, namespace, name, resourceVersion);
     }
+  }
+
+  async patchAnnotations(
+    plural: 'syncs',
+    namespace: string,
+    name: string,
+    annotations: Record<string, string | null>,
+    resourceVersion: string,
+  ): Promise<PatchOutcome> {
+    const path = resourcePath({ group: GROUP, version: VERSION, plural, namespace }, name);
+    const res = await this.call<{ metadata?: { resourceVersion?: string } }>(
+      `annotating ${plural}/${name}`,
+      {
+        method: 'PATCH',
+        path,
+        body: { metadata: { resourceVersion, annotations } },
+        contentType: MERGE_PATCH,
+      },
+      [200, 404, 409],
+    );
+    if (res.status === 404) return 'gone';
+    if (res.status === 409) return 'conflict';
+    if (res.body.metadata?.resourceVersion !== resourceVersion)
+      this.remember(plural, namespace, name, resourceVersion);
+    return 'patched';
   }
 
   /** Creates a Job; `exists` when one of that name is already there (a deterministic name makes this a no-op). */

@@ -6,6 +6,7 @@ import type { Destination, DestinationType, Model, Source, Sync } from '../crds/
 import type { DestinationCapabilities } from '../core/connectors.ts';
 import { silentLogger } from '../core/logger.ts';
 import { SynclineError } from '../core/errors.ts';
+import type { PatchOutcome } from './api/kube.ts';
 import type { ClusterAccess, SynclinePlural } from './cluster.ts';
 import { defaultConfig, type OperatorConfig } from './config.ts';
 import type { ReconcileContext, Store } from './context.ts';
@@ -116,6 +117,24 @@ export class FakeCluster implements ClusterAccess {
     if (!found) return;
     found.metadata.finalizers = [...finalizers];
     found.metadata.resourceVersion = String(this.version++);
+  }
+
+  async patchAnnotations(
+    plural: 'syncs',
+    namespace: string,
+    name: string,
+    annotations: Record<string, string | null>,
+    resourceVersion: string,
+  ): Promise<PatchOutcome> {
+    this.calls.push(`patchAnnotations ${plural}/${namespace}/${name}`);
+    this.fail('patchAnnotations');
+    const found = this.objects.get(`${plural}/${namespace}/${name}`);
+    if (!found) return 'gone';
+    if (resourceVersion !== found.metadata.resourceVersion) return 'conflict';
+    const meta = found.metadata as AnyObject['metadata'] & { annotations?: Record<string, string> };
+    meta.annotations = mergePatch(meta.annotations, annotations) as Record<string, string>;
+    meta.resourceVersion = String(this.version++);
+    return 'patched';
   }
 
   async createJob(job: V1Job): Promise<{ created: boolean; job: V1Job }> {

@@ -8,6 +8,7 @@ import {
   type Destination,
   type DestinationType,
   type Model,
+  type Sequence,
   type Source,
   type Sync,
 } from '../crds/index.ts';
@@ -34,6 +35,7 @@ import { type Logger } from '../core/logger.ts';
 import { reconcileLogger, splitKey } from './runtime/log.ts';
 import type { RuntimeMetrics } from './runtime/metrics.ts';
 import { reconcileSync } from './sync.ts';
+import { reconcileSequence } from './sequence.ts';
 import { DestinationObjectsCache, diffStoreObjectsReader } from './destination-objects.ts';
 import { DestinationRuns } from './destination-runs.ts';
 
@@ -163,9 +165,10 @@ export class Manager {
   readonly models: MultiInformer<Model>;
   readonly destinations: MultiInformer<Destination>;
   readonly syncs: MultiInformer<Sync>;
+  readonly sequences: MultiInformer<Sequence>;
   readonly jobs: MultiInformer<V1Job>;
   readonly pods: MultiInformer<V1Pod>;
-  readonly controllers: Record<'source' | 'model' | 'destination' | 'sync', Controller>;
+  readonly controllers: Record<'source' | 'model' | 'destination' | 'sync' | 'sequence', Controller>;
   // Look-ups of the event wiring and of the reconcilers, kept current from informer events
   // (`runtime/indexer.ts`), so that an event costs the objects it concerns, not a scan of a namespace.
   private readonly jobsBySync = new Indexer<V1Job>((j) =>
@@ -195,6 +198,10 @@ export class Manager {
    */
   readonly syncsByDependency = new Indexer<Sync>((s) =>
     (runsAfter(s.spec)?.names ?? []).map((name) => `${s.metadata.namespace}/${name}`),
+  );
+  /** Sequences by `namespace/<Sync of a step>`: a change of a Sync's status reaches the Sequences running it. */
+  readonly sequencesBySync = new Indexer<Sequence>((q) =>
+    q.spec.steps.map((step) => `${q.metadata.namespace}/${step.sync}`),
   );
   /** Jobs seen deleted, by namespace/name, with when: recent tombstones answer cache misses. */
   private readonly deletedJobs = new Map<string, number>();
@@ -239,6 +246,7 @@ export class Manager {
     this.models = informers<Model>(GROUP, VERSION, 'models');
     this.destinations = informers<Destination>(GROUP, VERSION, 'destinations');
     this.syncs = informers<Sync>(GROUP, VERSION, 'syncs');
+    this.sequences = informers<Sequence>(GROUP, VERSION, 'sequences');
     this.jobs = informers<V1Job>('batch', 'v1', 'jobs', MANAGED_SELECTOR);
     this.pods = informers<V1Pod>('', 'v1', 'pods', MANAGED_SELECTOR);
 
@@ -287,6 +295,7 @@ export class Manager {
       destination: controller('destination', 'destinations', this.destinations, reconcileConnection),
       model: controller('model', 'models', this.models, reconcileModel),
       sync: controller('sync', 'syncs', this.syncs, reconcileSync),
+      sequence: controller('sequence', 'sequences', this.sequences, reconcileSequence),
     };
     this.wire();
   }
@@ -325,7 +334,7 @@ export class Manager {
   }
 
   private wire(): void {
-    const { source, model, destination, sync } = this.controllers;
+    const { source, model, destination, sync, sequence } = this.controllers;
     const on = <T extends ObjectMeta>(informer: MultiInformer<T>, fn: (obj: T, self: boolean) => void) => {
       informer.onAdd((obj) => fn(obj, true));
       informer.onUpdate((oldObj, obj) => fn(obj, specOrMetaChanged(oldObj, obj)));
@@ -336,6 +345,7 @@ export class Manager {
     this.syncsByModel.follow(this.syncs);
     this.syncsByDestination.follow(this.syncs);
     this.syncsByDependency.follow(this.syncs);
+    this.sequencesBySync.follow(this.sequences);
     this.jobsBySync.follow(this.jobs);
     this.jobsByCheck.follow(this.jobs);
     this.podsByJob.follow(this.pods);
@@ -353,9 +363,14 @@ export class Manager {
       if (self) destination.queue.add(key(obj));
       for (const s of dependents(this.syncsByDestination, obj)) sync.queue.add(key(s));
     });
+    on(this.sequences, (obj, self) => {
+      if (self) sequence.queue.add(key(obj));
+    });
     on(this.syncs, (obj, self) => {
       if (self) sync.queue.add(key(obj));
       for (const s of dependents(this.syncsByDependency, obj)) sync.queue.add(key(s));
+      // A step's Sync changed (its run requested, started or finished): the Sequences running it look.
+      for (const q of dependents(this.sequencesBySync, obj)) sequence.queue.add(key(q));
       // The objects a Destination's Syncs target are part of its check (which discovers their fields).
       if (self) destination.queue.add(`${obj.metadata.namespace ?? ''}/${obj.spec.destinationRef.name}`);
     });
@@ -405,6 +420,7 @@ export class Manager {
       this.models.start(),
       this.destinations.start(),
       this.syncs.start(),
+      this.sequences.start(),
     ]);
     for (const c of Object.values(this.controllers)) c.start();
     this.options.log.info('controllers started');
@@ -414,7 +430,15 @@ export class Manager {
   async stop(): Promise<void> {
     if (!this.started) return;
     await Promise.all(Object.values(this.controllers).map((c) => c.stop()));
-    for (const informer of [this.sources, this.models, this.destinations, this.syncs, this.jobs, this.pods])
+    for (const informer of [
+      this.sources,
+      this.models,
+      this.destinations,
+      this.syncs,
+      this.sequences,
+      this.jobs,
+      this.pods,
+    ])
       informer.stop();
     await this.events.flush();
     this.started = false;
@@ -422,8 +446,14 @@ export class Manager {
   }
 
   hasSynced(): boolean {
-    return [this.sources, this.models, this.destinations, this.syncs, this.jobs, this.pods].every((i) =>
-      i.hasSynced(),
-    );
+    return [
+      this.sources,
+      this.models,
+      this.destinations,
+      this.syncs,
+      this.sequences,
+      this.jobs,
+      this.pods,
+    ].every((i) => i.hasSynced());
   }
 }

@@ -18,7 +18,7 @@ export interface RunRequest {
   name: string;
   fullResync: boolean;
   trigger: 'api' | 'webhook' | 'sequence' | 'manual';
-  /** Who asks: a Kubernetes username or `webhook:<name>`. */
+  /** Who asks: a Kubernetes username, `webhook:<name>` or `sequence:<name>`. */
   caller: string;
   /** requestKey() of the caller's Idempotency-Key or a webhook's delivery id. */
   key?: string;
@@ -33,6 +33,9 @@ export interface RunRequestOutcome {
   replayed: boolean;
 }
 
+/** What a request needs of the API server: the Sync, read live, and the conditioned annotation write. */
+export type RequestKube = Pick<ApiKube, 'getSync' | 'patchSyncAnnotations'>;
+
 /** Attempts at the optimistic write before giving up (each conflict means the Sync changed meanwhile). */
 const CONFLICT_ATTEMPTS = 8;
 
@@ -43,7 +46,7 @@ const CONFLICT_ATTEMPTS = 8;
  * with a deterministic name, status written back. A request while another is pending joins it (one run
  * serves both); a retry with the same key names the same run and writes nothing.
  */
-export async function requestRun(kube: ApiKube, request: RunRequest): Promise<RunRequestOutcome> {
+export async function requestRun(kube: RequestKube, request: RunRequest): Promise<RunRequestOutcome> {
   for (let attempt = 0; attempt < CONFLICT_ATTEMPTS; attempt++) {
     const sync = await kube.getSync(request.namespace, request.name);
     if (!sync) throw notFound(request);

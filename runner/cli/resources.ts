@@ -9,6 +9,7 @@ import {
   runsAfter,
   type Destination,
   type Model,
+  type Sequence,
   type Source,
   type Sync,
 } from '../../crds/index.ts';
@@ -91,10 +92,11 @@ function secretData(doc: Record<string, unknown>): Record<string, string> {
  */
 export function loadResources(path: string): ResourceSet {
   const files = resourceFiles(path);
-  const reading: Reading = { set: emptyResourceSet(), problems: [] };
+  const reading: Reading = { set: emptyResourceSet(), problems: [], sequences: new Map() };
   for (const file of files) readResourceFile(file, reading);
   checkModelReferences(reading);
   checkSyncReferences(reading);
+  checkSequenceReferences(reading);
   const { set, problems } = reading;
   if (problems.length > 0) {
     throw new SynclineError(
@@ -116,6 +118,8 @@ export function loadResources(path: string): ResourceSet {
 interface Reading {
   set: ResourceSet;
   problems: string[];
+  /** Sequences are checked (schema, steps) but not run: the operator runs them. */
+  sequences: Map<string, Located<Sequence>>;
 }
 
 /** One document of a file: the file, as shown in messages, and the document's place in it. */
@@ -217,7 +221,7 @@ function addKubernetesData(
   return false;
 }
 
-type Resource = Source | Model | Destination | Sync;
+type Resource = Source | Model | Destination | Sync | Sequence;
 
 /** The resource when its kind, apiVersion and schema check out; undefined (problems noted) otherwise. */
 function checkedResource(
@@ -228,7 +232,9 @@ function checkedResource(
 ): Resource | undefined {
   const kind = obj['kind'];
   if (typeof kind !== 'string' || !(kind in OBJECT_SCHEMAS)) {
-    problems.push(`${where}: kind ${JSON.stringify(kind)} is not one of Source, Model, Destination, Sync`);
+    problems.push(
+      `${where}: kind ${JSON.stringify(kind)} is not one of Source, Model, Destination, Sync, Sequence`,
+    );
     return undefined;
   }
   if (obj['apiVersion'] !== API_VERSION) {
@@ -258,6 +264,7 @@ function addResource(
     Model: set.models,
     Destination: set.destinations,
     Sync: set.syncs,
+    Sequence: reading.sequences,
   }[resource.kind] as Map<string, Located<typeof resource>>;
   const existing = target.get(key);
   if (existing) {
@@ -305,6 +312,19 @@ function checkSyncReferences({ set, problems }: Reading): void {
     for (const name of after?.names ?? []) {
       if (!set.syncs.has(keyOf(ns, name))) problem(`${after?.field}: no Sync "${name}" in namespace ${ns}`);
     }
+  }
+}
+
+/** Every step of a Sequence names a Sync of its namespace. */
+function checkSequenceReferences({ set, sequences, problems }: Reading): void {
+  for (const [key, { object: sequence, file }] of sequences) {
+    const ns = key.split('/')[0];
+    sequence.spec.steps.forEach((step, i) => {
+      if (!set.syncs.has(keyOf(ns, step.sync)))
+        problems.push(
+          `${relative(process.cwd(), file)}: Sequence "${sequence.metadata.name}": spec.steps[${i}].sync: no Sync "${step.sync}" in namespace ${ns}`,
+        );
+    });
   }
 }
 

@@ -90,7 +90,7 @@ describe('helm lint', () => {
 });
 
 describe('helm template with default values', () => {
-  it('renders the operator, its RBAC and the four CRDs, and nothing from the monitoring stack', () => {
+  it('renders the operator, its RBAC and the five CRDs, and nothing from the monitoring stack', () => {
     const kinds = defaults.map((o) => o.kind).sort();
     expect(kinds).toEqual([
       'ClusterRole',
@@ -100,6 +100,7 @@ describe('helm template with default values', () => {
       'ClusterRole', // the run API's TokenReview and SubjectAccessReview
       'ClusterRoleBinding',
       'ClusterRoleBinding', // of the latter
+      'CustomResourceDefinition',
       'CustomResourceDefinition',
       'CustomResourceDefinition',
       'CustomResourceDefinition',
@@ -168,6 +169,7 @@ describe('helm template with default values', () => {
     expect(crds.map((c) => c.metadata.name).sort()).toEqual([
       'destinations.syncline.io',
       'models.syncline.io',
+      'sequences.syncline.io',
       'sources.syncline.io',
       'syncs.syncline.io',
     ]);
@@ -190,6 +192,10 @@ describe('helm template with default values', () => {
     const edit = find(defaults, 'ClusterRole', 'syncline-edit');
     expect(edit.metadata.labels).toMatchObject({ 'rbac.authorization.k8s.io/aggregate-to-edit': 'true' });
     expect(edit.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view']).toBeUndefined();
+    const resources = (role: K8sObject) =>
+      (role as K8sObject & { rules: { resources: string[] }[] }).rules.flatMap((r) => r.resources);
+    expect(resources(view)).toEqual(expect.arrayContaining(['sequences', 'sequences/status', 'syncs']));
+    expect(resources(edit)).toEqual(expect.arrayContaining(['sequences', 'syncs']));
   });
 
   it('grants the operator exactly the API calls it makes: no Secrets, ConfigMaps or pod logs', () => {
@@ -203,14 +209,16 @@ describe('helm template with default values', () => {
     );
     expect(grants.sort()).toEqual(
       [
-        // Informers (operator/manager.ts): the four kinds, and the Jobs and Pods the operator created.
-        ...['sources', 'models', 'destinations', 'syncs'].flatMap((k) => [
+        // Informers (operator/manager.ts): the five kinds, and the Jobs and Pods the operator created.
+        ...['sources', 'models', 'destinations', 'syncs', 'sequences'].flatMap((k) => [
           `list syncline.io/${k}`,
           `watch syncline.io/${k}`,
         ]),
         'get syncline.io/syncs', // cluster.getObject: is a Sync's cache behind
-        'patch syncline.io/syncs', // cluster.setFinalizers
-        ...['sources', 'models', 'destinations', 'syncs'].map((k) => `patch syncline.io/${k}/status`),
+        'patch syncline.io/syncs', // cluster.setFinalizers, cluster.patchAnnotations (a Sequence's steps)
+        ...['sources', 'models', 'destinations', 'syncs', 'sequences'].map(
+          (k) => `patch syncline.io/${k}/status`,
+        ),
         // Owner references with blockOwnerDeletion on Jobs owned by these kinds.
         ...['sources', 'destinations', 'syncs'].map((k) => `update syncline.io/${k}/finalizers`),
         ...['create', 'delete', 'get', 'list', 'watch'].map((v) => `${v} batch/jobs`),

@@ -11,7 +11,7 @@ export function loadKubeConfig(path: string): KubeConfig {
   return kc;
 }
 
-export type Plural = 'sources' | 'models' | 'destinations' | 'syncs';
+export type Plural = 'sources' | 'models' | 'destinations' | 'syncs' | 'sequences';
 
 export class Kube {
   readonly kc: KubeConfig;

@@ -42,7 +42,7 @@ const kubectl = (...args: string[]) => run('kubectl', args, { env }).then((r) =>
 const RELEASE = 'syncline';
 const RELEASE_NS = 'syncline-system';
 const OPERATOR_SA = `system:serviceaccount:${RELEASE_NS}:${RELEASE}`;
-const CRDS = ['sources', 'models', 'destinations', 'syncs'].map((p) => `${p}.syncline.io`);
+const CRDS = ['sources', 'models', 'destinations', 'syncs', 'sequences'].map((p) => `${p}.syncline.io`);
 
 const kc = loadKubeConfig(kubeconfigPath);
 const kube = new Kube(kc);
@@ -271,6 +271,9 @@ describe("the operator's ServiceAccount (kubectl auth can-i)", () => {
     ['get', 'syncs.syncline.io'],
     ['patch', 'syncs.syncline.io/status'],
     ['patch', 'models.syncline.io/status'],
+    ['list', 'sequences.syncline.io'],
+    ['watch', 'sequences.syncline.io'],
+    ['patch', 'sequences.syncline.io/status'],
     ['update', 'syncs.syncline.io/finalizers'],
     ['patch', 'syncs.syncline.io'],
     ['create', 'jobs.batch'],
@@ -283,6 +286,7 @@ describe("the operator's ServiceAccount (kubectl auth can-i)", () => {
     ['create', 'syncs.syncline.io'],
     ['delete', 'syncs.syncline.io'],
     ['update', 'sources.syncline.io'],
+    ['patch', 'sequences.syncline.io'],
     ['update', 'jobs.batch'],
     ['delete', 'pods'],
     ['create', 'pods'],
@@ -367,6 +371,9 @@ describe("the operator's ServiceAccount (kubectl auth can-i)", () => {
     );
     expect(await canI('vera', 'create', 'syncs.syncline.io', ns)).toBe(false);
     expect(await canI('ed', 'delete', 'sources.syncline.io', ns)).toBe(true);
+    expect(await canI('vera', 'get', 'sequences.syncline.io', ns)).toBe(true);
+    expect(await canI('vera', 'patch', 'sequences.syncline.io', ns)).toBe(false);
+    expect(await canI('ed', 'create', 'sequences.syncline.io', ns)).toBe(true);
   });
 });
 

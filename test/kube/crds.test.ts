@@ -187,4 +187,28 @@ describe('the CRDs on a real API server', () => {
     const wide = await kubectl('get', 'sources', '-n', NAMESPACE);
     expect(wide.split('\n')[0]?.split(/\s{2,}/)).toEqual(['NAME', 'TYPE', 'READY', 'AGE']);
   });
+
+  it('kubectl get seq shows the steps, the last result and Ready', async () => {
+    await create(objectFor('Sequence', 'printed', VALID_SPECS.Sequence));
+    const status = {
+      order: 'accounts, contacts',
+      lastRun: { id: 'printed-m-1', startedAt: new Date().toISOString(), result: 'Failed', steps: [] },
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'False',
+          reason: 'SourceQueryFailed',
+          message: 'step 1 of 2 (accounts) failed',
+          lastTransitionTime: new Date().toISOString(),
+        },
+      ],
+    };
+    await kubectl(
+      ...['patch', 'sequence', 'printed', '-n', NAMESPACE, '--subresource=status', '--type=merge'],
+      ...['-p', JSON.stringify({ status })],
+    );
+    const [header, row] = (await kubectl('get', 'seq', 'printed', '-n', NAMESPACE)).trim().split('\n');
+    expect(header?.split(/\s{2,}/)).toEqual(['NAME', 'STEPS', 'LAST RESULT', 'READY', 'AGE']);
+    expect(row?.split(/\s{2,}/).slice(0, 4)).toEqual(['printed', 'accounts, contacts', 'Failed', 'False']);
+  });
 });

@@ -87,7 +87,7 @@ const describeAccess = (a: Access) =>
 
 describe("the operator's RBAC, as the chart renders it with default values", () => {
   const SA = `${RELEASE}-syncline`;
-  const kinds = ['sources', 'models', 'destinations', 'syncs'];
+  const kinds = ['sources', 'models', 'destinations', 'syncs', 'sequences'];
   const ours = (a: Omit<Access, 'group'>): Access => ({ group: 'syncline.io', ...a });
   // Every call in the operator's code, where it is made.
   const needs = (namespace: string): Access[] => [
@@ -95,7 +95,8 @@ describe("the operator's RBAC, as the chart renders it with default values", () 
     ...kinds.flatMap((resource) => ['list', 'watch'].map((verb) => ours({ verb, resource, namespace }))),
     ...['list', 'watch'].map((verb) => ({ verb, group: 'batch', resource: 'jobs', namespace })),
     ...['list', 'watch'].map((verb) => ({ verb, resource: 'pods', namespace })),
-    // cluster.ts: getObject('syncs'), setFinalizers('syncs'), patchStatus of every kind.
+    // cluster.ts: getObject('syncs'), setFinalizers('syncs'), patchAnnotations('syncs') (a Sequence's
+    // steps), patchStatus of every kind.
     ours({ verb: 'get', resource: 'syncs', namespace }),
     ours({ verb: 'patch', resource: 'syncs', namespace }),
     ...kinds.map((resource) => ours({ verb: 'patch', resource, subresource: 'status', namespace })),
@@ -130,6 +131,8 @@ describe("the operator's RBAC, as the chart renders it with default values", () 
     ours({ verb: 'delete', resource: 'sources', namespace }),
     ours({ verb: 'update', resource: 'models', subresource: 'status', namespace }),
     ours({ verb: 'get', resource: 'sources', namespace }),
+    ours({ verb: 'patch', resource: 'sequences', namespace }),
+    ours({ verb: 'update', resource: 'sequences', subresource: 'finalizers', namespace }),
     { verb: 'create', group: 'events.k8s.io', resource: 'events', namespace },
     { verb: 'delete', resource: 'events', namespace },
     { verb: 'create', resource: 'serviceaccounts', subresource: 'token', namespace },
