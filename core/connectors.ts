@@ -15,6 +15,7 @@ import type {
   SyncSpec,
 } from '../crds/index.ts';
 import type { SecretResolver } from './secrets.ts';
+import type { SnapshotStore } from './diffstore/snapshot-store.ts';
 
 export type { RowOperation };
 
@@ -59,6 +60,11 @@ export interface StageRequest extends ConnectorContext {
    * and no hash, and the engine hashes in SQL.
    */
   chooseStaging?: (columns: ColumnInfo[], sourceHash: SourceHashFunction | undefined) => StagingChoice;
+  /**
+   * Where the Sync's snapshot lives. When it is the source's own warehouse snapshot
+   * (SourceConnector.warehouseSnapshot), the engine may ask for a narrowed staging (StagingChoice.narrow).
+   */
+  snapshot?: SnapshotStore;
 }
 
 /** Who computes a row hash: the engine (DuckDB's hash(), while the rows load) or the source itself. */
@@ -80,6 +86,32 @@ export interface StagingChoice {
    * own is asked this.
    */
   keysOnly: boolean;
+  /**
+   * Stage only the rows that may differ from the snapshot the source keeps (StageRequest.snapshot, a
+   * warehouse snapshot of its own): the source compares in its own SQL. Never together with keysOnly.
+   */
+  narrow?: NarrowRequest;
+}
+
+/**
+ * A narrowed staging. The source stages every row that may differ from the snapshot — whose key is null,
+ * held more than once, new, stale in the snapshot, whose hash `compare` differs from the snapshot's, or
+ * with a value in a `fresh` column — with every hash of the plan; and writes the snapshot's rows of those
+ * keys and of the keys that left the model to `previousFile`. Staging more rows than that is allowed
+ * (the engine's diff decides), fewer never.
+ */
+export interface NarrowRequest {
+  /** Index into StagingChoice.hashes of the hash comparable with the snapshot's (by the source). */
+  compare: number;
+  /** Model columns compared for the first time (a newly mapped field): a row with a value in one is staged. */
+  fresh: string[];
+  /**
+   * Local Parquet file of snapshot rows: SNAPSHOT_KEY, SNAPSHOT_STALE, the typed key (named as the
+   * primary key, its type as staged), SNAPSHOT_HASH (UBIGINT) and SNAPSHOT_RECORD_ID.
+   */
+  previousFile: string;
+  /** The snapshot version this run read (StoredManifest.etag): another run's commit since fails the staging. */
+  etag: string;
 }
 
 /**
@@ -114,6 +146,35 @@ export interface StageResult {
   sourceHash?: SourceHashFunction;
   /** Present when only keys and hashes were staged (StagingChoice.keysOnly). */
   keysOnly?: KeysOnlyStage;
+  /** Present after a narrowed staging (StagingChoice.narrow): `rows` counts only the rows staged. */
+  narrowed?: NarrowedStage;
+}
+
+export interface NarrowedStage {
+  /** Rows the model returned (the staged table holds only those that may differ). */
+  modelRows: number;
+  /** Snapshot rows written to NarrowRequest.previousFile. */
+  previousRows: number;
+  /** Whether a checksum over every row proved nothing differs, so no row and no snapshot row left the source. */
+  byChecksum: boolean;
+}
+
+/** What a source needs to keep a Sync's snapshot in its own database (Sync.spec.snapshot.location: warehouse). */
+export interface WarehouseSnapshotRequest extends ConnectorContext {
+  source: SourceSpec;
+  namespace: string;
+  sync: string;
+  /** The schema Syncline owns there (Sync.spec.snapshot.schema). */
+  schema: string;
+  /** The run's DuckDB, which reads and writes the local Parquet files the store takes and gives. */
+  duck: DuckDBConnection;
+  /** A dry run: create nothing, change nothing (a missing schema or state reads as no snapshot yet). */
+  readOnly: boolean;
+}
+
+/** A snapshot kept in the source's database; closed when the run ends. */
+export interface WarehouseSnapshot extends SnapshotStore {
+  close(): Promise<void>;
 }
 
 /** The rest of a keys-only staging: the rows themselves, for the keys that need them. */
@@ -136,6 +197,11 @@ export interface SourceConnector {
    * types (COPY to a temp file and read_csv with declared types, read_parquet, or DuckDB's appender).
    */
   stage(req: StageRequest): Promise<StageResult>;
+  /**
+   * Optional: open the Sync's snapshot in the source's own database (tables of `req.schema`), creating
+   * what is missing; fails naming the grant the user lacks. A source with one can narrow its staging.
+   */
+  warehouseSnapshot?(req: WarehouseSnapshotRequest): Promise<WarehouseSnapshot>;
 }
 
 /** One change to deliver. `fields` are the mapped destination fields (nested objects for dotted targets). */

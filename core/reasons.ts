@@ -442,6 +442,10 @@ export const REASONS = {
     kind: transient,
     doc: 'Another run of the Sync committed first; this run was not recorded and the next run diffs against the other.',
   },
+  WarehouseSnapshotUnsupported: {
+    kind: needsPerson,
+    doc: 'The Sync keeps its snapshot in the warehouse (spec.snapshot.location: warehouse), which its Source cannot (postgres Sources on PostgreSQL 14+ can); use location diffStore.',
+  },
   LeaseHeld: {
     kind: transient,
     doc: 'Another run of the Sync holds the run lease; this run starts again later.',

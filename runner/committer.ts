@@ -12,13 +12,13 @@ import {
   type SnapshotHash,
 } from './commit.ts';
 import type { LoadedPrevious } from './diff.ts';
-import type { DiffStore, Manifest } from '../core/diffstore/index.ts';
+import type { Manifest, SnapshotStore } from '../core/diffstore/index.ts';
 import { SynclineError } from '../core/errors.ts';
 import { writePending } from './pending.ts';
 import type { RunShape } from './snapshot-match.ts';
 
 export interface CommitterOptions {
-  store: DiffStore;
+  store: SnapshotStore;
   conn: DuckDBConnection;
   dir: string;
   runId: string;

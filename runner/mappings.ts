@@ -35,11 +35,12 @@ export interface SyncShape {
   contextColumns: ColumnInfo[];
 }
 
-export const SNAPSHOT_KEY = '__syncline_key';
-export const SNAPSHOT_STALE = '__syncline_stale';
-export const SNAPSHOT_HASH = '__syncline_hash';
-/** The destination's id of the record (destinations with capabilities.recordIds): no look-up to address it. */
-export const SNAPSHOT_RECORD_ID = '__syncline_record_id';
+export {
+  SNAPSHOT_HASH,
+  SNAPSHOT_KEY,
+  SNAPSHOT_RECORD_ID,
+  SNAPSHOT_STALE,
+} from '../core/diffstore/snapshot-store.ts';
 const STATIC_PREFIX = '__syncline_value:';
 const TEMPLATE_PREFIX = '__syncline_template:';
 

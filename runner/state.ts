@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../core/connectors.ts';
 import type { PreviousSnapshot } from './diff.ts';
-import type { DiffStore, Manifest } from '../core/diffstore/index.ts';
+import type { Manifest, SnapshotStore } from '../core/diffstore/index.ts';
 import { queryAll, queryOne, literal, toCount } from './duck.ts';
 import { describeError, isSynclineError, SynclineError } from '../core/errors.ts';
 import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_STALE } from './mappings.ts';
@@ -20,7 +20,7 @@ export interface RunState {
 }
 
 /** The manifest; with `fullResync`, a broken one is reported as a problem instead of failing the run. */
-export async function readStateForRun(store: DiffStore, fullResync: boolean): Promise<RunState> {
+export async function readStateForRun(store: SnapshotStore, fullResync: boolean): Promise<RunState> {
   if (!fullResync) {
     const current = await store.readManifest();
     return { current, etag: current?.etag };
@@ -38,16 +38,18 @@ export interface DownloadedState {
 }
 
 export async function downloadState(
-  store: DiffStore,
+  store: SnapshotStore,
   state: RunState,
   dir: string,
+  options: { snapshotFile?: string } = {},
 ): Promise<DownloadedState> {
   const manifest = state.current?.manifest;
   if (!manifest) return {};
-  const snapshot = join(dir, 'previous.parquet');
+  // A warehouse snapshot narrowed by the staging is on local disk already (the rows of the keys that differ).
+  const snapshot = options.snapshotFile ?? join(dir, 'previous.parquet');
   const pendingFile = join(dir, 'previous-pending.parquet');
   const [s, p] = await Promise.allSettled([
-    store.downloadSnapshot(manifest, snapshot),
+    options.snapshotFile ? Promise.resolve() : store.downloadSnapshot(manifest, snapshot),
     manifest.pending ? store.downloadPending(manifest, pendingFile) : Promise.resolve(),
   ]);
   return {
@@ -84,7 +86,7 @@ async function parquetColumns(conn: DuckDBConnection, file: string): Promise<Set
  */
 export async function previousForDiff(
   conn: DuckDBConnection,
-  store: DiffStore,
+  store: SnapshotStore,
   state: RunState,
   downloaded: DownloadedState,
   options: { fullResync: boolean; primaryKey: string; destinationType: string; dir: string; log: Logger },
@@ -107,7 +109,7 @@ export async function previousForDiff(
 
 async function checkSnapshot(
   conn: DuckDBConnection,
-  store: DiffStore,
+  store: SnapshotStore,
   manifest: Manifest,
   snapshot: NonNullable<DownloadedState['snapshot']>,
 ): Promise<SynclineError | undefined> {
@@ -128,7 +130,7 @@ async function checkSnapshot(
 
 async function checkPending(
   conn: DuckDBConnection,
-  store: DiffStore,
+  store: SnapshotStore,
   manifest: Manifest,
   pending: DownloadedState['pending'],
   fullResync: boolean,
@@ -151,7 +153,7 @@ async function checkPending(
 /** The newest snapshot that DuckDB reads, as a previous snapshot of unknown shape (every row resends). */
 async function recoverKeys(
   conn: DuckDBConnection,
-  store: DiffStore,
+  store: SnapshotStore,
   options: { primaryKey: string; destinationType: string; dir: string; log: Logger },
 ): Promise<PreviousSnapshot | undefined> {
   const candidates = await store.listSnapshots();

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { SynclineError, isSynclineError } from '../errors.ts';
 import type { BlobStore, ReadOptions } from '../storage/index.ts';
+import type { RepairRead, SnapshotStore, StoredManifest } from './snapshot-store.ts';
+
+export type { RepairRead, SnapshotStore, StoredManifest } from './snapshot-store.ts';
 
 export const manifestSchema = z.object({
   /**
@@ -114,8 +117,10 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  * A snapshot is uploaded under a new name and only the manifest switch (a compare-and-swap) makes it
  * current, so a run killed anywhere leaves the previous snapshot current.
  */
-export class DiffStore {
+export class DiffStore implements SnapshotStore {
   readonly blob: BlobStore;
+  /** A bucket keeps whole snapshots: each commit names a new file. */
+  readonly takesDeltas = false;
   readonly namespace: string;
   readonly sync: string;
   private readonly folder: string;
@@ -187,7 +192,7 @@ export class DiffStore {
     return `${this.blob.url}/${this.folder}`;
   }
 
-  async readManifest(): Promise<{ manifest: Manifest; etag: string } | undefined> {
+  async readManifest(): Promise<StoredManifest | undefined> {
     const found = await this.readManifestObject();
     if (!found) return undefined;
     return { manifest: this.parseManifest(found.body), etag: found.etag };
@@ -197,9 +202,7 @@ export class DiffStore {
    * The manifest for a full resync, which must recover from any unreadable state: the manifest when it
    * reads, else the etag of the broken object (to replace it with a compare-and-swap) and why it is broken.
    */
-  async readManifestForRepair(): Promise<
-    { manifest: Manifest; etag: string } | { manifest: undefined; etag: string; problem: string } | undefined
-  > {
+  async readManifestForRepair(): Promise<RepairRead> {
     const found = await this.readManifestObject();
     if (!found) return undefined;
     try {
@@ -266,7 +269,8 @@ export class DiffStore {
   }
 
   /** Upload under a new name; refuses to overwrite the snapshot the manifest points at. Returns the relative path. */
-  async uploadSnapshot(runId: string, localFile: string): Promise<string> {
+  async uploadSnapshot(runId: string, localFile: string, options: { delta?: boolean } = {}): Promise<string> {
+    if (options.delta) throw new Error('the diff store keeps whole snapshots, not deltas');
     const relative = `${SNAPSHOTS}${this.checkRunId(runId)}.parquet`;
     const current = await this.readManifest().catch((error: unknown) => {
       if (isSynclineError(error) && error.reason === 'DiffStoreCorrupt') return undefined; // a resync replaces it

@@ -7,7 +7,7 @@ import type {
   Logger,
   SourceConnector,
 } from '../../core/connectors.ts';
-import type { DiffStore } from '../../core/diffstore/index.ts';
+import type { DiffStore, SnapshotStore } from '../../core/diffstore/index.ts';
 import type { RunLease } from '../../core/diffstore/lease.ts';
 import type { RunPlan } from '../../core/plan.ts';
 import type { SecretResolver } from '../../core/secrets.ts';
@@ -69,7 +69,10 @@ export interface RunContext {
   signal: AbortSignal;
   labels: RunLabels;
   secrets: RecordingSecrets;
+  /** Run summaries, request logs and the lease (and the snapshot, unless the Sync keeps it in the warehouse). */
   store: DiffStore;
+  /** Where the snapshot lives: the diff store, or the warehouse (Sync.spec.snapshot). */
+  snapshots: SnapshotStore;
   /** Absent for dry runs, which write nothing. */
   lease: RunLease | undefined;
   destination: DestinationConnector;
@@ -79,9 +82,12 @@ export interface RunContext {
   primaryKey: string;
   /** What connectors get in every call. */
   connector: ConnectorContext & { tmpDir: string };
-  /** The manifest as read, and the previous snapshot downloading meanwhile (never rejects). */
+  /**
+   * The manifest as read, and the previous snapshot (never rejects): the diff store's starts downloading
+   * while the model is queried; a warehouse snapshot's is read only when the staging did not narrow it.
+   */
   stored: StoredState;
-  download: Promise<DownloadedState>;
+  download: () => Promise<DownloadedState>;
   /** DuckDB's hash of fixed values: a snapshot hashed otherwise cannot be compared with. */
   engineProbe: string;
   /** Where the destination's records live, as a digest (stages/open.ts destinationIdentity). */

@@ -39,7 +39,7 @@ export async function diffModel(ctx: RunContext, queried: Queried, validated: Va
   const { plan, spec, primaryKey, log, labels } = ctx;
   const { staged } = queried;
   const { shape } = validated;
-  const loaded = await previousForDiff(ctx.conn, ctx.store, ctx.stored, await ctx.download, {
+  const loaded = await previousForDiff(ctx.conn, ctx.snapshots, ctx.stored, await ctx.download(), {
     fullResync: plan.fullResync,
     primaryKey,
     destinationType: plan.destination.spec.type,

@@ -11,7 +11,7 @@ import type { Fetched } from './fetch.ts';
 export async function commitIntent(ctx: RunContext, diffed: Diffed, fetched: Fetched): Promise<RunCommitter> {
   const current = ctx.stored.current;
   const committer = new RunCommitter({
-    store: ctx.store,
+    store: ctx.snapshots,
     conn: ctx.conn,
     dir: ctx.duck.dir,
     runId: ctx.plan.runId,

@@ -13,8 +13,9 @@ import { destinationConnector, sourceConnector } from '../../connectors/registry
 import { hashProbe } from '../diff.ts';
 import { openEmbeddedDuck } from '../duck.ts';
 import { resolveModel } from '../model.ts';
-import { downloadState, readStateForRun } from '../state.ts';
+import { downloadState, readStateForRun, type DownloadedState } from '../state.ts';
 import { releasing, type RecordingSecrets, type RunContext, type RunDeps } from './context.ts';
+import { openSnapshotStore } from './snapshots.ts';
 
 export function openDiffStore(plan: RunPlan, secrets: RecordingSecrets): DiffStore {
   const { url, s3, gcs } = plan.diffStore;
@@ -80,11 +81,15 @@ export async function openRun(
       `Model ${plan.model.name} names no primary key: set spec.primaryKey`,
     );
   }
-  const stored = await readStateForRun(store, plan.fullResync);
-  const download = downloadState(store, stored, duck.dir);
+  const snapshots = await openSnapshotStore({ plan, deps, source, store, duck, secrets, resources });
+  const stored = await readStateForRun(snapshots, plan.fullResync);
+  let downloading: Promise<DownloadedState> | undefined;
+  const download = () => (downloading ??= downloadState(snapshots, stored, duck.dir));
+  // The diff store's snapshot downloads while the model is queried.
+  if (!snapshots.takesDeltas) void download();
   // The download writes into DuckDB's folder: it ends before the folder goes.
   resources.defer(async () => {
-    await download;
+    await downloading;
   });
   const labels = { namespace: plan.namespace, sync: plan.sync.name, runId: plan.runId };
   return {
@@ -96,6 +101,7 @@ export async function openRun(
     labels,
     secrets,
     store,
+    snapshots,
     lease,
     destination,
     source,
