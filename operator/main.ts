@@ -459,7 +459,7 @@ export async function runOperator(
     kubeConfig,
     namespaces: config.namespaces,
     log,
-    plugins: [consoleRoutes({ config, secrets })],
+    plugins: [consoleRoutes({ config, secrets, ...(flags.consoleDir ? { distDir: flags.consoleDir } : {}) })],
   });
 
   const newManager = () =>

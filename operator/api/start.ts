@@ -16,6 +16,8 @@ export interface ApiFlags {
   apiTlsKeyFile?: string;
   apiAudiences?: string;
   apiRateLimit: number;
+  /** The built console to serve at /console/ (default operator/console/dist). */
+  consoleDir?: string;
   /** `name=type` of each webhook receiver (repeatable, or a comma list in SYNCLINE_WEBHOOKS). */
   webhook?: string[];
 }
@@ -57,6 +59,13 @@ export function addApiOptions(command: Command): Command {
     .addOption(
       opt('--api-rate-limit <n>', 'requests per caller per minute', 'SYNCLINE_API_RATE_LIMIT', 120).argParser(
         num,
+      ),
+    )
+    .addOption(
+      opt(
+        '--console-dir <path>',
+        'the built console (npm run build:console) served at /console/',
+        'SYNCLINE_CONSOLE_DIR',
       ),
     )
     .addOption(

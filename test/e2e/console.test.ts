@@ -1,5 +1,5 @@
 // The web console in a real browser: headless Chromium (Debian's, driven by playwright-core) against the
-// operator's API server (buildApiApp + the console plugin) on the real kube-apiserver of the test stack,
+// operator process, which serves it on its API port, and the real kube-apiserver of the test stack,
 // which authenticates the ServiceAccount tokens (TokenReview) and answers RBAC (SubjectAccessReview). The
 // operator runs as a process and a real run (Postgres → an HTTP sink that rejects one row) fills the
 // Sync's history and the diff store the run page reads.
@@ -10,13 +10,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../core/logger.ts';
-import { KubeApiClient } from '../../operator/api/kube.ts';
-import { consoleRoutes } from '../../operator/api/routes-console.ts';
-import { startApiServer, type ListeningApi } from '../../operator/api/server.ts';
-import { defaultConfig } from '../../operator/config.ts';
 import { buildConsole } from '../../operator/console/build.ts';
-import { loadKubeAccess } from '../../operator/runtime/kubeconfig.ts';
 import { Agent } from '../agent/agent.ts';
 import { ensureChromium } from '../stack/chromium.ts';
 import { startOperator, type OperatorProcess } from './operator-process.ts';
@@ -32,7 +26,6 @@ let agent: Agent;
 let sink: Sink;
 let warehouse: Warehouse;
 let operator: OperatorProcess;
-let api: ListeningApi;
 let browser: Browser;
 let dir: string;
 let base: string;
@@ -107,11 +100,13 @@ beforeAll(async () => {
   const storeUrl = pathToFileURL(join(dir, 'store')).href;
   agent = new Agent({ kubeConfig: kube.kc, namespace: nsA, retryMs: 500 });
   await agent.start();
-  // The operator runs the Syncs; the API with the console is served by this test (startApiServer below)
-  // until operator/main.ts passes consoleRoutes to its own API server.
+  // The operator runs the Syncs and serves the API with the console. It watches both namespaces; the Sync
+  // of B references nothing that exists, so it never runs.
   operator = startOperator([
-    ...['--kubeconfig', kubeconfigPath, '--namespaces', nsA, '--metrics-port', '0', '--no-api'],
+    ...['--kubeconfig', kubeconfigPath, '--namespaces', `${nsA},${nsB}`, '--metrics-port', '0'],
     ...['--diff-store-url', storeUrl, '--pod-start-timeout-seconds', '20', '--no-leader-elect'],
+    ...['--api-port', '0', '--api-host', '127.0.0.1', '--api-rate-limit', '10000'],
+    ...['--console-dir', join(dir, 'dist')],
   ]);
   await operator.port();
   await applyScenario(kube, nsA, warehouse, sink, { name: 'customers', schedule: { interval: '1h' } });
@@ -125,22 +120,7 @@ beforeAll(async () => {
     serviceAccountToken(nsA, 'alice', ['get', 'list', 'trigger']),
     serviceAccountToken(nsB, 'bob', ['get', 'list']),
   ]);
-  api = await startApiServer({
-    kube: new KubeApiClient(await loadKubeAccess(kubeconfigPath), []),
-    log: silentLogger(),
-    port: 0,
-    host: '127.0.0.1',
-    rateLimitPerMinute: 10_000,
-    waitPollMs: 250,
-    plugins: [
-      consoleRoutes({
-        config: defaultConfig({ diffStore: { url: storeUrl } }),
-        secrets: () => '',
-        distDir: join(dir, 'dist'),
-      }),
-    ],
-  });
-  base = `http://127.0.0.1:${api.port}`;
+  base = `http://127.0.0.1:${await operator.apiPort()}`;
   browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
   // The first run (on creation: an interval Sync runs at once) rejects one row.
   const lastRun = await eventually(
@@ -158,7 +138,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await api?.close();
   await operator?.kill();
   await agent?.stop();
   await sink?.close();
