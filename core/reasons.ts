@@ -446,6 +446,10 @@ export const REASONS = {
     kind: needsPerson,
     doc: 'The Sync keeps its snapshot in the warehouse (spec.snapshot.location: warehouse), which its Source cannot (postgres Sources on PostgreSQL 14+ can); use location diffStore.',
   },
+  WarehouseSnapshotGrantMissing: {
+    kind: needsPerson,
+    doc: "The Source's user lacks a grant the warehouse snapshot needs (the message names it and the GRANT that gives it); grant it, or use spec.snapshot.location: diffStore.",
+  },
   LeaseHeld: {
     kind: transient,
     doc: 'Another run of the Sync holds the run lease; this run starts again later.',

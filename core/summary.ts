@@ -57,6 +57,11 @@ export const runSummary = z.object({
       keysOnly: z.boolean(),
       fetchedRows: z.number().optional(),
       hashFunction: z.string(),
+      /**
+       * The diff ran in the source against a warehouse snapshot: only `rows` model rows and `previousRows`
+       * snapshot rows left it (none when a checksum proved nothing differs: `byChecksum`).
+       */
+      narrowed: z.object({ rows: z.number(), previousRows: z.number(), byChecksum: z.boolean() }).optional(),
     })
     .optional(),
   rejected: z.array(rejectedRow).max(REJECTED_SAMPLE).default([]),

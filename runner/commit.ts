@@ -9,6 +9,7 @@ import {
   SNAPSHOT_STALE,
   type SyncShape,
 } from './mappings.ts';
+import { SNAPSHOT_DELETED } from '../core/diffstore/snapshot-store.ts';
 import { ENGINE_HASH, hashedItems } from './snapshot-match.ts';
 import { stagedHashOf, type HashFunction } from './staging.ts';
 
@@ -89,7 +90,9 @@ export async function collectUndelivered(conn: DuckDBConnection): Promise<void> 
  * them again — an undelivered add, which may still have arrived, is kept stale with no hash, so that it is
  * deleted should its row leave the model; rows that left the model and were deleted, cleared or ignored
  * leave it. `undelivered` is a table of keys (column k): `failed` once every operation has a result.
- * Returns the number of rows written.
+ * With `delta` (a warehouse snapshot narrowed to the keys that may differ: `prev` and CURRENT_ROWS hold
+ * only those), every key of `prev` is also written as a tombstone (SNAPSHOT_DELETED), so that the file
+ * replaces exactly the rows of the keys the run touched. Returns the number of rows written.
  */
 export async function writeSnapshot(
   conn: DuckDBConnection,
@@ -99,6 +102,7 @@ export async function writeSnapshot(
     previous: LoadedPrevious;
     file: string;
     undelivered: string;
+    delta?: boolean;
   },
 ): Promise<number> {
   const { primaryKey, keyType } = options;
@@ -106,21 +110,28 @@ export async function writeSnapshot(
   const pk = ident(primaryKey);
   const u = ident(options.undelivered);
   const hash = committedHashSql(options);
+  const kept = options.delta ? `, FALSE AS ${SNAPSHOT_DELETED}` : '';
+  const tombstones = options.delta
+    ? `
+      UNION ALL
+      SELECT p.${k}, TRUE, ${previousKeySql(primaryKey, keyType, options.previous)}, CAST(NULL AS UBIGINT)${options.recordIds ? ', CAST(NULL AS VARCHAR)' : ''}, TRUE
+      FROM prev p`
+    : '';
   // COPY answers with the number of rows it wrote.
   const written = await queryOne(
     conn,
     `
     COPY (
-      SELECT CAST(c.${pk} AS VARCHAR) AS ${k}, FALSE AS ${SNAPSHOT_STALE}, c.${pk}, ${hash} AS ${SNAPSHOT_HASH}${recordIdSql(options, `CAST(c.${pk} AS VARCHAR)`, `(SELECT any_value(q.${SNAPSHOT_RECORD_ID}) FROM prev q WHERE q.${k} = CAST(c.${pk} AS VARCHAR))`)}
+      SELECT CAST(c.${pk} AS VARCHAR) AS ${k}, FALSE AS ${SNAPSHOT_STALE}, c.${pk}, ${hash} AS ${SNAPSHOT_HASH}${recordIdSql(options, `CAST(c.${pk} AS VARCHAR)`, `(SELECT any_value(q.${SNAPSHOT_RECORD_ID}) FROM prev q WHERE q.${k} = CAST(c.${pk} AS VARCHAR))`)}${kept}
       FROM ${CURRENT_ROWS} c WHERE NOT EXISTS (SELECT 1 FROM ${u} f WHERE f.k = CAST(c.${pk} AS VARCHAR))
       UNION ALL
-      SELECT p.${k}, TRUE, ${previousKeySql(primaryKey, keyType, options.previous)}, p.${SNAPSHOT_HASH}${recordIdSql(options, `p.${k}`, `p.${SNAPSHOT_RECORD_ID}`)}
+      SELECT p.${k}, TRUE, ${previousKeySql(primaryKey, keyType, options.previous)}, p.${SNAPSHOT_HASH}${recordIdSql(options, `p.${k}`, `p.${SNAPSHOT_RECORD_ID}`)}${options.delta ? ', FALSE' : ''}
       FROM prev p WHERE EXISTS (SELECT 1 FROM ${u} f WHERE f.k = p.${k})
         OR p.${k} IN (SELECT CAST(d.k AS VARCHAR) FROM duplicate_keys d)
       UNION ALL
-      SELECT CAST(c.${pk} AS VARCHAR), TRUE, c.${pk}, CAST(NULL AS UBIGINT)${recordIdSql(options, `CAST(c.${pk} AS VARCHAR)`, undefined)}
+      SELECT CAST(c.${pk} AS VARCHAR), TRUE, c.${pk}, CAST(NULL AS UBIGINT)${recordIdSql(options, `CAST(c.${pk} AS VARCHAR)`, undefined)}${options.delta ? ', FALSE' : ''}
       FROM ${CURRENT_ROWS} c WHERE EXISTS (SELECT 1 FROM ${u} f WHERE f.k = CAST(c.${pk} AS VARCHAR))
-        AND NOT EXISTS (SELECT 1 FROM prev p WHERE p.${k} = CAST(c.${pk} AS VARCHAR))
+        AND NOT EXISTS (SELECT 1 FROM prev p WHERE p.${k} = CAST(c.${pk} AS VARCHAR))${tombstones}
     ) TO ${literal(options.file)} (FORMAT parquet, COMPRESSION zstd)`,
   );
   return toCount(written['Count']);

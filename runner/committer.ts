@@ -31,6 +31,11 @@ export interface CommitterOptions {
   /** The etag of the object at manifest.json when the run read it (also a broken one being replaced). */
   etag: string | undefined;
   shape: RunShape;
+  /**
+   * `prev` and the current rows hold only the keys that may differ (a narrowed warehouse snapshot): each
+   * commit uploads a delta of the keys the run touched instead of a whole snapshot.
+   */
+  delta?: boolean;
 }
 
 export class RunCommitter {
@@ -125,6 +130,7 @@ export class RunCommitter {
   ): Promise<string> {
     const o = this.options;
     const file = join(o.dir, `${id}.parquet`);
+    const delta = o.delta === true;
     const rowCount = await writeSnapshot(conn, {
       ...o.hash,
       primaryKey: o.primaryKey,
@@ -132,15 +138,17 @@ export class RunCommitter {
       previous: o.previous,
       file,
       undelivered,
+      delta,
     });
-    const snapshot = await o.store.uploadSnapshot(id, file);
+    const snapshot = await o.store.uploadSnapshot(id, file, { delta });
     await this.switchTo({
       ...o.shape,
       version: 2,
       runId: id,
       snapshot,
       committedAt: new Date().toISOString(),
-      rowCount,
+      // A delta's rows are not the snapshot's: the store that applies it counts them.
+      rowCount: delta ? (o.current?.rowCount ?? 0) : rowCount,
       // The keys still stale keep the epochs of their pending changes.
       ...(this.pending && keepEpochs ? { pending: { ...this.pending, folded: true } } : {}),
     });

@@ -10,13 +10,14 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ident, literal, queryOne, toCount } from './duck.ts';
 import { SNAPSHOT_HASH, SNAPSHOT_KEY, SNAPSHOT_RECORD_ID, SNAPSHOT_STALE } from './mappings.ts';
+import { PENDING_EPOCH, PENDING_OP } from '../core/diffstore/snapshot-store.ts';
 
 /** The previous run's pending keys, as loaded (k, typed key, op, hash, epoch); empty when none. */
 export const PREVIOUS_PENDING = 'prev_pending';
 /** Keys of this run whose idempotency epoch is an earlier run's (k, epoch). */
 export const RUN_EPOCHS = 'run_epochs';
-const EPOCH = '__syncline_epoch';
-const OP = '__syncline_op';
+const EPOCH = PENDING_EPOCH;
+const OP = PENDING_OP;
 
 /** Load a pending-keys file into PREVIOUS_PENDING, or make it empty. */
 export async function loadPending(

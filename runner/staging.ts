@@ -4,6 +4,7 @@
 import type {
   ColumnInfo,
   HashRequest,
+  NarrowRequest,
   SourceHashFunction,
   StagedHash,
   StagingChoice,
@@ -14,6 +15,7 @@ import { SNAPSHOT_HASH, type SyncShape } from './mappings.ts';
 import {
   columnTypesKept,
   comparedKept,
+  constantsKept,
   ENGINE_HASH,
   hashedItems,
   manifestHashColumns,
@@ -51,8 +53,12 @@ export function stagedHashOf(
   return hashes?.find((h) => h.by === by && JSON.stringify(h.columns) === wanted);
 }
 
+/** What a narrowed staging needs besides the hash to compare with (filled in by the query stage). */
+export type NarrowPlan = Pick<NarrowRequest, 'compare' | 'fresh'>;
+
 export interface StagingDecision {
-  choice: StagingChoice;
+  /** `narrow` without the run's file and snapshot version, which the query stage adds. */
+  choice: Omit<StagingChoice, 'narrow'> & { narrow?: NarrowPlan };
   /** The function the next snapshot's hashes are made with. */
   store: HashFunction;
 }
@@ -68,7 +74,10 @@ const CHANGE_MODES: readonly SyncMode[] = ['upsert', 'update', 'insert'];
  *   made it, when that differs (a changed mapping, a snapshot moving to the source's hashes);
  * - keys only, when the previous snapshot was made by the source's function over the same columns, with
  *   the same model columns and constants, in a mode that sends only changes: the rows whose hash
- *   differs are fetched after the diff.
+ *   differs are fetched after the diff;
+ * - with a warehouse snapshot (`warehouse`, kept by the source itself): always the source's hash, also on
+ *   a first sync, so that later runs can compare in the source; never keys only, but narrowed (only the
+ *   rows that may differ leave the source) when the snapshot can be compared there (see narrowPlan).
  */
 export function chooseStaging(input: {
   columns: ColumnInfo[];
@@ -81,6 +90,8 @@ export function chooseStaging(input: {
   destinationType: string;
   engineProbe: string;
   sourceHash: SourceHashFunction | undefined;
+  /** The snapshot is kept by the source (a warehouse snapshot); then `destinationIdentity` is this run's. */
+  warehouse?: { destinationIdentity: string } | undefined;
 }): StagingDecision {
   const { columns, shape, primaryKey, sourceHash } = input;
   const engine: HashFunction = { name: ENGINE_HASH, probe: input.engineProbe };
@@ -88,7 +99,9 @@ export function chooseStaging(input: {
   const current = shape ? hashedItems(shape).map((item) => item.column ?? item.name) : [];
   // Nothing to hash (no compared column): the engine's "hash" of nothing is NULL, made anywhere.
   const store: HashFunction =
-    sourceHash && m && current.length > 0 ? { name: sourceHash.name, probe: sourceHash.probe } : engine;
+    sourceHash && (m || input.warehouse) && current.length > 0
+      ? { name: sourceHash.name, probe: sourceHash.probe }
+      : engine;
   if (!shape || current.length === 0 || columns.some((c) => c.name === SNAPSHOT_HASH)) {
     return { choice: { hashes: [], keysOnly: false }, store };
   }
@@ -107,6 +120,18 @@ export function chooseStaging(input: {
     ) {
       compare = { by, columns: previousColumns };
     }
+    if (input.warehouse) {
+      const hashes = compare && !sameJson(compare, storeRequest) ? [compare, storeRequest] : [storeRequest];
+      const narrow = narrowPlan({
+        ...input,
+        previous: m,
+        shape,
+        compare,
+        current,
+        warehouse: input.warehouse,
+      });
+      return { choice: { hashes, keysOnly: false, ...(narrow ? { narrow } : {}) }, store };
+    }
     const keysOnly =
       compare?.by === 'source' &&
       storeRequest.by === 'source' &&
@@ -119,4 +144,41 @@ export function chooseStaging(input: {
   }
   const hashes = compare && !sameJson(compare, storeRequest) ? [compare, storeRequest] : [storeRequest];
   return { choice: { hashes, keysOnly: false }, store };
+}
+
+/**
+ * Whether a warehouse snapshot can be compared with the model inside the source, so that only the rows
+ * that may differ need to leave it: the source made its hashes (same function and probe, same column
+ * types: `compare`) over the columns this run compares (else every row's hash must be written anew),
+ * and nothing makes every row differ — same primary key, model columns, compared constants,
+ * destination, a mode that sends only changes, no pending keys left unfolded. A compared item new to
+ * the snapshot over those same columns (a field renamed, a column sent to a second field) is `fresh`: a
+ * row with a value in it is staged.
+ */
+function narrowPlan(input: {
+  columns: ColumnInfo[];
+  shape: SyncShape;
+  primaryKey: string;
+  previous: Manifest;
+  mode: SyncMode;
+  destinationType: string;
+  compare: HashRequest | undefined;
+  /** The columns this run's hash covers. */
+  current: string[];
+  warehouse: { destinationIdentity: string };
+}): NarrowPlan | undefined {
+  const m = input.previous;
+  const identity = m.destinationIdentity;
+  const narrowable =
+    input.compare?.by === 'source' &&
+    sameJson(input.compare.columns, input.current) &&
+    CHANGE_MODES.includes(input.mode) &&
+    m.destinationType === input.destinationType &&
+    (identity === undefined || identity === input.warehouse.destinationIdentity) &&
+    modelKept(m, input.columns, input.primaryKey) &&
+    constantsKept(m, input.shape) &&
+    m.pending?.folded !== false;
+  if (!narrowable) return undefined;
+  const fresh = hashedItems(input.shape).filter((item) => !m.comparedColumns.includes(item.name));
+  return { compare: 0, fresh: [...new Set(fresh.map((item) => item.column ?? item.name))] };
 }

@@ -32,8 +32,12 @@ import {
   type StageRequest,
   type StageResult,
   type StagingChoice,
+  type WarehouseSnapshot,
+  type WarehouseSnapshotRequest,
 } from '../../core/connectors.ts';
 import { postgresHashFunction, rowHashExpr, unsignedHashSql } from './hash.ts';
+import { stageNarrowed, type NarrowContext } from './narrow.ts';
+import { PgWarehouseSnapshot } from './snapshot.ts';
 import { copyIntoDuck, TransferError } from './transfer.ts';
 import { planColumn, type ColumnPlan, type PgTypeInfo } from './types.ts';
 
@@ -149,9 +153,15 @@ async function planColumns(client: pg.Client, sql: string): Promise<ColumnPlan[]
 }
 
 /** How much of the CSV stream DuckDB's read_csv takes at once; buffer_size must be at least max_line_size. */
-interface CsvSizes {
+export interface CsvSizes {
   maxLineSize: number;
   bufferSize: number;
+}
+
+/** A COPY out of PostgreSQL and the DuckDB statement that loads its CSV (at `path`, read with `sizes`). */
+export interface TransferJob {
+  copySql: string;
+  loadSql: (path: string, sizes: CsvSizes) => string;
 }
 
 const MiB = 1024 * 1024;
@@ -291,6 +301,10 @@ export const postgresSource: SourceConnector = {
     }
   },
 
+  warehouseSnapshot(req: WarehouseSnapshotRequest): Promise<WarehouseSnapshot> {
+    return PgWarehouseSnapshot.open(req, settingsOf(req.source));
+  },
+
   async stage(req: StageRequest): Promise<StageResult> {
     const staging = new PgStaging(req);
     staging.client = await staging.connect();
@@ -380,9 +394,17 @@ class PgStaging {
   }
 
   /** COPY `shape` into DuckDB table `table`; once more from the start, on a fresh connection, for long rows. */
-  async transfer(table: string, shape: LoadShape, all: ColumnPlan[], filter?: string): Promise<string> {
+  transfer(table: string, shape: LoadShape, all: ColumnPlan[], filter?: string): Promise<string> {
+    return this.transferJob(table, {
+      copySql: copySqlOf(this.sql, all, shape, filter),
+      loadSql: (path, sizes) => loadSql(table, path, shape, sizes),
+    });
+  }
+
+  /** COPY a statement's rows into DuckDB table `table` (created by `loadSql`), as transfer does. */
+  async transferJob(table: string, job: TransferJob): Promise<string> {
     try {
-      return await this.attempt(SMALL_ROWS, table, shape, all, filter);
+      return await this.attempt(SMALL_ROWS, table, job);
     } catch (error) {
       if (
         !(error instanceof TransferError && error.side === 'load' && mayBeLongRow(error.cause)) ||
@@ -392,27 +414,21 @@ class PgStaging {
       this.logRestage(error);
       await this.reconnect();
       try {
-        return await this.attempt(LARGE_ROWS, table, shape, all, filter);
+        return await this.attempt(LARGE_ROWS, table, job);
       } catch (retryError) {
         throw stageError(retryError, this.settings, this.req.labels);
       }
     }
   }
 
-  private async attempt(
-    sizes: CsvSizes,
-    table: string,
-    shape: LoadShape,
-    all: ColumnPlan[],
-    filter: string | undefined,
-  ): Promise<string> {
+  private async attempt(sizes: CsvSizes, table: string, job: TransferJob): Promise<string> {
     const { req } = this;
     const result = await copyIntoDuck({
       client: this.client as pg.Client,
-      copySql: copySqlOf(this.sql, all, shape, filter),
+      copySql: job.copySql,
       duck: req.duck,
       table,
-      loadSql: (path) => loadSql(table, path, shape, sizes),
+      loadSql: (path) => job.loadSql(path, sizes),
       dir: req.tmpDir,
       signal: req.signal,
       log: req.log,
@@ -461,6 +477,38 @@ async function stageModel(staging: PgStaging): Promise<StageResult> {
   const started = Date.now();
   const stored = hashes.map(({ index: _index, ...hash }) => hash);
   const withSourceHash = hashes.some((h) => h.by === 'source') && sourceHash ? { sourceHash } : {};
+
+  const narrow = wanted.narrow;
+  if (
+    narrow &&
+    req.snapshot instanceof PgWarehouseSnapshot &&
+    keyPlan !== undefined &&
+    sourceHash !== undefined &&
+    hashes.length === wanted.hashes.length &&
+    hashes.every((h) => h.by === 'source')
+  ) {
+    const context = narrowContext(staging, { plans, stored, keyPlan, columns, emptyFile, hashes });
+    const outcome = await stageNarrowed(context, req.snapshot, narrow);
+    if (outcome) {
+      req.log.info(
+        { ...outcome, ms: Date.now() - started },
+        outcome.byChecksum
+          ? 'the model matches the warehouse snapshot by checksum: no row left PostgreSQL'
+          : 'staged the PostgreSQL rows that differ from the warehouse snapshot',
+      );
+      return {
+        columns,
+        rows: outcome.rows,
+        hashes: stored,
+        sourceHash,
+        narrowed: {
+          modelRows: outcome.modelRows,
+          previousRows: outcome.previousRows,
+          byChecksum: outcome.byChecksum,
+        },
+      };
+    }
+  }
 
   if (keysOnly) {
     await staging.tuneForKeys(client);
@@ -578,5 +626,37 @@ function fetchStage(ctx: {
         await staging.close(client);
       }
     },
+  };
+}
+
+/** What a narrowed staging (narrow.ts) needs of this one. */
+function narrowContext(
+  staging: PgStaging,
+  ctx: {
+    plans: ColumnPlan[];
+    stored: StagedHash[];
+    keyPlan: ColumnPlan;
+    columns: ColumnInfo[];
+    emptyFile: string;
+    hashes: LoadHash[];
+  },
+): NarrowContext {
+  const { req } = staging;
+  return {
+    req,
+    client: staging.client as pg.Client,
+    sql: staging.sql,
+    plans: ctx.plans,
+    hashes: ctx.stored,
+    keyPlan: ctx.keyPlan,
+    columns: ctx.columns,
+    stageNothing: async () => {
+      await req.duck.run(
+        loadSql(req.table, ctx.emptyFile, { plans: ctx.plans, hashes: ctx.hashes }, SMALL_ROWS),
+      );
+    },
+    transfer: (table, job) => staging.transferJob(table, job),
+    tune: () => staging.tuneForKeys(staging.client as pg.Client),
+    fail: (error, what) => queryError(error, staging.settings, what, req.labels),
   };
 }

@@ -20,6 +20,10 @@ export const SNAPSHOT_RECORD_ID = '__syncline_record_id';
  * touches, either its new row or this tombstone; keys it does not name keep their rows.
  */
 export const SNAPSHOT_DELETED = '__syncline_deleted';
+// A pending-keys file: SNAPSHOT_KEY, the typed key (named as the primary key), PENDING_OP, SNAPSHOT_HASH
+// (the hash the run will commit) and PENDING_EPOCH (the run that first planned the change).
+export const PENDING_OP = '__syncline_op';
+export const PENDING_EPOCH = '__syncline_epoch';
 
 export interface StoredManifest {
   manifest: Manifest;

@@ -9,7 +9,7 @@ import {
   resendReasons,
   type RunShape,
 } from '../snapshot-match.ts';
-import { previousForDiff } from '../state.ts';
+import { downloadState, previousForDiff } from '../state.ts';
 import type { RunContext } from './context.ts';
 import type { Queried } from './query.ts';
 import type { Validated } from './validate.ts';
@@ -26,6 +26,8 @@ export interface Diffed {
   resendAll: boolean;
   runShape: RunShape;
   keyType: string;
+  /** The snapshot compared with holds only the keys that may differ (a narrowed warehouse snapshot). */
+  narrowed: boolean;
 }
 
 const RESEND_MESSAGES = {
@@ -39,7 +41,11 @@ export async function diffModel(ctx: RunContext, queried: Queried, validated: Va
   const { plan, spec, primaryKey, log, labels } = ctx;
   const { staged } = queried;
   const { shape } = validated;
-  const loaded = await previousForDiff(ctx.conn, ctx.snapshots, ctx.stored, await ctx.download(), {
+  // A narrowed staging wrote the snapshot rows of the keys that may differ; otherwise the whole snapshot.
+  const downloaded = queried.previousFile
+    ? await downloadState(ctx.snapshots, ctx.stored, ctx.duck.dir, { snapshotFile: queried.previousFile })
+    : await ctx.download();
+  const loaded = await previousForDiff(ctx.conn, ctx.snapshots, ctx.stored, downloaded, {
     fullResync: plan.fullResync,
     primaryKey,
     destinationType: plan.destination.spec.type,
@@ -87,6 +93,14 @@ export async function diffModel(ctx: RunContext, queried: Queried, validated: Va
     pendingFile: previous ? loaded.pendingFile : undefined,
     recordIds: ctx.destination.capabilities.recordIds === true,
   });
+  if (queried.previousFile && (resendAll || !diff.previous.hashComparable)) {
+    // The staged rows are only those that may differ: resending every row needs them all (staging.ts
+    // narrows only when nothing makes every row differ).
+    throw new SynclineError(
+      'InternalError',
+      'the staging was narrowed to the rows that differ, but this run must resend every row; run again with a full resync',
+    );
+  }
   if (!diff.previous.hashComparable) {
     log.warn(
       { ...labels },
@@ -102,6 +116,7 @@ export async function diffModel(ctx: RunContext, queried: Queried, validated: Va
     resendAll,
     runShape,
     keyType: staged.columns.find((c) => c.name === primaryKey)?.type ?? 'VARCHAR',
+    narrowed: queried.previousFile !== undefined && previous !== undefined,
   };
 }
 

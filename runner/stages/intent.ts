@@ -22,6 +22,7 @@ export async function commitIntent(ctx: RunContext, diffed: Diffed, fetched: Fet
     current: diffed.hadSnapshot && current ? current.manifest : undefined,
     etag: ctx.stored.etag,
     shape: diffed.runShape,
+    delta: diffed.narrowed,
   });
   if (
     diffed.diff.totalOperations > 0 &&

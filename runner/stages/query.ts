@@ -1,7 +1,8 @@
 // Query: the source streams the model into DuckDB table STAGED_TABLE. Once the model's columns are known,
 // before any row is read, the engine chooses how to stage (staging.ts): which row hashes to keep beside
 // the rows, and whether only keys and hashes need to leave the source.
-import type { StageResult } from '../../core/connectors.ts';
+import { join } from 'node:path';
+import type { StageResult, StagingChoice } from '../../core/connectors.ts';
 import { describeError } from '../../core/errors.ts';
 import { resolveShape } from '../mappings.ts';
 import { chooseStaging, type StagingDecision } from '../staging.ts';
@@ -15,11 +16,18 @@ export interface Queried {
   decision: StagingDecision | undefined;
   /** Ends a keys-only read (the source's transaction) once; also done when the run ends. */
   endRead: () => Promise<void>;
+  /** After a narrowed staging: the snapshot rows of the keys that may differ, on local disk. */
+  previousFile: string | undefined;
 }
+
+/** Where a narrowed staging writes the snapshot rows of the keys that may differ. */
+const NARROWED_PREVIOUS = 'narrowed-previous.parquet';
 
 export async function queryModel(ctx: RunContext): Promise<Queried> {
   const { plan, spec, primaryKey, log, labels } = ctx;
   const comparesAllColumns = ctx.destination.capabilities.comparesAllColumns;
+  // A snapshot the source keeps itself (a warehouse snapshot) may be compared there.
+  const warehouse = ctx.snapshots.takesDeltas ? ctx.snapshots : undefined;
   let decision: StagingDecision | undefined;
   const staged = await ctx.source.stage({
     ...ctx.connector,
@@ -28,6 +36,7 @@ export async function queryModel(ctx: RunContext): Promise<Queried> {
     duck: ctx.conn,
     table: STAGED_TABLE,
     labels: { ...labels, model: `${plan.namespace}/${plan.model.name}` },
+    ...(warehouse ? { snapshot: warehouse } : {}),
     chooseStaging: (columns, sourceHash) => {
       let early;
       try {
@@ -52,8 +61,9 @@ export async function queryModel(ctx: RunContext): Promise<Queried> {
         destinationType: plan.destination.spec.type,
         engineProbe: ctx.engineProbe,
         sourceHash,
+        warehouse: warehouse ? { destinationIdentity: ctx.identity } : undefined,
       });
-      return decision.choice;
+      return stagingChoice(ctx, decision);
     },
   });
   // A keys-only read keeps the source's transaction open until the changed rows are fetched.
@@ -61,5 +71,14 @@ export async function queryModel(ctx: RunContext): Promise<Queried> {
   const endRead = () => (ended ??= staged.keysOnly?.close() ?? Promise.resolve());
   ctx.resources.defer(releasing(log, 'the source read', endRead));
   ctx.signal.throwIfAborted();
-  return { staged, decision, endRead };
+  const previousFile = staged.narrowed ? join(ctx.duck.dir, NARROWED_PREVIOUS) : undefined;
+  return { staged, decision, endRead, previousFile };
+}
+
+/** The choice handed to the source: a narrowed staging with the run's file and the snapshot version it read. */
+function stagingChoice(ctx: RunContext, decision: StagingDecision): StagingChoice {
+  const { narrow, ...rest } = decision.choice;
+  const etag = ctx.stored.etag;
+  if (!narrow || etag === undefined) return rest;
+  return { ...rest, narrow: { ...narrow, previousFile: join(ctx.duck.dir, NARROWED_PREVIOUS), etag } };
 }

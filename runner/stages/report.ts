@@ -110,7 +110,7 @@ export function buildSummary(
     ...(ending.stage ? { stage: ending.stage } : {}),
     message: ending.message,
     counts: {
-      queried: queried?.staged.rows ?? 0,
+      queried: queried?.staged.narrowed?.modelRows ?? queried?.staged.rows ?? 0,
       added: diffed?.diff.added ?? 0,
       changed: diffed?.diff.changed ?? 0,
       removed: diffed?.diff.removed ?? 0,
@@ -130,6 +130,15 @@ export function buildSummary(
             keysOnly: queried.staged.keysOnly !== undefined,
             ...(fetched?.fetched ? { fetchedRows: fetched.fetched.rows } : {}),
             hashFunction: validated.nextHash.name,
+            ...(queried.staged.narrowed
+              ? {
+                  narrowed: {
+                    rows: queried.staged.rows,
+                    previousRows: queried.staged.narrowed.previousRows,
+                    byChecksum: queried.staged.narrowed.byChecksum,
+                  },
+                }
+              : {}),
           },
         }
       : {}),

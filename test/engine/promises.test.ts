@@ -2,6 +2,7 @@
 // that changes back, SIGTERM during a long delivery, idempotency keys across changes, two runs on one
 // state, a Sync pointed at another table, and broken state repaired by a full resync. Real PostgreSQL,
 // a real HTTP API that honours Idempotency-Key, the real `syncline job` process where a kill matters.
+// The kills, stops, checkpoints and the lease run with the snapshot in the diff store and in the warehouse.
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -107,8 +108,14 @@ beforeEach(async () => {
   state.remove();
   state = tempState();
   await sql(srcUrl, 'DROP TABLE IF EXISTS items; CREATE TABLE items (id bigint PRIMARY KEY, v text)');
+  await sql(srcUrl, 'DROP SCHEMA IF EXISTS syncline CASCADE');
+  location = 'diffStore';
   await sql(srcUrl, `INSERT INTO items SELECT g, 'a' || g FROM generate_series(1, ${ROWS}) g`);
 });
+
+const SNAPSHOTS = ['diffStore', 'warehouse'] as const;
+/** Where the Syncs of the running test keep their snapshot. */
+let location: (typeof SNAPSHOTS)[number] = 'diffStore';
 
 function httpPlan(sync: Partial<SyncSpec> = {}, runner: Record<string, unknown> = {}) {
   const plan = makePlan({
@@ -128,6 +135,7 @@ function httpPlan(sync: Partial<SyncSpec> = {}, runner: Record<string, unknown> 
       deleteBehavior: 'delete',
       delivery: { concurrency: 1, maxRetries: 2 },
       safety: { maxDeleteShare: 1, allowLargeDeletes: true },
+      snapshot: { location, schema: 'syncline' },
       ...sync,
     },
     stateUrl: state.url,
@@ -179,111 +187,148 @@ function runJob(plan: unknown, options: { killAfter?: number; signal?: NodeJS.Si
   );
 }
 
-describe('a run killed mid-delivery', () => {
-  it('is followed by a run that sends its keys again when the model changed back', async () => {
-    expect((await runJob(httpPlan())).code).toBe(0);
-    expect(api.records).toEqual(await model());
-    // Every row changes to b; the run is killed after 10 of them arrived.
-    await sql(srcUrl, `UPDATE items SET v = 'b' || id`);
-    const killed = await runJob(httpPlan(), { killAfter: 10 });
-    expect(killed.signal).toBe('SIGKILL');
-    expect([...api.records.values()].filter((v) => v.startsWith('b'))).toHaveLength(10);
-    // The model changes back to what the last commit holds: nothing differs from the snapshot.
-    await sql(srcUrl, `UPDATE items SET v = 'a' || id`);
-    expect((await runJob(httpPlan())).code).toBe(0);
-    expect(api.records).toEqual(await model());
-    expect(api.keyReuse).toEqual([]);
+describe.each(SNAPSHOTS)('with the snapshot in the %s', (where) => {
+  beforeEach(() => {
+    location = where;
   });
 
-  it('has deleted-and-re-added rows sent back, and never reuses an idempotency key for another change', async () => {
-    expect((await runJob(httpPlan())).code).toBe(0);
-    await sql(srcUrl, 'DELETE FROM items WHERE id <= 20');
-    const killed = await runJob(httpPlan(), { killAfter: 8 });
-    expect(killed.signal).toBe('SIGKILL');
-    expect(api.records.size).toBe(ROWS - 8);
-    // Re-inserted unchanged, then deleted and re-added once more: A, delete, A, delete, A.
-    await sql(srcUrl, `INSERT INTO items SELECT g, 'a' || g FROM generate_series(1, 20) g`);
-    expect((await runJob(httpPlan())).code).toBe(0);
-    expect(api.records).toEqual(await model());
-    await sql(srcUrl, 'DELETE FROM items WHERE id <= 5');
-    expect((await runJob(httpPlan())).code).toBe(0);
-    await sql(srcUrl, `INSERT INTO items SELECT g, 'a' || g FROM generate_series(1, 5) g`);
-    expect((await runJob(httpPlan())).code).toBe(0);
-    expect(api.records).toEqual(await model());
-    expect(api.keyReuse).toEqual([]);
+  describe('a run killed mid-delivery', () => {
+    it('is followed by a run that sends its keys again when the model changed back', async () => {
+      expect((await runJob(httpPlan())).code).toBe(0);
+      expect(api.records).toEqual(await model());
+      // Every row changes to b; the run is killed after 10 of them arrived.
+      await sql(srcUrl, `UPDATE items SET v = 'b' || id`);
+      const killed = await runJob(httpPlan(), { killAfter: 10 });
+      expect(killed.signal).toBe('SIGKILL');
+      expect([...api.records.values()].filter((v) => v.startsWith('b'))).toHaveLength(10);
+      // The model changes back to what the last commit holds: nothing differs from the snapshot.
+      await sql(srcUrl, `UPDATE items SET v = 'a' || id`);
+      expect((await runJob(httpPlan())).code).toBe(0);
+      expect(api.records).toEqual(await model());
+      expect(api.keyReuse).toEqual([]);
+    });
+
+    it('has deleted-and-re-added rows sent back, and never reuses an idempotency key for another change', async () => {
+      expect((await runJob(httpPlan())).code).toBe(0);
+      await sql(srcUrl, 'DELETE FROM items WHERE id <= 20');
+      const killed = await runJob(httpPlan(), { killAfter: 8 });
+      expect(killed.signal).toBe('SIGKILL');
+      expect(api.records.size).toBe(ROWS - 8);
+      // Re-inserted unchanged, then deleted and re-added once more: A, delete, A, delete, A.
+      await sql(srcUrl, `INSERT INTO items SELECT g, 'a' || g FROM generate_series(1, 20) g`);
+      expect((await runJob(httpPlan())).code).toBe(0);
+      expect(api.records).toEqual(await model());
+      await sql(srcUrl, 'DELETE FROM items WHERE id <= 5');
+      expect((await runJob(httpPlan())).code).toBe(0);
+      await sql(srcUrl, `INSERT INTO items SELECT g, 'a' || g FROM generate_series(1, 5) g`);
+      expect((await runJob(httpPlan())).code).toBe(0);
+      expect(api.records).toEqual(await model());
+      expect(api.keyReuse).toEqual([]);
+    });
+
+    it('values changed A→B→A reach an API that honours idempotency keys', async () => {
+      const plan = () => httpPlan();
+      expect((await run(plan(), server)).result).toBe('Succeeded');
+      await sql(srcUrl, `UPDATE items SET v = 'b' || id WHERE id <= 3`);
+      expect((await run(plan(), server)).counts.changed).toBe(3);
+      await sql(srcUrl, `UPDATE items SET v = 'a' || id WHERE id <= 3`);
+      expect((await run(plan(), server)).counts.changed).toBe(3);
+      expect(api.records).toEqual(await model());
+      expect(api.keyReuse).toEqual([]);
+    });
   });
 
-  it('values changed A→B→A reach an API that honours idempotency keys', async () => {
-    const plan = () => httpPlan();
-    expect((await run(plan(), server)).result).toBe('Succeeded');
-    await sql(srcUrl, `UPDATE items SET v = 'b' || id WHERE id <= 3`);
-    expect((await run(plan(), server)).counts.changed).toBe(3);
-    await sql(srcUrl, `UPDATE items SET v = 'a' || id WHERE id <= 3`);
-    expect((await run(plan(), server)).counts.changed).toBe(3);
-    expect(api.records).toEqual(await model());
-    expect(api.keyReuse).toEqual([]);
-  });
-});
+  describe('a run asked to stop (SIGTERM)', () => {
+    it('commits what was delivered, so the next run sends only the rest', async () => {
+      expect((await runJob(httpPlan())).code).toBe(0);
+      await sql(srcUrl, `UPDATE items SET v = 'c' || id`);
+      api.delayMs = 20;
+      const stopped = await runJob(httpPlan(), { killAfter: 15, signal: 'SIGTERM' });
+      expect(stopped.signal === 'SIGTERM' || stopped.code !== 0).toBe(true);
+      const summaries = readdirSync(join(state.dir, 'test', 'promises', 'runs')).filter((f) =>
+        f.endsWith('.json'),
+      );
+      expect(summaries.length).toBeGreaterThanOrEqual(2);
+      const next = await run(httpPlan(), server);
+      expect(next.result).toBe('Succeeded');
+      // 15 arrived and were committed at the stop; requests cancelled in flight may be sent again.
+      expect(next.counts.changed).toBeLessThanOrEqual(ROWS - 15 + 1);
+      expect(next.counts.changed).toBeGreaterThanOrEqual(ROWS - 15 - 1);
+      expect(api.records).toEqual(await model());
+    });
 
-describe('a run asked to stop (SIGTERM)', () => {
-  it('commits what was delivered, so the next run sends only the rest', async () => {
-    expect((await runJob(httpPlan())).code).toBe(0);
-    await sql(srcUrl, `UPDATE items SET v = 'c' || id`);
-    api.delayMs = 20;
-    const stopped = await runJob(httpPlan(), { killAfter: 15, signal: 'SIGTERM' });
-    expect(stopped.signal === 'SIGTERM' || stopped.code !== 0).toBe(true);
-    const summaries = readdirSync(join(state.dir, 'test', 'promises', 'runs')).filter((f) =>
-      f.endsWith('.json'),
+    it('in-process: the summary says what was delivered and committed', async () => {
+      await sql(srcUrl, `INSERT INTO items SELECT g, 'x' FROM generate_series(${ROWS + 1}, 400) g`);
+      const controller = new AbortController();
+      api.delayMs = 5;
+      api.onApplied = () => {
+        if (api.applied >= 50) controller.abort();
+      };
+      const summary = await run(httpPlan(), server, { signal: controller.signal });
+      api.onApplied = undefined;
+      expect(summary.result).toBe('Failed');
+      expect(summary.reason, summary.message).toBe('Aborted');
+      expect(summary.message).toMatch(/delivered and committed/);
+      // The request in flight when the run stopped is not confirmed.
+      expect(summary.counts.delivered).toBeGreaterThanOrEqual(49);
+      expect(summary.message).toMatch(/delivered and committed/);
+      const next = await run(httpPlan(), server);
+      expect(next.counts.added).toBe(400 - summary.counts.delivered);
+    });
+
+    it('commits checkpoints while delivering', async () => {
+      await sql(srcUrl, `INSERT INTO items SELECT g, 'x' FROM generate_series(${ROWS + 1}, 200) g`);
+      api.delayMs = 2;
+      const summary = await run(
+        httpPlan({ delivery: { batchSize: 10, concurrency: 1, maxRetries: 2 } }, { checkpointSeconds: 0.05 }),
+        server,
+      );
+      expect(summary.result).toBe('Succeeded');
+      expect(summary.checkpoints ?? 0).toBeGreaterThan(0);
+      expect(api.records).toEqual(await model());
+      const after = await run(httpPlan(), server);
+      expect(after.counts).toMatchObject({ added: 0, changed: 0, removed: 0 });
+      // Each checkpoint of a warehouse snapshot applied its rows to the table: the checksum holds after them.
+      if (where === 'warehouse') expect(after.staging?.narrowed?.byChecksum).toBe(true);
+    });
+  });
+
+  describe('the run lease', () => {
+    it('lets one of two runs on one state deliver', async () => {
+      api.delayMs = 10;
+      const [a, b] = await Promise.all([run(httpPlan(), server), run(httpPlan(), server)]);
+      const results = [a, b].map((s) => s.reason ?? s.result).sort();
+      expect(results).toEqual(['LeaseHeld', 'Succeeded']);
+      expect(api.applied).toBe(ROWS);
+    });
+
+    it.runIf(where === 'warehouse')(
+      'refuses the commit of a run when another committed meanwhile (the generation moved), and the next run resends',
+      async () => {
+        expect((await run(httpPlan(), server)).result).toBe('Succeeded');
+        await sql(srcUrl, `UPDATE items SET v = 'e' || id WHERE id <= 5`);
+        api.delayMs = 100;
+        let moved: Promise<unknown> | undefined;
+        const raced = await run(httpPlan(), server, {
+          onProgress: (p) => {
+            // Another writer commits while this run delivers (a run that ignored the lease).
+            if (p.phase === 'Delivering')
+              moved ??= sql(srcUrl, 'UPDATE syncline.syncline_state SET generation = generation + 1');
+          },
+        });
+        await moved;
+        expect(raced.result).toBe('Failed');
+        expect(raced.reason).toBe('ConcurrentCommit');
+        expect(raced.stage).toBe('commit');
+        expect(raced.message).toMatch(/generation of .*syncline_state.* moved/);
+        api.delayMs = 0;
+        const next = await run(httpPlan(), server);
+        expect(next.result).toBe('Succeeded');
+        expect(next.counts.changed).toBe(5);
+        expect(api.records).toEqual(await model());
+        expect(api.keyReuse).toEqual([]);
+      },
     );
-    expect(summaries.length).toBeGreaterThanOrEqual(2);
-    const next = await run(httpPlan(), server);
-    expect(next.result).toBe('Succeeded');
-    // 15 arrived and were committed at the stop; requests cancelled in flight may be sent again.
-    expect(next.counts.changed).toBeLessThanOrEqual(ROWS - 15 + 1);
-    expect(next.counts.changed).toBeGreaterThanOrEqual(ROWS - 15 - 1);
-    expect(api.records).toEqual(await model());
-  });
-
-  it('in-process: the summary says what was delivered and committed', async () => {
-    await sql(srcUrl, `INSERT INTO items SELECT g, 'x' FROM generate_series(${ROWS + 1}, 400) g`);
-    const controller = new AbortController();
-    api.delayMs = 5;
-    api.onApplied = () => {
-      if (api.applied >= 50) controller.abort();
-    };
-    const summary = await run(httpPlan(), server, { signal: controller.signal });
-    api.onApplied = undefined;
-    expect(summary.result).toBe('Failed');
-    expect(summary.reason, summary.message).toBe('Aborted');
-    expect(summary.message).toMatch(/delivered and committed/);
-    // The request in flight when the run stopped is not confirmed.
-    expect(summary.counts.delivered).toBeGreaterThanOrEqual(49);
-    expect(summary.message).toMatch(/delivered and committed/);
-    const next = await run(httpPlan(), server);
-    expect(next.counts.added).toBe(400 - summary.counts.delivered);
-  });
-
-  it('commits checkpoints while delivering', async () => {
-    await sql(srcUrl, `INSERT INTO items SELECT g, 'x' FROM generate_series(${ROWS + 1}, 200) g`);
-    api.delayMs = 2;
-    const summary = await run(
-      httpPlan({ delivery: { batchSize: 10, concurrency: 1, maxRetries: 2 } }, { checkpointSeconds: 0.05 }),
-      server,
-    );
-    expect(summary.result).toBe('Succeeded');
-    expect(summary.checkpoints ?? 0).toBeGreaterThan(0);
-    expect(api.records).toEqual(await model());
-    expect((await run(httpPlan(), server)).counts).toMatchObject({ added: 0, changed: 0, removed: 0 });
-  });
-});
-
-describe('the run lease', () => {
-  it('lets one of two runs on one state deliver', async () => {
-    api.delayMs = 10;
-    const [a, b] = await Promise.all([run(httpPlan(), server), run(httpPlan(), server)]);
-    const results = [a, b].map((s) => s.reason ?? s.result).sort();
-    expect(results).toEqual(['LeaseHeld', 'Succeeded']);
-    expect(api.applied).toBe(ROWS);
   });
 });
 
