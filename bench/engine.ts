@@ -10,13 +10,13 @@
 // of resident memory (VmHWM), which includes DuckDB's native memory. Each step runs --repeat times right
 // after its baseline; the ratios are of the medians.
 import { runSyncJob } from './job.ts';
+import { generate as generateModel, median, MODEL_QUERY, seconds, timed, withClient } from './pg-model.ts';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { runPlan } from '../core/plan.ts';
 import type { RunSummary } from '../core/summary.ts';
@@ -34,37 +34,6 @@ const { values: args } = parseArgs({
 const ROWS = Number(args.rows);
 const REPEAT = Math.max(1, Number(args.repeat));
 const work = mkdtempSync(join(tmpdir(), 'syncline-bench-'));
-const MODEL_QUERY =
-  'SELECT id, name, email, amount, qty, score, active, created_at, category, note FROM bench_model';
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
-  const start = performance.now();
-  const value = await fn();
-  return { ms: performance.now() - start, value };
-}
-
-async function generate(url: string): Promise<void> {
-  await withClient(url, async (c) => {
-    await c.query(`CREATE TABLE bench_model (
-      id bigint PRIMARY KEY, name text, email text, amount numeric(12,2), qty integer, score double precision,
-      active boolean, created_at timestamptz, category text, note text)`);
-    await c.query(`INSERT INTO bench_model
-      SELECT g, 'customer ' || g, 'c' || g || '@example.com', (g % 100000) / 100.0, g % 1000, g / 7.0,
-             g % 3 = 0, timestamptz '2024-01-01' + g * interval '1 second', 'cat-' || (g % 20), md5(g::text)
-      FROM generate_series(1, ${ROWS}) g`);
-    await c.query('ANALYZE bench_model');
-  });
-}
 
 /** Raw COPY out of the model query to a local file, and COPY of that file into a fresh table. */
 async function rawCopy(
@@ -153,16 +122,6 @@ interface Measured {
   peakMb: number;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
-const seconds = (ms: number) => `${(ms / 1000).toFixed(2)}s`;
-
 /** One line per step: median times (the engine's own, from the summary: no Node start-up), their ratio, the highest peak. */
 function row(label: string, runs: Measured[], rawLabel: string): string {
   const syncMs = median(runs.map((m) => m.summary.timings.totalMs ?? 0));
@@ -199,7 +158,7 @@ async function main(): Promise<void> {
   try {
     const srcUrl = await server.createDatabase('src');
     const dstUrl = await server.createDatabase('dst');
-    const gen = await timed(() => generate(srcUrl));
+    const gen = await timed(() => generateModel(srcUrl, ROWS));
     console.log(`generated the model in ${(gen.ms / 1000).toFixed(1)}s`);
     await withClient(dstUrl, (c) =>
       c.query(`CREATE TABLE bench_target_shape (id bigint, name text, email text, amount numeric(12,2), qty integer,
