@@ -23,6 +23,8 @@ import { seeded } from './random.ts';
 
 const SEED = Number(process.env['SYNCLINE_FAULT_SEED'] ?? Date.now() % 1_000_000);
 const TRIALS = Number(process.env['SYNCLINE_FAULT_TRIALS'] ?? 6);
+/** Where the Syncs keep their snapshot: the diff store, or the warehouse (the source database). */
+const SNAPSHOT = process.env['SYNCLINE_FAULT_SNAPSHOT'] === 'warehouse' ? 'warehouse' : 'diffStore';
 /** Per test: a minute, plus room for each trial (a trial takes 1–7 s). */
 const TIMEOUT_MS = 60_000 + TRIALS * 15_000;
 /** Rows touched per kind of change per trial. */
@@ -46,7 +48,9 @@ const work = mkdtempSync(join(tmpdir(), 'syncline-faults-'));
 const states: { remove(): void }[] = [];
 
 beforeAll(async () => {
-  console.log(`fault suite: seed ${SEED} (SYNCLINE_FAULT_SEED=${SEED}), ${TRIALS} trials per destination`);
+  console.log(
+    `fault suite: seed ${SEED} (SYNCLINE_FAULT_SEED=${SEED}), ${TRIALS} trials per destination, snapshot in the ${SNAPSHOT}`,
+  );
   server = await startPostgres();
   srcUrl = await server.createDatabase('src');
   dstUrl = await server.createDatabase('dst');
@@ -81,6 +85,7 @@ function planFor(target: Target, stateUrl: string) {
       deleteBehavior: 'delete',
       delivery: DELIVERY,
       safety: { maxDeleteShare: 1, allowLargeDeletes: true },
+      snapshot: { location: SNAPSHOT, schema: 'syncline' },
       ...target.sync,
     },
     stateUrl,
@@ -186,7 +191,7 @@ function describeMismatches(target: string, mismatches: Mismatch[]): string {
           .join(', ')})`,
     )
     .join('\n');
-  return `${target}: ${mismatches.length} mismatches (reproduce: SYNCLINE_FAULT_SEED=${SEED} SYNCLINE_FAULT_TRIALS=${TRIALS}):\n${shown}`;
+  return `${target}: ${mismatches.length} mismatches (reproduce: SYNCLINE_FAULT_SEED=${SEED} SYNCLINE_FAULT_TRIALS=${TRIALS} SYNCLINE_FAULT_SNAPSHOT=${SNAPSHOT}):\n${shown}`;
 }
 
 function line(target: string, report: Report, extra: string, mismatches: number): string {
