@@ -172,9 +172,32 @@ export interface WarehouseSnapshotRequest extends ConnectorContext {
   readOnly: boolean;
 }
 
+/** A row the destination refused, kept pending in the snapshot: what a rejections table holds. */
+export interface SnapshotRejection {
+  /** The primary key as text (SNAPSHOT_KEY). */
+  key: string;
+  /** The catalogued reason (core/reasons.ts): RowsRejected. */
+  reason: string;
+  /** The destination's message for the row (already redacted of secrets; at most 1,000 characters). */
+  message: string;
+  /** The run that was refused. */
+  runId: string;
+}
+
 /** A snapshot kept in the source's database; closed when the run ends. */
 export interface WarehouseSnapshot extends SnapshotStore {
   close(): Promise<void>;
+  /**
+   * After a successful commit: make the Sync's rejections table (users may query it) hold exactly these
+   * rows — the keys the committed snapshot keeps pending because the destination refused them.
+   */
+  recordRejections(rejections: SnapshotRejection[]): Promise<void>;
+  /** Drop every table of this Sync (snapshotPolicy: delete, or after moving the snapshot away); the schema stays. Returns how many tables it dropped. */
+  dropAll(): Promise<number>;
+}
+
+export function isWarehouseSnapshot(store: SnapshotStore): store is WarehouseSnapshot {
+  return typeof (store as Partial<WarehouseSnapshot>).recordRejections === 'function';
 }
 
 /** The rest of a keys-only staging: the rows themselves, for the keys that need them. */

@@ -122,7 +122,7 @@ export async function sampleOperations(
 
 export async function createFailedTable(conn: DuckDBConnection): Promise<void> {
   await conn.run(
-    'CREATE OR REPLACE TABLE failed (k VARCHAR); CREATE OR REPLACE TABLE delivered (k VARCHAR); ' +
+    'CREATE OR REPLACE TABLE failed (k VARCHAR, reason VARCHAR); CREATE OR REPLACE TABLE delivered (k VARCHAR); ' +
       `CREATE OR REPLACE TABLE ${RECORD_IDS} (k VARCHAR, id VARCHAR)`,
   );
 }

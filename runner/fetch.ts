@@ -77,5 +77,7 @@ export async function fetchChangedRows(
 
 /** After delivery: the keys fetchChangedRows took out of the diff count as failed (table `failed`). */
 export async function recordUnfetched(conn: DuckDBConnection): Promise<void> {
-  await conn.run('INSERT INTO failed SELECT k FROM unfetched');
+  await conn.run(
+    "INSERT INTO failed SELECT k, 'the source did not return this row when the changed rows were read' FROM unfetched",
+  );
 }

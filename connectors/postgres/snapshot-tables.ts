@@ -2,6 +2,7 @@
 //   syncline_state              one row per Sync: manifest, generation, row count, stale rows, checksum
 //   <sync>_<digest>             the snapshot: key text, stale flag, typed key, row hash, record id
 //   <sync>_<digest>_pending     the keys a run is about to touch (by run): their operations, hashes, epochs
+//   <sync>_<digest>_rejections  the keys the destination refused, kept pending: why, and in which run (for users)
 // Before anything is written, the user's grants are checked, so that a missing one is named with the
 // statement that gives it.
 import { createHash } from 'node:crypto';
@@ -18,9 +19,11 @@ export interface SnapshotTables {
   state: string;
   snapshot: string;
   pending: string;
+  rejections: string;
   /** Unquoted names, for catalog look-ups and messages. */
   snapshotName: string;
   pendingName: string;
+  rejectionsName: string;
 }
 
 /**
@@ -39,8 +42,10 @@ export function snapshotTables(schema: string, namespace: string, sync: string):
     state: q(STATE_TABLE),
     snapshot: q(base),
     pending: q(`${base}_pending`),
+    rejections: q(`${base}_rejections`),
     snapshotName: base,
     pendingName: `${base}_pending`,
+    rejectionsName: `${base}_rejections`,
   };
 }
 
@@ -87,6 +92,13 @@ export const PENDING_DDL = (t: SnapshotTables) => `CREATE TABLE IF NOT EXISTS ${
   op text NOT NULL,
   hash bigint,
   epoch text NOT NULL)`;
+
+export const REJECTIONS_DDL = (t: SnapshotTables) => `CREATE TABLE IF NOT EXISTS ${t.rejections} (
+  key text PRIMARY KEY,
+  reason text NOT NULL,
+  message text NOT NULL,
+  run_id text NOT NULL,
+  rejected_at timestamptz NOT NULL DEFAULT now())`;
 
 /** SQL over a snapshot row (alias `alias`): its term of the checksum, the hash of (typed key, row hash). */
 export function checksumTerm(alias: string, keyType: string): string {
@@ -162,7 +174,7 @@ export async function checkGrants(
 
 /** SELECT, INSERT, UPDATE and DELETE on the tables of the Sync that exist (another role may have made them). */
 async function checkTableGrants(client: pg.Client, t: SnapshotTables, user: string): Promise<void> {
-  const names = [STATE_TABLE, t.snapshotName, t.pendingName];
+  const names = [STATE_TABLE, t.snapshotName, t.pendingName, t.rejectionsName];
   const found = await client.query<{ name: string; privilege: string; granted: boolean; owner: boolean }>(
     `SELECT c.relname AS name, p.privilege, has_table_privilege(c.oid, p.privilege) AS granted,
             pg_has_role(c.relowner, 'USAGE') AS owner

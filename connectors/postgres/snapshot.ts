@@ -3,7 +3,11 @@
 // narrowed staging (narrow.ts) can diff the model against it in SQL. Its own read-write connection, opened
 // for the run; the model is still read on the source's read-only ones.
 import type pg from 'pg';
-import type { WarehouseSnapshot, WarehouseSnapshotRequest } from '../../core/connectors.ts';
+import type {
+  SnapshotRejection,
+  WarehouseSnapshot,
+  WarehouseSnapshotRequest,
+} from '../../core/connectors.ts';
 import {
   manifestSchema,
   type Manifest,
@@ -26,6 +30,7 @@ import {
 import {
   checkGrants,
   PENDING_DDL,
+  REJECTIONS_DDL,
   snapshotTables,
   STATE_DDL,
   type SnapshotTables,
@@ -36,6 +41,8 @@ const SNAPSHOTS = 'snapshots/';
 const PENDING = 'pending/';
 /** listSnapshots' name of the table itself (a full resync over a broken state recovers its keys). */
 const CURRENT = `${SNAPSHOTS}current`;
+/** Rejected rows written per INSERT. */
+const REJECTIONS_BATCH = 5_000;
 
 export class PgWarehouseSnapshot implements WarehouseSnapshot {
   readonly takesDeltas = true;
@@ -97,6 +104,7 @@ export class PgWarehouseSnapshot implements WarehouseSnapshot {
       if (!schemaExists) await this.client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.schema)}`);
       await this.client.query(STATE_DDL(t));
       await this.client.query(PENDING_DDL(t));
+      await this.client.query(REJECTIONS_DDL(t));
     });
   }
 
@@ -311,6 +319,67 @@ export class PgWarehouseSnapshot implements WarehouseSnapshot {
     if (relative !== CURRENT || !(await this.hasTable())) return false;
     await this.download(localFile, undefined, 'VARCHAR');
     return true;
+  }
+
+  async recordRejections(rejections: SnapshotRejection[]): Promise<void> {
+    const t = this.tables;
+    try {
+      await this.client.query('BEGIN');
+      await this.client.query(`DELETE FROM ${t.rejections}`);
+      for (let at = 0; at < rejections.length; at += REJECTIONS_BATCH) {
+        const batch = rejections.slice(at, at + REJECTIONS_BATCH);
+        await this.client.query(
+          `INSERT INTO ${t.rejections} (key, reason, message, run_id)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ON CONFLICT (key) DO NOTHING`,
+          [
+            batch.map((r) => r.key),
+            batch.map((r) => r.reason),
+            batch.map((r) => r.message),
+            batch.map((r) => r.runId),
+          ],
+        );
+      }
+      await this.client.query('COMMIT');
+    } catch (error) {
+      await this.rollback();
+      throw this.failed(error, `recording the rejected rows in ${t.schema}.${t.rejectionsName}`);
+    }
+  }
+
+  async dropAll(): Promise<number> {
+    const t = this.tables;
+    let dropped = 0;
+    try {
+      await this.client.query('BEGIN');
+      for (const [table, name] of [
+        [t.snapshot, t.snapshotName],
+        [t.pending, t.pendingName],
+        [t.rejections, t.rejectionsName],
+      ] as const) {
+        const found = await this.client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [table]);
+        if (found.rows[0]?.t == null) continue;
+        await this.client.query(`DROP TABLE ${table}`);
+        this.req.log.info({ table: `${t.schema}.${name}` }, 'dropped a warehouse snapshot table');
+        dropped++;
+      }
+      const state = await this.client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [t.state]);
+      if (state.rows[0]?.t != null)
+        await this.client.query(`DELETE FROM ${t.state} WHERE namespace = $1 AND sync = $2`, [
+          this.namespace,
+          this.sync,
+        ]);
+      await this.client.query('COMMIT');
+    } catch (error) {
+      await this.rollback();
+      throw this.failed(error, `dropping the snapshot tables of ${this.namespace}/${this.sync}`);
+    }
+    return dropped;
+  }
+
+  private async rollback(): Promise<void> {
+    await this.client
+      .query('ROLLBACK')
+      .catch((error: unknown) => this.req.log.debug({ err: String(error) }, 'rolling back'));
   }
 
   async close(): Promise<void> {

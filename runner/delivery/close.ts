@@ -25,10 +25,11 @@ export async function failEverything(
   closeError: NonNullable<DeliveryOutcome['closeError']>,
 ): Promise<void> {
   outcome.closeError = closeError;
-  await recorder.run(
-    `DELETE FROM failed; INSERT INTO failed SELECT ${SNAPSHOT_KEY} FROM diff WHERE op IS NOT NULL`,
-  );
   const reason = `the destination did not confirm the writes: ${closeError.message}`;
+  await recorder.run(
+    `DELETE FROM failed; INSERT INTO failed SELECT ${SNAPSHOT_KEY}, $reason FROM diff WHERE op IS NOT NULL`,
+    { reason: reason.slice(0, 1000) },
+  );
   const sample = await recorder.runAndReadAll(
     `SELECT ${SNAPSHOT_KEY}, op FROM diff WHERE op IS NOT NULL LIMIT ${REJECTED_SAMPLE}`,
   );

@@ -60,6 +60,9 @@ class DeliveredKeys {
   }
 }
 
+/** The longest destination message kept per rejected key (the rejections table of a warehouse snapshot). */
+const REASON_LIMIT = 1000;
+
 export class Tally {
   readonly outcome: DeliveryOutcome = { delivered: 0, failed: 0, byOperation: {}, rejected: [] };
   readonly delivered: DeliveredKeys;
@@ -89,6 +92,7 @@ export class Tally {
 
   reject(change: Pick<RowChange, 'key' | 'operation'>, reason: string): void {
     this.failedKeys.appendVarchar(change.key);
+    this.failedKeys.appendVarchar(reason.slice(0, REASON_LIMIT));
     this.failedKeys.endRow();
     this.count(change.operation, 0, 1);
     if (this.outcome.rejected.length < REJECTED_SAMPLE)

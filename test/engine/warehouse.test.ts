@@ -3,6 +3,7 @@
 // the real engine, PostgreSQL to PostgreSQL; the rules of the bucket snapshot hold unchanged.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mapping, SyncSpec } from '../../crds/index.ts';
+import { snapshotTables } from '../../connectors/postgres/snapshot-tables.ts';
 import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
 import { makePlan, pgSettings, run, sql, tempState } from './helpers.ts';
 
@@ -68,6 +69,7 @@ async function scenario(
     name,
     state,
     plan,
+    tables: snapshotTables('syncline', 'test', name),
     source: (text: string) => sql(srcUrl, text.replaceAll('$T', table)),
     dest: (text: string) => sql(dstUrl, text.replaceAll('$D', target)),
     run: (
@@ -175,6 +177,18 @@ describe('a warehouse snapshot', () => {
     expect(first.counts).toMatchObject({ delivered: 4, failed: 2 });
     expect(await s.stateRow()).toMatchObject({ row_count: '6', stale_count: '2' });
     expect((await s.snapshotRows('stale')).map((r) => r.key_text)).toEqual(['5', '6']);
+    // Users may query why: one row per refused key, with the destination's message and the run.
+    const rejections = () =>
+      sql<{ key: string; reason: string; message: string; run_id: string }>(
+        srcUrl,
+        `SELECT key, reason, message, run_id FROM syncline."${s.tables.rejectionsName}" ORDER BY key`,
+      );
+    const refused = await rejections();
+    expect(refused.map((r) => [r.key, r.reason, r.run_id])).toEqual([
+      ['5', 'RowsRejected', first.runId],
+      ['6', 'RowsRejected', first.runId],
+    ]);
+    expect(refused[0]?.message).toMatch(/^no record with key 5 in .* to update$/);
     // Stale rows: no checksum can prove the model unchanged; the two go again, and fail again.
     const second = await s.run();
     expect(second.staging?.narrowed).toEqual({ rows: 2, previousRows: 2, byChecksum: false });
@@ -184,6 +198,7 @@ describe('a warehouse snapshot', () => {
     const third = await s.run();
     expect(third.counts).toMatchObject({ added: 2, delivered: 2, failed: 0 });
     expect(await s.stateRow()).toMatchObject({ stale_count: '0' });
+    expect(await rejections()).toEqual([]);
     expect((await s.run()).staging?.narrowed?.byChecksum).toBe(true);
   });
 
