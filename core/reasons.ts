@@ -134,6 +134,31 @@ export const REASONS = {
     kind: needsPerson,
     doc: 'The Model is not complete for its Source (query, table or dbt); fix the Model spec.',
   },
+  // ── segments (audiences, docs/audiences.md) ───────────────────────────────────────────────────────
+  UnknownSegmentColumn: {
+    kind: needsPerson,
+    doc: "A segment's condition names a column its Model does not list in spec.filterable; fix the condition or add the column there.",
+  },
+  UnknownRelationship: {
+    kind: needsPerson,
+    doc: "A segment's related condition names a relationship the parent Model does not declare in spec.relationships; fix the name or declare it.",
+  },
+  SegmentNotFound: {
+    kind: needsPerson,
+    doc: "A segment's parent, inSegment or relationship names a Model that does not exist in the namespace; create it or fix the name.",
+  },
+  SegmentCycle: {
+    kind: needsPerson,
+    doc: 'Segments refer to each other in a circle (parent or inSegment); break the circle.',
+  },
+  SegmentTooDeep: {
+    kind: needsPerson,
+    doc: 'A segment of a segment of ... goes deeper than the operator allows (3), or inSegment nests too deep; point the segment at a Model nearer its root.',
+  },
+  InvalidSegment: {
+    kind: needsPerson,
+    doc: 'A segment cannot be compiled (a value of the wrong type for its column, a parent on another Source or of a kind segments cannot read); the message says which; fix spec.segment.',
+  },
   ModelNotFound: {
     kind: needsPerson,
     doc: "No Model of that name in the namespace (a Sync's spec.modelRef, kubectl syncline); create it or fix the name.",

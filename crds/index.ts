@@ -1,6 +1,7 @@
 export * from './common.ts';
 export * from './source.ts';
 export * from './model.ts';
+export * from './segment.ts';
 export * from './destination.ts';
 export * from './sync.ts';
 export * from './sequence.ts';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { connectionStatus, localObjectReference } from './common.ts';
 import { withRules } from './rules.ts';
+import { filterableColumn, relationship, segmentSpec, segmentStatus } from './segment.ts';
 
 const columnName = z.string().min(1).max(255);
 
@@ -66,17 +67,38 @@ export const modelSpec = withRules(
           'Column whose value uniquely identifies each row. Required, except for a dbt model that declares a unique_key.',
         ),
       description: z.string().max(4096).optional().describe('What the rows are, for people.'),
+      segment: segmentSpec
+        .optional()
+        .describe('A segment of another Model, declared as conditions instead of SQL (docs/audiences.md).'),
+      filterable: z
+        .array(filterableColumn)
+        .max(500)
+        .optional()
+        .describe('Columns segments of this Model (or related conditions on it) may filter on.'),
+      relationships: z
+        .array(relationship)
+        .max(50)
+        .optional()
+        .describe('Related Models segments of this Model may put conditions on (orders, events).'),
     })
-    .describe('Which rows to pull from a Source: exactly one of query, table or dbt, and a primary key.'),
+    .describe(
+      'Which rows to pull from a Source: exactly one of query, table, dbt or segment, and a primary key.',
+    ),
   [
     {
-      cel: '[has(self.query), has(self.table), has(self.dbt)].filter(x, x).size() == 1',
-      check: (m) => [m.query, m.table, m.dbt].filter((x) => x !== undefined).length === 1,
+      cel: 'has(self.segment) || [has(self.query), has(self.table), has(self.dbt)].filter(x, x).size() == 1',
+      check: (m) =>
+        m.segment !== undefined || [m.query, m.table, m.dbt].filter((x) => x !== undefined).length === 1,
       message: 'set exactly one of query, table or dbt',
     },
     {
-      cel: 'has(self.primaryKey) || has(self.dbt)',
-      check: (m) => m.primaryKey !== undefined || m.dbt !== undefined,
+      cel: '!has(self.segment) || [has(self.query), has(self.table), has(self.dbt)].filter(x, x).size() == 0',
+      check: (m) => m.segment === undefined || [m.query, m.table, m.dbt].every((x) => x === undefined),
+      message: 'a segment Model sets none of query, table or dbt: its SQL is compiled from the segment',
+    },
+    {
+      cel: 'has(self.primaryKey) || has(self.dbt) || has(self.segment)',
+      check: (m) => m.primaryKey !== undefined || m.dbt !== undefined || m.segment !== undefined,
       message: 'primaryKey is required: name the column that uniquely identifies each row',
       fieldPath: '.primaryKey',
     },
@@ -101,6 +123,12 @@ export const modelStatus = connectionStatus
       .max(128)
       .optional()
       .describe('Hash of the column names, types and primary key seen by the last run.'),
+    compiledSql: z
+      .string()
+      .max(262144)
+      .optional()
+      .describe("A segment's conditions compiled to the Source's SQL: what its runs query."),
+    segment: segmentStatus.optional(),
   })
   .describe('Observed state of the Model.');
 export type ModelStatus = z.infer<typeof modelStatus>;
