@@ -10,7 +10,16 @@ import type { SourceSpec } from '../../crds/index.ts';
 import { SynclineError, isSynclineError } from '../../core/errors.ts';
 import type { SecretResolver } from '../../core/secrets.ts';
 import { stageTextRows, type TextValue } from '../shared/text-stage.ts';
-import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../../core/connectors.ts';
+import type {
+  ConnectorContext,
+  SourceConnector,
+  StageRequest,
+  StageResult,
+  WarehouseSnapshot,
+  WarehouseSnapshotRequest,
+} from '../../core/connectors.ts';
+import { BqWarehouseSnapshot } from './snapshot.ts';
+import { stageHashed } from './stage-hashed.ts';
 import { planColumn, type BigQueryField, type BigQueryColumnPlan, type RawCell } from './types.ts';
 import { modelLabel, modelNotReadOnly } from '../shared/read-only.ts';
 
@@ -178,6 +187,15 @@ async function page(job: Job, pageToken: string | undefined): Promise<Page> {
 }
 
 export const bigquerySource: SourceConnector = {
+  warehouseSnapshot(req: WarehouseSnapshotRequest): Promise<WarehouseSnapshot> {
+    const settings = settingsOf(req.source);
+    return BqWarehouseSnapshot.open(req, client(settings, req.secrets), {
+      project: settings.project,
+      dataset: req.schema,
+      location: settings.location,
+    });
+  },
+
   async check(spec: SourceSpec, ctx: ConnectorContext): Promise<void> {
     const settings = settingsOf(spec);
     try {
@@ -216,6 +234,17 @@ export const bigquerySource: SourceConnector = {
       const statistics = (dryRun.metadata as { statistics?: { query?: { statementType?: string } } })
         .statistics;
       checkStatementType(statistics?.query?.statementType, req.labels);
+      if (req.snapshot instanceof BqWarehouseSnapshot && req.chooseStaging) {
+        const { query: _query, ...job } = options;
+        return await stageHashed({
+          req,
+          bq,
+          store: req.snapshot,
+          sql,
+          job,
+          readError: (error) => bigqueryError(error, settings, 'reading the model rows'),
+        });
+      }
       [job] = await bq.createQueryJob(options);
     } catch (error) {
       throw bigqueryError(error, settings, 'the model query', req.labels);
