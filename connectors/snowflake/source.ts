@@ -10,8 +10,18 @@ import type { SourceSpec } from '../../crds/index.ts';
 import { SynclineError, isSynclineError } from '../../core/errors.ts';
 import type { SecretResolver } from '../../core/secrets.ts';
 import { stageTextRows, type TextValue } from '../shared/text-stage.ts';
-import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../../core/connectors.ts';
-import { OUTPUT_FORMATS, planColumn } from './types.ts';
+import type {
+  ConnectorContext,
+  SourceConnector,
+  StageRequest,
+  StageResult,
+  WarehouseSnapshot,
+  WarehouseSnapshotRequest,
+} from '../../core/connectors.ts';
+import { OUTPUT_FORMATS } from './types.ts';
+import { SnowflakeClient } from './client.ts';
+import { SnowflakeWarehouseSnapshot } from './snapshot.ts';
+import { columnsOf, stageChosen } from './staging.ts';
 import { modelLabel, modelNotReadOnly } from '../shared/read-only.ts';
 
 type Settings = NonNullable<SourceSpec['snowflake']>;
@@ -25,7 +35,7 @@ snowflake.configure({
 } as snowflake.ConfigureOptions);
 
 // Every other type as text; semi-structured values are already text through the parser above.
-const FETCH_AS_STRING: snowflake.DataType[] = ['String', 'Boolean', 'Number', 'Date', 'Buffer'];
+export const FETCH_AS_STRING: snowflake.DataType[] = ['String', 'Boolean', 'Number', 'Date', 'Buffer'];
 
 function settingsOf(spec: SourceSpec): Settings {
   if (!spec.snowflake)
@@ -201,7 +211,7 @@ export function snowflakeError(
   return new SynclineError('SourceQueryFailed', `${what} failed in Snowflake: ${message}`, { cause: error });
 }
 
-async function connect(
+export async function connect(
   settings: Settings,
   secrets: SecretResolver,
   queryTag?: string,
@@ -227,7 +237,7 @@ async function connect(
   }
 }
 
-async function destroy(connection: snowflake.Connection, ctx: ConnectorContext): Promise<void> {
+export async function destroy(connection: snowflake.Connection, ctx: ConnectorContext): Promise<void> {
   await new Promise<void>((resolve) =>
     connection.destroy((error) => {
       if (error) ctx.log.debug({ err: error.message }, 'closing the Snowflake session');
@@ -237,7 +247,7 @@ async function destroy(connection: snowflake.Connection, ctx: ConnectorContext):
 }
 
 /** Run a statement; `onStatement` receives it at once (to cancel it) and the promise settles when it finished. */
-function execute(
+export function execute(
   connection: snowflake.Connection,
   options: Omit<snowflake.StatementOption, 'complete'>,
   onStatement: (statement: snowflake.RowStatement) => void = () => undefined,
@@ -353,6 +363,11 @@ export const snowflakeSource: SourceConnector = {
     }
   },
 
+  /** The Sync's snapshot in tables of the Source's own database (snapshot.ts). */
+  warehouseSnapshot(req: WarehouseSnapshotRequest): Promise<WarehouseSnapshot> {
+    return SnowflakeWarehouseSnapshot.open(req, settingsOf(req.source));
+  },
+
   async stage(req: StageRequest): Promise<StageResult> {
     const settings = settingsOf(req.source);
     const sql = modelSql(req.model);
@@ -373,35 +388,29 @@ export const snowflakeSource: SourceConnector = {
       };
       if (settings.statementTimeoutSeconds !== undefined)
         parameters.STATEMENT_TIMEOUT_IN_SECONDS = settings.statementTimeoutSeconds;
-      try {
-        statement = await execute(
-          connection,
-          {
-            sqlText: readSql(sql),
-            streamResult: true,
-            fetchAsString: FETCH_AS_STRING,
-            rowMode: 'array',
-            parameters,
-          },
-          (running) => (statement = running),
-        );
-      } catch (error) {
-        throw snowflakeError(error, settings, 'the model query', req.labels);
+      const query = async (sqlText: string): Promise<snowflake.RowStatement> => {
+        try {
+          statement = await execute(
+            connection,
+            { sqlText, streamResult: true, fetchAsString: FETCH_AS_STRING, rowMode: 'array', parameters },
+            (running) => (statement = running),
+          );
+        } catch (error) {
+          throw snowflakeError(error, settings, 'the model query', req.labels);
+        }
+        req.signal.throwIfAborted();
+        return statement;
+      };
+      if (req.chooseStaging) {
+        const client = new SnowflakeClient(connection, queryTag);
+        return await stageChosen({ req, settings, sql, query, client });
       }
-      req.signal.throwIfAborted();
-      const columns = (statement.getColumns() ?? []).map((c) =>
-        planColumn({
-          name: c.getName(),
-          type: c.getType(),
-          precision: c.getPrecision(),
-          scale: c.getScale(),
-        }),
-      );
+      const done = await query(readSql(sql));
       req.log.info(
-        { queryId: statement.getQueryId(), rows: statement.getNumRows(), queryTag },
+        { queryId: done.getQueryId(), rows: done.getNumRows(), queryTag },
         'Snowflake model query finished',
       );
-      return await stageTextRows(req, 'Snowflake', columns, statement.streamRows(), {
+      return await stageTextRows(req, 'Snowflake', columnsOf(done), done.streamRows(), {
         toValues: (row: TextValue[]) => row,
         onReadError: (error) => snowflakeError(error, settings, 'reading the model rows'),
       });

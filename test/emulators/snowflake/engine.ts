@@ -4,6 +4,25 @@
 // numbers as exact text, dates as days since the epoch, times and timestamps as seconds with the
 // fraction, TIMESTAMP_TZ with its offset index, binary as hex, booleans as 1/0).
 import { DuckDBInstance, type DuckDBConnection, type DuckDBType } from '@duckdb/node-api';
+import { rewriteHashes } from './functions.ts';
+
+/**
+ * A request's bind values (its `bindings`, in order): one value each, or, in an array bind, one array of
+ * values per placeholder (a row per index), which an INSERT ... VALUES (?, ...) inserts as many rows.
+ */
+export type Binds =
+  { kind: 'values'; values: (string | null)[] } | { kind: 'arrays'; columns: (string | null)[][] };
+
+/** Snowflake's DML results: the columns of counts a statement answers with, and its statementTypeId. */
+const DML_RESULTS: Record<string, { id: number; columns: string[] }> = {
+  INSERT: { id: 0x3100, columns: ['number of rows inserted'] },
+  UPDATE: { id: 0x3200, columns: ['number of rows updated', 'number of multi-joined rows updated'] },
+  DELETE: { id: 0x3300, columns: ['number of rows deleted'] },
+  MERGE: {
+    id: 0x3400,
+    columns: ['number of rows inserted', 'number of rows updated', 'number of rows deleted'],
+  },
+};
 
 export interface SnowflakeColumn {
   name: string;
@@ -183,13 +202,14 @@ export class SnowflakeEngine {
   rewrite(sql: string, session: SessionContext): string {
     const literal = (value: string | undefined) =>
       value === undefined ? 'NULL' : `'${value.replaceAll("'", "''")}'`;
-    return this.rewriteDdl(sql)
+    return rewriteHashes(this.rewriteDdl(sql))
       .replace(/\bCURRENT_WAREHOUSE\s*\(\s*\)/gi, literal(session.warehouse?.toUpperCase()))
       .replace(/\bCURRENT_DATABASE\s*\(\s*\)/gi, literal(session.database?.toUpperCase()))
       .replace(/\bCURRENT_SCHEMA\s*\(\s*\)/gi, literal(session.schema?.toUpperCase()))
       .replace(/\bCURRENT_ROLE\s*\(\s*\)/gi, literal(session.role?.toUpperCase() ?? 'PUBLIC'))
       .replace(/\bCURRENT_USER\s*\(\s*\)/gi, literal(session.user.toUpperCase()))
       .replace(/\bPARSE_JSON\s*\(/gi, 'json(')
+      .replace(/\bBOOLOR_AGG\s*\(/gi, 'bool_or(')
       .replace(/\bTO_BINARY\s*\(\s*('[^']*')\s*,\s*'HEX'\s*\)/gi, 'unhex($1)');
   }
 
@@ -224,25 +244,49 @@ export class SnowflakeEngine {
     connection: DuckDBConnection,
     sql: string,
     session: SessionContext,
-  ): Promise<{ table?: string; columns: SnowflakeColumn[]; total: number; statusText?: string }> {
-    const rewritten = this.rewrite(sql, session)
+    binds?: Binds,
+    /** The connection is in a DuckDB transaction that wrote: the result goes to its own temp catalog (a transaction writes one database). */
+    inTransaction = false,
+  ): Promise<{
+    table?: string;
+    columns: SnowflakeColumn[];
+    total: number;
+    statusText?: string;
+    dml?: { id: number; columns: string[]; counts: string[] };
+  }> {
+    let rewritten = this.rewrite(sql, session)
       .trim()
       .replace(/;+\s*$/, '');
     const isQuery = /^\s*(SELECT|WITH|VALUES|FROM|\()/i.test(rewritten);
+    let values: (string | null)[] = [];
+    let bindTable: string | undefined;
     try {
+      if (binds?.kind === 'values') values = binds.values;
+      if (binds?.kind === 'arrays') {
+        bindTable = `__binds_${++this.resultCounter}`;
+        rewritten = await this.arrayBind(connection, rewritten, bindTable, binds.columns);
+      }
       if (!isQuery) {
-        const reader = await connection.runAndReadAll(rewritten);
+        const reader = await connection.runAndReadAll(rewritten, values.length > 0 ? values : undefined);
         const changed = reader.currentRowCount > 0 ? Number(reader.getRows()[0]?.[0] ?? 0) : 0;
+        const kind = /^\s*(INSERT|UPDATE|DELETE|MERGE)\b/i.exec(rewritten)?.[1]?.toUpperCase();
+        const dml = kind ? DML_RESULTS[kind] : undefined;
+        if (dml) {
+          const counts = dml.columns.map((_c, i) => String(i === 0 ? changed : 0));
+          return { columns: [], total: 1, dml: { ...dml, counts } };
+        }
         return {
           columns: [column('status', { type: 'text' })],
           total: 1,
-          statusText: /^\s*(INSERT|UPDATE|DELETE|MERGE)/i.test(rewritten)
-            ? `${changed} rows affected.`
-            : 'Statement executed successfully.',
+          statusText: 'Statement executed successfully.',
         };
       }
-      const table = `memory.__results.q${++this.resultCounter}`;
-      await connection.run(`CREATE TABLE ${table} AS ${rewritten}`);
+      const table = `${inTransaction ? 'temp.main' : 'memory.__results'}.q${++this.resultCounter}`;
+      const temp = inTransaction ? 'TEMP ' : '';
+      await connection.run(
+        `CREATE ${temp}TABLE ${table} AS ${rewritten}`,
+        values.length > 0 ? values : undefined,
+      );
       const describe = await connection.runAndReadAll(`SELECT * FROM ${table} LIMIT 0`);
       const tables = [...rewritten.matchAll(/\b(?:FROM|JOIN)\s+([^\s,()]+)/gi)].map((m) =>
         unquote((m[1] ?? '').split('.').at(-1) ?? ''),
@@ -262,7 +306,45 @@ export class SnowflakeEngine {
       return { table, columns, total: Number(count.getRows()[0]?.[0] ?? 0) };
     } catch (error) {
       throw toSnowflakeError(error);
+    } finally {
+      if (bindTable)
+        await connection.run(`DROP TABLE IF EXISTS temp.main.${bindTable}`).catch(() => undefined);
     }
+  }
+
+  /**
+   * An array bind: the values into a temporary table of text columns, and the statement's VALUES (?, ...)
+   * turned into a SELECT of it (the INSERT casts each text to its column's type, as Snowflake does).
+   */
+  private async arrayBind(
+    connection: DuckDBConnection,
+    sql: string,
+    table: string,
+    columns: (string | null)[][],
+  ): Promise<string> {
+    const match = /\bVALUES\s*\(([^()]*)\)\s*$/i.exec(sql);
+    const slots = match?.[1]?.split(',').map((s) => s.trim()) ?? [];
+    if (!match || slots.length !== columns.length || slots.some((s) => s !== '?')) {
+      throw new SnowflakeSqlError(
+        '002049',
+        '22000',
+        'Array bind is supported only for INSERT ... VALUES (?, ...).',
+      );
+    }
+    const names = columns.map((_c, i) => `c${i}`);
+    await connection.run(`CREATE TEMP TABLE ${table} (${names.map((n) => `${n} VARCHAR`).join(', ')})`);
+    const appender = await connection.createAppender(table, 'main', 'temp');
+    const rows = columns[0]?.length ?? 0;
+    for (let r = 0; r < rows; r++) {
+      for (const values of columns) {
+        const value = values[r];
+        if (value === null || value === undefined) appender.appendNull();
+        else appender.appendVarchar(value);
+      }
+      appender.endRow();
+    }
+    appender.closeSync();
+    return `${sql.slice(0, match.index)}SELECT ${names.join(', ')} FROM temp.main.${table}`;
   }
 
   /** Rows [from, to) of a result, encoded as Snowflake's JSON rowset values. */
@@ -271,14 +353,18 @@ export class SnowflakeEngine {
     columns: SnowflakeColumn[],
     from: number,
     to: number,
+    /** The session's connection, for a result in its temp catalog. */
+    connection: DuckDBConnection = this.admin,
   ): Promise<(string | null)[][]> {
-    const describe = await this.admin.runAndReadAll(`SELECT * FROM ${table} LIMIT 0`);
+    const describe = await connection.runAndReadAll(`SELECT * FROM ${table} LIMIT 0`);
     const selects = columns.map((c, i) =>
       encodeSql(`"${describe.columnName(i).replaceAll('"', '""')}"`, c, describe.columnType(i)),
     );
-    const reader = await this.admin.runAndReadAll(
-      `SELECT ${selects.join(', ')} FROM ${table} WHERE rowid >= ${from} AND rowid < ${to} ORDER BY rowid`,
-    );
+    // Rows a transaction wrote are numbered from 2^62 until it commits: they are counted by position.
+    const range = table.startsWith('temp.')
+      ? `ORDER BY rowid LIMIT ${to - from} OFFSET ${from}`
+      : `WHERE rowid >= ${from} AND rowid < ${to} ORDER BY rowid`;
+    const reader = await connection.runAndReadAll(`SELECT ${selects.join(', ')} FROM ${table} ${range}`);
     const rows = reader.getRows();
     return rows.map((row) =>
       row.map((value, i) => (value === null ? null : finishValue(String(value), columns[i]!))),

@@ -10,7 +10,15 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { SnowflakeEngine, SnowflakeSqlError, toSnowflakeError, type SnowflakeColumn } from './engine.ts';
+import { checkAccess, type Grants } from './access.ts';
+import {
+  SnowflakeEngine,
+  SnowflakeSqlError,
+  toSnowflakeError,
+  type Binds,
+  type SnowflakeColumn,
+} from './engine.ts';
+import { statementKind, WriteLock } from './transactions.ts';
 
 export type WarehouseState = 'STARTED' | 'SUSPENDED' | 'QUOTA_EXCEEDED';
 
@@ -43,6 +51,8 @@ interface User {
   defaultRole?: string;
   /** The user's own parameter defaults (ALTER USER ... SET), e.g. MULTI_STATEMENT_COUNT = 0. */
   parameters?: Record<string, unknown>;
+  /** Only these privileges (access.ts); none: every privilege. */
+  grants?: Grants;
 }
 
 interface Session {
@@ -56,6 +66,10 @@ interface Session {
   role?: string;
   parameters: Record<string, unknown>;
   connection: DuckDBConnection;
+  /** BEGIN was run and no COMMIT or ROLLBACK yet. */
+  inTransaction: boolean;
+  /** Held from the transaction's first write to its end (Snowflake locks what a transaction writes). */
+  releaseLock?: () => void;
 }
 
 interface RunningQuery {
@@ -67,6 +81,8 @@ interface RunningQuery {
 }
 
 interface StoredResult {
+  /** Set when the result lives in the session's temp catalog. */
+  connection?: DuckDBConnection;
   table: string;
   columns: SnowflakeColumn[];
   total: number;
@@ -83,6 +99,7 @@ export interface SnowflakeEmulator {
     publicKeyPem?: string;
     defaultRole?: string;
     parameters?: Record<string, unknown>;
+    grants?: Grants;
   }): void;
   setWarehouse(name: string, state: WarehouseState): void;
   createDatabase(name: string): Promise<void>;
@@ -103,6 +120,8 @@ export interface SnowflakeEmulator {
     telemetry: number;
     sessionsClosed: number;
     openSessions(): number;
+    /** Bytes of every response body the emulator sent (query results, chunks, logins): what left "Snowflake". */
+    bytesSent: number;
   };
   stop(): Promise<void>;
 }
@@ -149,7 +168,28 @@ function send(
 ): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(text);
+  counted(res, Buffer.from(text, 'utf8'));
+}
+
+/** Bytes sent, by response, added to the emulator's stats (set when the server starts). */
+let countBytes: (bytes: number) => void = () => undefined;
+
+function counted(res: ServerResponse, body: Buffer): void {
+  countBytes(body.length);
+  res.end(body);
+}
+
+/** A request's bindings ({"1": {type, value}, ...}) in order; array values make an array bind. */
+function bindsOf(body: Record<string, unknown>): Binds | undefined {
+  const bindings = body.bindings as Record<string, { value: unknown }> | undefined;
+  if (!bindings) return undefined;
+  const values = Object.entries(bindings)
+    .sort(([a], [b]) => Number(a) - Number(b))
+    .map(([, b]) => b.value);
+  const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  if (values.some((v) => Array.isArray(v)))
+    return { kind: 'arrays', columns: values.map((v) => (v as unknown[]).map(text)) };
+  return { kind: 'values', values: values.map(text) };
 }
 
 function base64url(text: string): Buffer {
@@ -198,7 +238,10 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
     telemetry: 0,
     sessionsClosed: 0,
     openSessions: () => sessions.size,
+    bytesSent: 0,
   };
+  countBytes = (bytes) => (stats.bytesSent += bytes);
+  const writeLock = new WriteLock();
 
   const parameterList = (params: Record<string, unknown>) =>
     Object.entries(params).map(([name, value]) => ({ name, value }));
@@ -261,6 +304,7 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
       ...sessionInfo,
       parameters: { ...DEFAULT_PARAMETERS, ...user!.parameters, ...sessionParameters },
       connection: await engine.connect(sessionInfo),
+      inTransaction: false,
     };
     sessions.set(session.token, session);
     masterTokens.set(session.masterToken, session);
@@ -406,15 +450,33 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
           const blocked = needsWarehouse ? warehouseError(session) : undefined;
           if (blocked) throw blocked;
           const sql = await applyWaits(sqlText, abort.signal);
-          if ((await statementCount(session, sql, params)) > 1) {
+          const kind = statementKind(sql);
+          if (kind === 'begin' || kind === 'commit' || kind === 'rollback') {
+            if (kind === 'begin') session.inTransaction = true;
+            else await endTransaction(session, kind === 'commit');
+            running.outcome = {
+              body: statusResult(record, session, params, 'Statement executed successfully.'),
+            };
+          } else if ((await statementCount(session, sql, params)) > 1) {
             await engine.executeAll(session.connection, sql, session);
             running.outcome = {
               body: statusResult(record, session, params, 'Multiple statements executed successfully.'),
             };
           } else {
-            const result = await engine.execute(session.connection, sql, session);
+            checkAccess(sql, users.get(session.user.toUpperCase())?.grants, session);
+            const result = await writing(session, kind, () =>
+              engine.execute(
+                session.connection,
+                sql,
+                session,
+                bindsOf(body),
+                session.releaseLock !== undefined,
+              ),
+            );
             if (abort.signal.aborted) throw new Error('INTERRUPT');
-            if (result.table === undefined) {
+            if (result.dml) {
+              running.outcome = { body: dmlResult(record, session, params, result.dml) };
+            } else if (result.table === undefined) {
               running.outcome = { body: statusResult(record, session, params, result.statusText ?? '') };
             } else {
               const stored: StoredResult = {
@@ -422,6 +484,7 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
                 columns: result.columns,
                 total: result.total,
                 qrmk: randomBytes(32).toString('base64'),
+                ...(result.table.startsWith('temp.') ? { connection: session.connection } : {}),
               };
               results.set(record.queryId, stored);
               running.outcome = { body: await resultBody(record, session, params, stored) };
@@ -459,6 +522,74 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
     })();
     queries.set(record.queryId, running);
     return running;
+  }
+
+  /** End the session's transaction: COMMIT or ROLLBACK what it wrote, and let other writers go. */
+  async function endTransaction(session: Session, commit: boolean): Promise<void> {
+    session.inTransaction = false;
+    const release = session.releaseLock;
+    if (!release) return;
+    session.releaseLock = undefined;
+    try {
+      await session.connection.run(commit ? 'COMMIT' : 'ROLLBACK');
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Run a statement under Snowflake's transaction rules: a write waits for the lock another transaction
+   * holds; in a transaction, the lock and DuckDB's transaction start at its first write (so that the
+   * statements before it read what is committed, as in Snowflake's READ COMMITTED), and a DDL statement
+   * commits the open transaction first and then runs on its own.
+   */
+  async function writing<T>(session: Session, kind: string, run: () => Promise<T>): Promise<T> {
+    if (kind === 'query') return run();
+    if (kind === 'ddl' && session.inTransaction) await endTransaction(session, true);
+    if (!session.inTransaction) {
+      const release = await writeLock.acquire();
+      try {
+        return await run();
+      } finally {
+        release();
+      }
+    }
+    if (!session.releaseLock) {
+      session.releaseLock = await writeLock.acquire();
+      await session.connection.run('BEGIN TRANSACTION');
+    }
+    return run();
+  }
+
+  /** A DML statement's answer: its counts, as Snowflake's columns of them (the SDK sums them). */
+  function dmlResult(
+    record: QueryRecord,
+    session: Session,
+    params: Record<string, unknown>,
+    dml: { id: number; columns: string[]; counts: string[] },
+  ): unknown {
+    return ok({
+      parameters: parameterList(params),
+      rowtype: dml.columns.map((name) => ({
+        name,
+        database: '',
+        schema: '',
+        table: '',
+        type: 'fixed',
+        precision: 19,
+        scale: 0,
+        length: null,
+        byteLength: null,
+        nullable: false,
+        collation: null,
+      })),
+      rowset: [dml.counts],
+      total: 1,
+      returned: 1,
+      queryId: record.queryId,
+      statementTypeId: dml.id,
+      ...sessionFields(session),
+    });
   }
 
   function sessionFields(session: Session) {
@@ -553,7 +684,7 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
     stored: StoredResult,
   ): Promise<unknown> {
     const firstRows = Math.min(inlineRows, stored.total);
-    const rowset = await engine.readRows(stored.table, stored.columns, 0, firstRows);
+    const rowset = await engine.readRows(stored.table, stored.columns, 0, firstRows, stored.connection);
     const chunks: { url: string; rowCount: number; uncompressedSize: number; compressedSize: number }[] = [];
     for (let start = firstRows, n = 0; start < stored.total; start += rowsPerChunk, n++) {
       const rowCount = Math.min(rowsPerChunk, stored.total - start);
@@ -627,10 +758,10 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
     stats.chunkRequests++;
     const start = Number(url.searchParams.get('start'));
     const count = Number(url.searchParams.get('count'));
-    const rows = await engine.readRows(stored.table, stored.columns, start, start + count);
+    const rows = await engine.readRows(stored.table, stored.columns, start, start + count, stored.connection);
     const text = rows.map((row) => JSON.stringify(row)).join(',');
     res.writeHead(200, { 'content-type': 'binary/octet-stream', 'content-encoding': 'gzip' });
-    res.end(gzipSync(Buffer.from(text, 'utf8')));
+    counted(res, gzipSync(Buffer.from(text, 'utf8')));
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -676,6 +807,7 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
     if (req.method === 'POST' && path === '/session' && url.searchParams.get('delete') === 'true') {
       sessions.delete(session.token);
       masterTokens.delete(session.masterToken);
+      await endTransaction(session, false).catch(() => undefined);
       session.connection.closeSync();
       stats.sessionsClosed++;
       return send(res, 200, ok(null));
@@ -741,13 +873,14 @@ export async function startSnowflakeEmulator(options: EmulatorOptions = {}): Pro
     url: baseUrl,
     account,
     engine,
-    addUser({ name, password, publicKeyPem, defaultRole, parameters }) {
+    addUser({ name, password, publicKeyPem, defaultRole, parameters, grants }) {
       users.set(name.toUpperCase(), {
         name,
         password,
         publicKey: publicKeyPem ? createPublicKey(publicKeyPem) : undefined,
         defaultRole,
         parameters,
+        grants,
       });
     },
     setWarehouse(name, state) {

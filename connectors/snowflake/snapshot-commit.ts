@@ -1,0 +1,121 @@
+// The commit of a warehouse snapshot in Snowflake, in one transaction: first the compare-and-swap on the
+// Sync's state row (an UPDATE guarded by the generation the run read, or an INSERT where none may exist
+// yet; Snowflake locks the table it writes until COMMIT, so a second commit waits, then finds the
+// generation moved and changes nothing), then the rows the run uploaded (a whole snapshot replaces the
+// table's rows; a delta is MERGEd: deleted keys leave, the others are updated or inserted), the run's
+// pending keys folded in as stale, and the table's row count, stale rows and HASH_AGG checksum written
+// with the manifest. The rows were uploaded before the transaction, so it moves no data.
+import type { Manifest } from '../../core/diffstore/index.ts';
+import type { SynclineError } from '../../core/errors.ts';
+import type { SnowflakeClient } from './client.ts';
+import type { SnapshotTables } from './snapshot-tables.ts';
+
+export interface CommitInput {
+  namespace: string;
+  sync: string;
+  manifest: Manifest;
+  /** The generation the run read (undefined: no state row yet). */
+  expected: string | undefined;
+  /** The rows this run uploaded for the snapshot the manifest names (else it names the current one). */
+  upload: { runId: string; delta: boolean } | undefined;
+  concurrent: () => SynclineError;
+}
+
+/** SQL of the checksum over snapshot rows (alias `s`): order-independent, 0 for none. */
+export function checksumSql(alias: string): string {
+  return `HASH_AGG(${alias}.KEY_TEXT, ${alias}.HASH)`;
+}
+
+async function swap(client: SnowflakeClient, t: SnapshotTables, input: CommitInput): Promise<void> {
+  const manifest = JSON.stringify(input.manifest);
+  const changed =
+    input.expected === undefined
+      ? await client.run(
+          `INSERT INTO ${t.state} (NAMESPACE, SYNC, GENERATION, MANIFEST, SNAPSHOT_TABLE, ROW_COUNT, STALE_COUNT, CHECKSUM, COMMITTED_AT)
+           SELECT ?, ?, 1, ?, ?, 0, 0, 0, CURRENT_TIMESTAMP
+            WHERE NOT EXISTS (SELECT 1 FROM ${t.state} WHERE NAMESPACE = ? AND SYNC = ?)`,
+          [input.namespace, input.sync, manifest, t.snapshotName, input.namespace, input.sync],
+        )
+      : await client.run(
+          `UPDATE ${t.state} SET GENERATION = GENERATION + 1, MANIFEST = ?, COMMITTED_AT = CURRENT_TIMESTAMP
+            WHERE NAMESPACE = ? AND SYNC = ? AND GENERATION = ?`,
+          [manifest, input.namespace, input.sync, input.expected],
+        );
+  if (changed !== 1) throw input.concurrent();
+}
+
+async function apply(client: SnowflakeClient, t: SnapshotTables, upload: CommitInput['upload']) {
+  if (!upload) return;
+  const rows = `SELECT KEY_TEXT, STALE, KEY, HASH, RECORD_ID, DELETED FROM ${t.upload} WHERE RUN_ID = ?`;
+  if (!upload.delta) {
+    await client.run(`DELETE FROM ${t.snapshot}`);
+    await client.run(
+      `INSERT INTO ${t.snapshot} (KEY_TEXT, STALE, KEY, HASH, RECORD_ID)
+       SELECT KEY_TEXT, STALE, KEY, HASH, RECORD_ID FROM ${t.upload} WHERE RUN_ID = ? AND NOT DELETED`,
+      [upload.runId],
+    );
+    return;
+  }
+  await client.run(
+    `MERGE INTO ${t.snapshot} s USING (${rows}) u ON s.KEY_TEXT = u.KEY_TEXT
+     WHEN MATCHED AND u.DELETED THEN DELETE
+     WHEN MATCHED THEN UPDATE SET STALE = u.STALE, KEY = u.KEY, HASH = u.HASH, RECORD_ID = u.RECORD_ID
+     WHEN NOT MATCHED AND NOT u.DELETED THEN INSERT (KEY_TEXT, STALE, KEY, HASH, RECORD_ID)
+       VALUES (u.KEY_TEXT, u.STALE, u.KEY, u.HASH, u.RECORD_ID)`,
+    [upload.runId],
+  );
+}
+
+/** A run's pending keys are stale from now on (a pending add the table lacks is there, stale, with no hash). */
+async function foldPending(client: SnowflakeClient, t: SnapshotTables, runId: string): Promise<void> {
+  await client.run(
+    `MERGE INTO ${t.snapshot} s USING (SELECT KEY_TEXT, KEY FROM ${t.pending} WHERE RUN_ID = ?) pp
+       ON s.KEY_TEXT = pp.KEY_TEXT
+     WHEN MATCHED THEN UPDATE SET STALE = TRUE
+     WHEN NOT MATCHED THEN INSERT (KEY_TEXT, STALE, KEY, HASH, RECORD_ID) VALUES (pp.KEY_TEXT, TRUE, pp.KEY, NULL, NULL)`,
+    [runId],
+  );
+}
+
+/** The whole commit, in one transaction. */
+export async function commitState(
+  client: SnowflakeClient,
+  t: SnapshotTables,
+  input: CommitInput,
+): Promise<void> {
+  await client.run('BEGIN');
+  try {
+    await swap(client, t, input);
+    await apply(client, t, input.upload);
+    let manifest = input.manifest;
+    if (manifest.pending && !manifest.pending.folded) {
+      await foldPending(client, t, manifest.pending.runId);
+      manifest = { ...manifest, pending: { ...manifest.pending, folded: true } };
+    }
+    // Only the pending keys the manifest names are still needed (for the epochs of keys still stale).
+    await client.run(`DELETE FROM ${t.pending} WHERE RUN_ID IS DISTINCT FROM ?`, [
+      manifest.pending?.runId ?? null,
+    ]);
+    if (input.upload) await client.run(`DELETE FROM ${t.upload} WHERE RUN_ID = ?`, [input.upload.runId]);
+    const [counts] = await client.rows(
+      `SELECT COUNT(*) AS N, COUNT_IF(s.STALE) AS S, CAST(${checksumSql('s')} AS VARCHAR) AS X FROM ${t.snapshot} s`,
+    );
+    const rowCount = Number(counts?.N ?? 0);
+    manifest = { ...manifest, rowCount };
+    await client.run(
+      `UPDATE ${t.state} SET MANIFEST = ?, ROW_COUNT = ?, STALE_COUNT = ?, CHECKSUM = ? WHERE NAMESPACE = ? AND SYNC = ?`,
+      [
+        JSON.stringify(manifest),
+        String(rowCount),
+        counts?.S ?? '0',
+        counts?.X ?? '0',
+        input.namespace,
+        input.sync,
+      ],
+    );
+    await client.run('COMMIT');
+  } catch (error) {
+    await client.run('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
