@@ -471,6 +471,14 @@ export const REASONS = {
     kind: needsPerson,
     doc: 'The Sync keeps its snapshot in the warehouse (spec.snapshot.location: warehouse), which its Source cannot (postgres Sources on PostgreSQL 14+ can); use location diffStore.',
   },
+  SnapshotMoved: {
+    kind: transient,
+    doc: "A run succeeded after moving the Sync's snapshot between the diff store and the warehouse (spec.snapshot.location of the Sync or its Source changed); nothing was sent again.",
+  },
+  WarehouseSnapshotLost: {
+    kind: transient,
+    doc: "A run succeeded after finding its warehouse snapshot gone (schema or state table dropped): it sent every row and deleted keys missing from the diff store's last snapshot. If it recurs, set spec.snapshot.location: diffStore.",
+  },
   WarehouseSnapshotGrantMissing: {
     kind: needsPerson,
     doc: "The Source's user lacks a grant the warehouse snapshot needs (the message names it and the GRANT that gives it); grant it, or use spec.snapshot.location: diffStore.",

@@ -3,7 +3,11 @@
 import {
   DEFAULT_CONCURRENCY,
   DEFAULT_MAX_RETRIES,
+  DEFAULT_SNAPSHOT_LOCATION,
+  DEFAULT_SNAPSHOT_SCHEMA,
   type DestinationSpec,
+  type SNAPSHOT_LOCATIONS,
+  type SourceSpec,
   type SyncSpec,
 } from '../crds/index.ts';
 import type { DestinationCapabilities } from './connectors.ts';
@@ -48,5 +52,21 @@ export function resolveDelivery(
     ) as number,
     maxRetries: delivery?.maxRetries ?? DEFAULT_MAX_RETRIES,
     requestsPerSecond: lowest(destination.rateLimit?.requestsPerSecond, delivery?.requestsPerSecond),
+  };
+}
+
+/** Where a Sync's snapshot is kept: each field of the Sync's spec.snapshot, else the Source's, else the default. */
+export interface SnapshotPlacement {
+  location: (typeof SNAPSHOT_LOCATIONS)[number];
+  schema: string;
+}
+
+export function resolveSnapshot(
+  sync: Pick<SyncSpec, 'snapshot'>,
+  source: Pick<SourceSpec, 'snapshot'>,
+): SnapshotPlacement {
+  return {
+    location: sync.snapshot?.location ?? source.snapshot?.location ?? DEFAULT_SNAPSHOT_LOCATION,
+    schema: sync.snapshot?.schema ?? source.snapshot?.schema ?? DEFAULT_SNAPSHOT_SCHEMA,
   };
 }

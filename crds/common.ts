@@ -89,6 +89,38 @@ export const gcsCredentials = z
 
 // ---- status ----
 
+/** Where a Sync's snapshot is kept when neither the Sync nor its Source says. */
+export const DEFAULT_SNAPSHOT_LOCATION = 'diffStore';
+/** The schema (BigQuery: dataset) of a warehouse snapshot when neither the Sync nor its Source names one. */
+export const DEFAULT_SNAPSHOT_SCHEMA = 'syncline';
+export const SNAPSHOT_LOCATIONS = ['diffStore', 'warehouse'] as const;
+
+/**
+ * Where the snapshot of what the destination holds is kept: on a Source, the default of its Syncs; on a
+ * Sync, each field overrides the Source's. No defaults here: an absent field inherits.
+ */
+export const snapshotSettings = z.object({
+  location: z
+    .enum(SNAPSHOT_LOCATIONS)
+    .optional()
+    .describe(
+      `diffStore (default): the snapshot is Parquet in the diff store and the diff runs in the runner. warehouse: ` +
+        "the snapshot is a table of a schema Syncline owns in the Source's own database (postgres, snowflake and bigquery Sources), " +
+        'the diff runs there in SQL and only the rows that changed leave it. Switching moves the snapshot; nothing is sent again.',
+    ),
+  schema: z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[a-z_][a-z0-9_]*$/, 'must be a lower-case SQL identifier')
+    .optional()
+    .describe(
+      `For location warehouse: the schema (BigQuery: dataset) of the snapshot tables, default ${DEFAULT_SNAPSHOT_SCHEMA}. The Source user needs USAGE and CREATE ` +
+        'on it (or CREATE on the database, to create it) and TEMPORARY on the database; the connection check names a missing grant.',
+    ),
+});
+export type SnapshotSettings = z.infer<typeof snapshotSettings>;
+
 export const condition = z.object({
   type: z.string().max(316).describe('Type of condition in CamelCase: Ready, Reconciling, Stalled, Running.'),
   status: z.enum(['True', 'False', 'Unknown']).describe('Status of the condition.'),

@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { connectionStatus, gcsCredentials, s3Credentials, secret, tlsSettings } from './common.ts';
+import {
+  connectionStatus,
+  gcsCredentials,
+  s3Credentials,
+  secret,
+  snapshotSettings,
+  tlsSettings,
+} from './common.ts';
 import { exactlyTheSettingsOf } from './settings-rule.ts';
 
 export const SOURCE_TYPES = ['postgres', 'mysql', 'snowflake', 'bigquery', 'files'] as const;
@@ -118,6 +125,11 @@ export const sourceSpec = exactlyTheSettingsOf(
       snowflake: snowflakeSourceSettings.optional(),
       bigquery: bigquerySourceSettings.optional(),
       files: filesSourceSettings.optional(),
+      snapshot: snapshotSettings
+        .optional()
+        .describe(
+          "The default of this Source's Syncs for where their snapshot is kept (each Sync's spec.snapshot overrides it field by field).",
+        ),
     })
     .describe('Where business data is stored. Set type and the settings block of the same name.'),
   SOURCE_TYPES,

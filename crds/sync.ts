@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { conditions, localObjectReference, objectName } from './common.ts';
+import { conditions, localObjectReference, objectName, snapshotSettings } from './common.ts';
 import { CRON_RE, CRON_RE_SOURCE, GO_DURATION_RE, celString, parseGoDuration, withRules } from './rules.ts';
 
 export const SYNC_MODES = ['upsert', 'update', 'insert', 'all', 'archive'] as const;
@@ -397,30 +397,10 @@ export const syncSpec = withRules(
         })
         .optional()
         .describe("Override the operator's diff store for this Sync."),
-      snapshot: z
-        .object({
-          location: z
-            .enum(['diffStore', 'warehouse'])
-            .default('diffStore')
-            .describe(
-              'diffStore: the snapshot is Parquet in the diff store and the diff runs in the runner. warehouse: ' +
-                "the snapshot is a table of a schema Syncline owns in the Source's own database (postgres Sources), " +
-                'the diff runs there in SQL and only the rows that changed leave it.',
-            ),
-          schema: z
-            .string()
-            .min(1)
-            .max(63)
-            .regex(/^[a-z_][a-z0-9_]*$/, 'must be a lower-case SQL identifier')
-            .default('syncline')
-            .describe(
-              'For location warehouse: the schema of the snapshot tables. The Source user needs USAGE and CREATE ' +
-                'on it (or CREATE on the database, to create it) and TEMPORARY on the database.',
-            ),
-        })
+      snapshot: snapshotSettings
         .optional()
         .describe(
-          'Where the snapshot of what the destination holds is kept (run summaries and request logs stay in the diff store).',
+          "Where the snapshot of what the destination holds is kept; each field absent here is the Source's spec.snapshot (run summaries and request logs stay in the diff store).",
         ),
       snapshotPolicy: z
         .enum(['retain', 'delete'])

@@ -22,12 +22,22 @@ export function readyReasonOf(record: RunRecord): string {
   return record.reason ?? 'RunFailed';
 }
 
+/** Reasons a successful run may give (runner/stages/snapshot-location.ts), and the Event each makes. */
+const SUCCESS_NOTICES: Record<string, 'Normal' | 'Warning'> = {
+  SnapshotMoved: 'Normal',
+  WarehouseSnapshotLost: 'Warning',
+};
+
 /** The Event of a finished run: RunSucceeded, RunPartiallySucceeded, or its failure's reason. */
 export function runEvent(record: RunRecord): { type: 'Normal' | 'Warning'; reason: string; message: string } {
   const counts = record.counts;
   const rows = counts
     ? ` (${counts.delivered} delivered, ${counts.failed} failed of ${counts.queried} queried)`
     : '';
+  if (record.result === 'Succeeded' && record.reason !== undefined && record.reason in SUCCESS_NOTICES) {
+    const message = `run ${record.id} succeeded${rows}: ${record.message ?? ''}`;
+    return { type: SUCCESS_NOTICES[record.reason] ?? 'Normal', reason: record.reason, message };
+  }
   if (record.result === 'Succeeded')
     return { type: 'Normal', reason: 'RunSucceeded', message: `run ${record.id} succeeded${rows}` };
   if (record.result === 'PartiallySucceeded') {

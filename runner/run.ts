@@ -16,7 +16,14 @@ import { checkSafetyRail } from './stages/guard.ts';
 import { commitIntent } from './stages/intent.ts';
 import { openDiffStore, openRun } from './stages/open.ts';
 import { queryModel } from './stages/query.ts';
-import { buildSummary, dryRunEnding, endingOf, type RunEnding, type RunResults } from './stages/report.ts';
+import {
+  buildSummary,
+  dryRunEnding,
+  endingOf,
+  withNotice,
+  type RunEnding,
+  type RunResults,
+} from './stages/report.ts';
 import { validateModel } from './stages/validate.ts';
 
 export type { RunDeps, RunPhase, RunProgress } from './stages/context.ts';
@@ -61,6 +68,12 @@ export async function executeRun(plan: RunPlan, deps: RunDeps): Promise<RunSumma
 }
 
 async function runStages(ctx: RunContext, pipeline: Pipeline, results: RunResults): Promise<RunEnding> {
+  results.fullResync = ctx.plan.fullResync;
+  if (ctx.notice) results.notice = ctx.notice;
+  return withNotice(await runPipeline(ctx, pipeline, results), ctx.notice);
+}
+
+async function runPipeline(ctx: RunContext, pipeline: Pipeline, results: RunResults): Promise<RunEnding> {
   const queried = (results.queried = await pipeline.stage('query', () => queryModel(ctx)));
   const validated = (results.validated = await pipeline.stage('validate', () => validateModel(ctx, queried)));
   const diffed = (results.diffed = await pipeline.stage('diff', () => diffModel(ctx, queried, validated)));

@@ -17,6 +17,8 @@ export interface RunState {
   etag: string | undefined;
   /** Why the state could not be read, when a full resync is repairing it. */
   problem?: string;
+  /** Where a full resync repairing the state recovers the last keys from (default: the store read). */
+  recoverFrom?: SnapshotStore;
 }
 
 /** The manifest; with `fullResync`, a broken one is reported as a problem instead of failing the run. */
@@ -104,7 +106,7 @@ export async function previousForDiff(
   }
   if (problem === undefined) return { previous: undefined, pendingFile: undefined };
   options.log.warn({ problem }, 'the Sync state is unreadable; the full resync starts from what can be read');
-  return { previous: await recoverKeys(conn, store, options), pendingFile: undefined };
+  return { previous: await recoverKeys(conn, state.recoverFrom ?? store, options), pendingFile: undefined };
 }
 
 async function checkSnapshot(

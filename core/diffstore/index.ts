@@ -45,6 +45,20 @@ export const manifestSchema = z.object({
    * final commit wrote their staleness into the snapshot; kept for the epochs of keys still stale.
    */
   pending: z.object({ file: z.string().min(1), runId: z.string().min(1), folded: z.boolean() }).optional(),
+  /**
+   * The Sync's snapshot moved to the other place it may be kept (Sync.spec.snapshot.location): this
+   * manifest is no current state. Until `confirmed` (the other place committed it), what it names is still
+   * the Sync's state and a move that stopped is finished from it; once confirmed, it names the last
+   * snapshot kept here, whose keys a resync recovers should the other place lose the state.
+   */
+  movedTo: z
+    .object({
+      location: z.enum(['diffStore', 'warehouse']),
+      url: z.string(),
+      schema: z.string().optional(),
+      confirmed: z.boolean(),
+    })
+    .optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
@@ -102,6 +116,8 @@ function checkName(what: string, name: string): string {
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const SNAPSHOTS = 'snapshots/';
+/** The mark of a snapshot kept elsewhere (readElsewhere). */
+const ELSEWHERE = 'elsewhere.json';
 const PENDING = 'pending/';
 const RUNS = 'runs/';
 const REQUEST_LOG_SUFFIX = '.requests.jsonl.gz';
@@ -342,6 +358,27 @@ export class DiffStore implements SnapshotStore {
       }
       throw error;
     }
+  }
+
+  /**
+   * Where the Sync's snapshot lives when it is not here (a warehouse snapshot's URL), so that a state
+   * lost there is told from a Sync that never had one; undefined when nothing was marked.
+   */
+  async readElsewhere(): Promise<string | undefined> {
+    const found = await this.storage(() => this.blob.get(this.folder + ELSEWHERE));
+    if (!found) return undefined;
+    let body: unknown;
+    try {
+      body = JSON.parse(found.body.toString('utf8'));
+    } catch (error) {
+      return `an unreadable mark (${this.url}${ELSEWHERE}: ${String(error)})`;
+    }
+    const parsed = z.object({ url: z.string() }).safeParse(body);
+    return parsed.success ? parsed.data.url : `an unreadable mark (${this.url}${ELSEWHERE})`;
+  }
+
+  async markElsewhere(url: string): Promise<void> {
+    await this.storage(() => this.blob.put(this.folder + ELSEWHERE, JSON.stringify({ url }) + '\n'));
   }
 
   async writeRunSummary(runId: string, summary: unknown): Promise<void> {

@@ -1,5 +1,6 @@
 // What every stage of a run reads: the plan, the connectors, the embedded DuckDB, the diff store and the
 // lease, opened once by openRun (stages/open.ts) and released by the run's AsyncDisposableStack.
+import type { Placed } from './snapshot-location.ts';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type {
   ConnectorContext,
@@ -87,6 +88,8 @@ export interface RunContext {
    * while the model is queried; a warehouse snapshot's is read only when the staging did not narrow it.
    */
   stored: StoredState;
+  /** What placing the snapshot did that the run's ending tells: it moved, or was lost (and the run resyncs). */
+  notice?: Placed['notice'];
   download: () => Promise<DownloadedState>;
   /** DuckDB's hash of fixed values: a snapshot hashed otherwise cannot be compared with. */
   engineProbe: string;

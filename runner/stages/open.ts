@@ -13,7 +13,7 @@ import { destinationConnector, sourceConnector } from '../../connectors/registry
 import { hashProbe } from '../diff.ts';
 import { openEmbeddedDuck } from '../duck.ts';
 import { resolveModel } from '../model.ts';
-import { downloadState, readStateForRun, type DownloadedState } from '../state.ts';
+import { downloadState, type DownloadedState } from '../state.ts';
 import { releasing, type RecordingSecrets, type RunContext, type RunDeps } from './context.ts';
 import { openSnapshotStore } from './snapshots.ts';
 
@@ -71,18 +71,28 @@ export async function openRun(
     { sync: `${given.namespace}/${given.sync.name}` },
   );
   if (unsupported) throw unsupported;
-  const plan = settledValue(resolved);
+  const resolvedPlan = settledValue(resolved);
   const source = settledValue(sourceLoaded);
   const duck = settledValue(opened);
-  const primaryKey = plan.model.spec.primaryKey;
+  const primaryKey = resolvedPlan.model.spec.primaryKey;
   if (primaryKey === undefined) {
     throw new SynclineError(
       'PrimaryKeyMissing',
-      `Model ${plan.model.name} names no primary key: set spec.primaryKey`,
+      `Model ${resolvedPlan.model.name} names no primary key: set spec.primaryKey`,
     );
   }
-  const snapshots = await openSnapshotStore({ plan, deps, source, store, duck, secrets, resources });
-  const stored = await readStateForRun(snapshots, plan.fullResync);
+  const placed = await openSnapshotStore({
+    plan: resolvedPlan,
+    deps,
+    source,
+    store,
+    duck,
+    secrets,
+    resources,
+  });
+  const { snapshots, stored } = placed;
+  // A state lost where it had moved to is repaired by sending every row.
+  const plan = placed.fullResync ? { ...resolvedPlan, fullResync: true } : resolvedPlan;
   let downloading: Promise<DownloadedState> | undefined;
   const download = () => (downloading ??= downloadState(snapshots, stored, duck.dir));
   // The diff store's snapshot downloads while the model is queried.
@@ -110,6 +120,7 @@ export async function openRun(
     primaryKey,
     connector: { secrets: secrets.resolve, log, signal, tmpDir: duck.dir },
     stored,
+    ...(placed.notice ? { notice: placed.notice } : {}),
     download,
     engineProbe: await hashProbe(duck.connection),
     identity: destinationIdentity(destination, plan),

@@ -18,6 +18,10 @@ export interface RunResults {
   samples?: RunSummary['samples'];
   delivered?: Delivered;
   committed?: Committed;
+  /** What placing the snapshot did (RunContext.notice). */
+  notice?: { reason: string; message: string };
+  /** The run sent every row (asked for, or because its state was lost). */
+  fullResync?: boolean;
 }
 
 export interface RunEnding {
@@ -77,6 +81,15 @@ export function endingOf(results: RunResults): RunEnding {
   };
 }
 
+/** The ending, telling what placing the snapshot did: a success takes its reason. */
+export function withNotice(ending: RunEnding, notice: RunResults['notice']): RunEnding {
+  if (!notice) return ending;
+  const message = `${ending.message}; ${notice.message}`;
+  if (ending.result === 'Succeeded' && ending.reason === undefined)
+    return { ...ending, reason: notice.reason, message };
+  return { ...ending, message };
+}
+
 /** The dry run's ending: what would be delivered. */
 export function dryRunEnding(diffed: Diffed): RunEnding {
   const { diff } = diffed;
@@ -102,7 +115,7 @@ export function buildSummary(
     sync: plan.sync.name,
     mode: plan.sync.spec.mode,
     dryRun: plan.dryRun,
-    fullResync: plan.fullResync,
+    fullResync: results.fullResync ?? plan.fullResync,
     startedAt: run.startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
     result: ending.result,

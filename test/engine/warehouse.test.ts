@@ -1,6 +1,8 @@
 // The snapshot kept in the warehouse (Sync.spec.snapshot.location: warehouse): the source database's
 // `syncline` schema holds it, the diff runs there in SQL, and only the rows that differ leave it. Through
 // the real engine, PostgreSQL to PostgreSQL; the rules of the bucket snapshot hold unchanged.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mapping, SyncSpec } from '../../crds/index.ts';
 import { snapshotTables } from '../../connectors/postgres/snapshot-tables.ts';
@@ -25,6 +27,7 @@ afterAll(async () => {
 
 const COLUMNS = 'id, name, amount, tags, meta, seen_at';
 const WAREHOUSE = { location: 'warehouse', schema: 'syncline' } as const;
+const BUCKET = { location: 'diffStore' } as const;
 
 /** A source table of n rows of several types, a destination table, a diff store, a warehouse snapshot. */
 async function scenario(
@@ -354,6 +357,78 @@ describe('a warehouse snapshot', () => {
     expect(stopped.reason).toBe('SafetyRailTripped');
     expect(stopped.message).toContain('6 of the 10 records');
     expect(await s.dest('SELECT count(*)::int AS n FROM $D')).toEqual([{ n: 10 }]);
+  });
+
+  it('moves the snapshot when the Sync switches between the diff store and the warehouse, sending nothing again', async () => {
+    const s = await scenario(300, { mode: 'upsert', deleteBehavior: 'delete', snapshot: BUCKET });
+    expect((await s.run()).counts).toMatchObject({ added: 300, delivered: 300 });
+    await s.source(`UPDATE $T SET name = 'while in the bucket' WHERE id = 9`);
+    // To the warehouse: the bucket's snapshot is copied into the table, and only the change is sent.
+    const moved = await s.run({ snapshot: WAREHOUSE });
+    expect(moved.result, moved.message).toBe('Succeeded');
+    expect(moved.reason).toBe('SnapshotMoved');
+    expect(moved.message).toContain('nothing is sent again');
+    expect(moved.counts).toMatchObject({ changed: 1, added: 0, removed: 0, delivered: 1 });
+    expect(await s.stateRow()).toMatchObject({ row_count: '300', stale_count: '0' });
+    const tombstone = JSON.parse(readFileSync(join(s.state.dir, 'test', s.name, 'manifest.json'), 'utf8'));
+    expect(tombstone.movedTo).toMatchObject({ location: 'warehouse', confirmed: true });
+    const settled = await s.run({ snapshot: WAREHOUSE });
+    expect(settled.counts).toMatchObject({ delivered: 0 });
+    expect(settled.staging?.narrowed?.byChecksum).toBe(true);
+    await s.source(`DELETE FROM $T WHERE id = 10`);
+    expect((await s.run({ snapshot: WAREHOUSE })).counts).toMatchObject({ removed: 1, delivered: 1 });
+    // And back: the table's state (with the deletion) goes into the bucket, and the tables are dropped.
+    const back = await s.run({ snapshot: BUCKET });
+    expect(back.reason).toBe('SnapshotMoved');
+    expect(back.counts).toMatchObject({ added: 0, changed: 0, removed: 0, delivered: 0 });
+    expect(await s.stateRow()).toBeUndefined();
+    expect(await sql(srcUrl, 'SELECT to_regclass($1) AS t', [`syncline."${s.tables.snapshotName}"`])).toEqual(
+      [{ t: null }],
+    );
+    await s.source(`INSERT INTO $T VALUES (10, 'back', 1, '{}', '{}', now())`);
+    expect((await s.run({ snapshot: BUCKET })).counts).toMatchObject({ added: 1, delivered: 1 });
+    expect(await s.same()).toBe(true);
+  });
+
+  it('takes the default location of the Source, which a Sync overrides', async () => {
+    const s = await scenario(20, { mode: 'upsert' });
+    const planned = s.plan({ snapshot: undefined });
+    const sourceSpec = { ...planned.source.spec, snapshot: { location: 'warehouse' as const } };
+    const withDefault = { ...planned, source: { ...planned.source, spec: sourceSpec } };
+    const first = await run(withDefault, server);
+    expect(first.result, first.message).toBe('Succeeded');
+    expect(await s.stateRow()).toMatchObject({ row_count: '20' });
+    const overridden = await run(
+      { ...withDefault, sync: { ...withDefault.sync, spec: { ...withDefault.sync.spec, snapshot: BUCKET } } },
+      server,
+    );
+    expect(overridden.reason).toBe('SnapshotMoved');
+    expect(await s.stateRow()).toBeUndefined();
+  });
+
+  it('resyncs with a clear reason when someone dropped the schema, deleting by the keys the bucket still has', async () => {
+    // Kept in the warehouse from the first run: the bucket holds only the mark that it is there.
+    const s = await scenario(30, { mode: 'upsert', deleteBehavior: 'delete' });
+    expect((await s.run()).counts).toMatchObject({ delivered: 30 });
+    await sql(srcUrl, 'DROP SCHEMA syncline CASCADE');
+    const resynced = await s.run();
+    expect(resynced.result, resynced.message).toBe('Succeeded');
+    expect(resynced.reason).toBe('WarehouseSnapshotLost');
+    expect(resynced.message).toMatch(/holds no state now \(was its schema or state table dropped\?\)/);
+    expect(resynced.fullResync).toBe(true);
+    expect(resynced.counts).toMatchObject({ queried: 30, delivered: 30 });
+    expect((await s.run()).staging?.narrowed?.byChecksum).toBe(true);
+
+    // Moved there from the bucket: the bucket's last snapshot still names keys, so removed rows are deleted.
+    const t = await scenario(30, { mode: 'upsert', deleteBehavior: 'delete', snapshot: BUCKET });
+    await t.run();
+    expect((await t.run({ snapshot: WAREHOUSE })).reason).toBe('SnapshotMoved');
+    await sql(srcUrl, 'DROP SCHEMA syncline CASCADE');
+    await t.source('DELETE FROM $T WHERE id <= 3');
+    const repaired = await t.run({ snapshot: WAREHOUSE });
+    expect(repaired.reason).toBe('WarehouseSnapshotLost');
+    expect(repaired.counts).toMatchObject({ removed: 3, delivered: 30 });
+    expect(await t.same()).toBe(true);
   });
 
   it('fails at open, before anything is sent, naming the grant the Source user lacks', async () => {
