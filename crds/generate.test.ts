@@ -15,7 +15,11 @@ describe('generated CRD YAML', () => {
   it('is structural: every schema node has a type or preserves unknown fields', () => {
     const untyped: string[] = [];
     const walk = (node: Record<string, unknown>, path: string) => {
-      if (node['type'] === undefined && node['x-kubernetes-preserve-unknown-fields'] !== true)
+      if (
+        node['type'] === undefined &&
+        node['x-kubernetes-preserve-unknown-fields'] !== true &&
+        node['x-kubernetes-int-or-string'] !== true
+      )
         untyped.push(path);
       for (const [key, child] of Object.entries(
         (node['properties'] as Record<string, Record<string, unknown>>) ?? {},

@@ -20,6 +20,12 @@ export function toStructuralSchema(schema: z.ZodType): JSONSchemaNode {
 }
 
 function structural(node: JSONSchemaNode): JSONSchemaNode {
+  if (node['x-kubernetes-int-or-string'] === true) {
+    // An integer or a string (a union in zod): the one untyped node CEL rules can still read.
+    const out: JSONSchemaNode = { 'x-kubernetes-int-or-string': true };
+    if (typeof node['description'] === 'string') out['description'] = node['description'];
+    return out;
+  }
   if (node['x-kubernetes-preserve-unknown-fields'] === true && node['type'] === undefined) {
     // Free-form JSON (for example a static mapping value): any type, kept as given.
     const out: JSONSchemaNode = { 'x-kubernetes-preserve-unknown-fields': true };

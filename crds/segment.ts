@@ -25,6 +25,8 @@ export const COMPARISON_OPERATORS = [
   'lte',
   'isNull',
   'isNotNull',
+  'isTrue',
+  'isFalse',
   'inLast',
 ] as const;
 export type ComparisonOperator = (typeof COMPARISON_OPERATORS)[number];
@@ -40,9 +42,9 @@ export const segmentIdentifier = z
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a column name of letters, digits and _');
 
 const scalarValue = z
-  .union([z.string().max(4096), z.number(), z.boolean()])
-  .meta({ 'x-kubernetes-preserve-unknown-fields': true })
-  .describe('A string, number or boolean (a date as ISO 8601 text).');
+  .union([z.string().max(4096), z.number().int()])
+  .meta({ 'x-kubernetes-int-or-string': true })
+  .describe('An integer or a string (a decimal as text, "10.5"; a date as ISO 8601 text).');
 export type SegmentValue = z.infer<typeof scalarValue>;
 
 export const filterableColumn = z
@@ -85,8 +87,10 @@ const relativeDate = z
 
 const oneOf = (names: readonly string[], value: Record<string, unknown>) =>
   names.filter((n) => value[n] !== undefined).length;
+// CEL keywords used as field names are escaped as __keyword__ (Kubernetes' CEL property escaping).
+const celField = (name: string) => (['in', 'not'].includes(name) ? `__${name}__` : name);
 const celCount = (names: readonly string[]) =>
-  `[${names.map((n) => `has(self.${n})`).join(', ')}].filter(x, x).size()`;
+  `[${names.map((n) => `has(self.${celField(n)})`).join(', ')}].filter(x, x).size()`;
 
 /** The comparison fields of a column condition, shared by the parent's and the related rows' conditions. */
 const comparisonFields = {
@@ -113,6 +117,8 @@ const comparisonFields = {
   lte: scalarValue.optional(),
   isNull: z.literal(true).optional().describe('true: the column is null.'),
   isNotNull: z.literal(true).optional().describe('true: the column is not null.'),
+  isTrue: z.literal(true).optional().describe('true: the boolean column is true.'),
+  isFalse: z.literal(true).optional().describe('true: the boolean column is false.'),
   inLast: relativeDate.optional(),
 };
 
@@ -162,7 +168,7 @@ export const relatedCondition = withRules(
       relationship: segmentIdentifier.describe("One of the parent Model's relationships (by name)."),
       where: z
         .array(columnCondition)
-        .max(20)
+        .max(8)
         .optional()
         .describe(
           "Conditions the related rows must all meet to count (on the related Model's filterable columns).",
@@ -209,8 +215,8 @@ const NODE_KINDS = ['and', 'or', 'column', 'related', 'inSegment'] as const;
 function conditionLevel(below: z.ZodType | undefined) {
   const nested = below
     ? {
-        and: z.array(below).min(1).max(50).optional().describe('Every condition holds.'),
-        or: z.array(below).min(1).max(50).optional().describe('At least one condition holds.'),
+        and: z.array(below).min(1).max(16).optional().describe('Every condition holds.'),
+        or: z.array(below).min(1).max(16).optional().describe('At least one condition holds.'),
       }
     : {};
   const kinds = below ? NODE_KINDS : NODE_KINDS.filter((k) => k !== 'and' && k !== 'or');
@@ -266,6 +272,8 @@ export interface SegmentCondition {
   lte?: SegmentValue;
   isNull?: true;
   isNotNull?: true;
+  isTrue?: true;
+  isFalse?: true;
   inLast?: { amount: number; unit: (typeof RELATIVE_UNITS)[number] };
   related?: RelatedCondition;
   inSegment?: { name: string };

@@ -63,26 +63,37 @@ export function relationOf(model: NamedModel, dialect: SegmentDialect): RawBuild
   );
 }
 
-function checkValue(column: FilterableColumn, value: SegmentValue, where: string): SegmentValue {
-  const ok =
-    column.type === 'number'
-      ? typeof value === 'number'
-      : column.type === 'boolean'
-        ? typeof value === 'boolean'
-        : typeof value === 'string';
-  if (!ok)
-    throw new SynclineError(
-      'InvalidSegment',
-      `${where}: column "${column.name}" is ${column.type === 'date' || column.type === 'timestamp' ? `a ${column.type} (a value as ISO 8601 text)` : `of type ${column.type}`}, and ${JSON.stringify(value)} is not one`,
-    );
-  return value;
+const NUMBER_TEXT = /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/;
+
+/** A condition's value as the column's type needs it: numbers may be written as text ("10.5"). */
+function valueFor(column: FilterableColumn, value: SegmentValue, where: string): string | number | boolean {
+  if (column.type === 'number') {
+    if (typeof value === 'number') return value;
+    if (NUMBER_TEXT.test(value.trim())) return Number(value.trim());
+  } else if (column.type === 'boolean') {
+    if (value === 'true' || value === 'false') return value === 'true';
+  } else if (column.type === 'string') {
+    return String(value);
+  } else if (typeof value === 'string') {
+    return value;
+  }
+  throw new SynclineError(
+    'InvalidSegment',
+    `${where}: column "${column.name}" is of type ${column.type}, and ${JSON.stringify(value)} is not one${
+      column.type === 'boolean'
+        ? ' (use isTrue or isFalse)'
+        : column.type === 'number'
+          ? ' (a number, e.g. 500 or "10.5")'
+          : ' (ISO 8601 text)'
+    }`,
+  );
 }
 
 /** One comparison of a column, of `alias`'s row. */
 function comparison(ctx: Context, model: NamedModel, alias: string, c: ColumnCondition, where: string): Bool {
   const column = columnOf(model, c.column, where);
   const ref = sql.ref(`${alias}.${column.name}`);
-  const lit = (v: SegmentValue) => sql.lit(checkValue(column, v, where));
+  const lit = (v: SegmentValue) => sql.lit(valueFor(column, v, where));
   const list = (vs: SegmentValue[]) => sql.join(vs.map(lit));
   const ordered = (op: string) => {
     if (column.type === 'boolean')
@@ -97,6 +108,14 @@ function comparison(ctx: Context, model: NamedModel, alias: string, c: ColumnCon
   if (c.in !== undefined) return sql<boolean>`${ref} IN (${list(c.in)})`;
   if (c.notIn !== undefined) return sql<boolean>`${ref} NOT IN (${list(c.notIn)})`;
   if (c.isNull) return sql<boolean>`${ref} IS NULL`;
+  if (c.isTrue || c.isFalse) {
+    if (column.type !== 'boolean')
+      throw new SynclineError(
+        'InvalidSegment',
+        `${where}: ${c.isTrue ? 'isTrue' : 'isFalse'} applies to boolean columns, and "${column.name}" is a ${column.type}`,
+      );
+    return sql<boolean>`${ref} = ${sql.lit(c.isTrue === true)}`;
+  }
   if (c.isNotNull) return sql<boolean>`${ref} IS NOT NULL`;
   if (c.contains !== undefined) {
     if (column.type !== 'string')

@@ -127,13 +127,16 @@ export function relativeStart(
     }
     default:
       // PostgreSQL, Snowflake and DuckDB read the same interval constant.
-      return sql`${sql.raw(date ? 'CURRENT_DATE' : 'CURRENT_TIMESTAMP')} - INTERVAL ${sql.lit(`${amount} ${unit}`)}`;
+      return sql`${relativeEnd(dialect, date)} - INTERVAL ${sql.lit(`${amount} ${unit}`)}`;
   }
 }
 
 /** The upper end of a relative range: now (today for a date). */
 export function relativeEnd(dialect: SegmentDialect, date: boolean): RawBuilder<unknown> {
   if (dialect === 'bigquery') return date ? sql`CURRENT_DATE()` : sql`CURRENT_TIMESTAMP()`;
+  // Snowflake's timestamps are mostly TIMESTAMP_NTZ: now as one (in the session's TIMEZONE) compares with
+  // NTZ, LTZ and TZ columns alike.
+  if (dialect === 'snowflake' && !date) return sql.raw('CAST(CURRENT_TIMESTAMP AS TIMESTAMP)');
   return sql.raw(date ? 'CURRENT_DATE' : 'CURRENT_TIMESTAMP');
 }
 
