@@ -281,6 +281,10 @@ export const REASONS = {
     kind: needsPerson,
     doc: "The server's TLS certificate could not be verified; provide the CA in tls.caCert, or use tls.mode require.",
   },
+  SftpHostKeyMismatch: {
+    kind: needsPerson,
+    doc: "The SFTP server's host key is not the pinned sftp.hostKey (nothing was sent to it); pin the server's new key if it changed on purpose, else find out what answers at that address.",
+  },
   // ── destination ───────────────────────────────────────────────────────────────────────────────────
   InvalidDestination: {
     kind: needsPerson,

@@ -9,8 +9,9 @@ import {
 } from './common.ts';
 import { celString, withRules } from './rules.ts';
 import { exactlyTheSettingsOf } from './settings-rule.ts';
+import { sftpConnection, sftpRules } from './source.ts';
 
-export const DESTINATION_TYPES = ['http', 'postgres', 'files', 'hubspot', 'salesforce'] as const;
+export const DESTINATION_TYPES = ['http', 'postgres', 'files', 'hubspot', 'salesforce', 'sftp'] as const;
 export type DestinationType = (typeof DESTINATION_TYPES)[number];
 
 export const ROW_OPERATIONS = ['insert', 'update', 'upsert', 'delete', 'clear', 'archive'] as const;
@@ -156,6 +157,57 @@ export const filesDestinationSettings = z
   })
   .describe('Files: each run writes its row operations (or, in mode all, the whole model) as one file.');
 
+/** The placeholders an sftp Destination's fileName may use. */
+export const SFTP_FILE_NAME_FIELDS = ['runId', 'date', 'time', 'namespace', 'sync'] as const;
+const SFTP_FILE_NAME_RE_SOURCE = `^([A-Za-z0-9._-]|\\{\\{ ?(${SFTP_FILE_NAME_FIELDS.join('|')}) ?\\}\\})+$`;
+
+export const sftpDestinationSettings = withRules(
+  z
+    .object({
+      ...sftpConnection,
+      path: z
+        .string()
+        .min(1)
+        .max(4096)
+        .default('.')
+        .describe(
+          "Folder on the server to drop the files in, absolute or relative to the login's directory; it must exist (Syncline does not create it).",
+        ),
+      fileName: z
+        .string()
+        .min(1)
+        .max(255)
+        .regex(
+          new RegExp(SFTP_FILE_NAME_RE_SOURCE),
+          'letters, digits, . _ - and {{ runId }}, {{ date }}, {{ time }}, {{ namespace }}, {{ sync }}',
+        )
+        .default('{{ sync }}-{{ runId }}.csv')
+        .describe(
+          'Name of the file each run drops: a template with {{ runId }}, {{ date }} (YYYYMMDD) and {{ time }} (YYYYMMDDTHHMMSSZ, the ' +
+            'run start in UTC), {{ namespace }}, {{ sync }} for one file per run, or a fixed name (customers.csv) that each run replaces. ' +
+            'Uploaded as .NAME.partial and renamed to NAME once complete, so readers never see half a file.',
+        ),
+      format: z
+        .enum(['csv', 'jsonl'])
+        .default('csv')
+        .describe('File format: csv (with a header line) or jsonl (one JSON object per line).'),
+    })
+    .describe(
+      'File drops on an SFTP server: each run writes its row operations (in mode all, the whole model) as one file, ' +
+        'each record with _operation and _key, then the mapped fields.',
+    ),
+  [
+    ...sftpRules(),
+    {
+      cel: "!self.fileName.startsWith('.') && !self.fileName.endsWith('.partial')",
+      check: (s) => !s.fileName.startsWith('.') && !s.fileName.endsWith('.partial'),
+      message:
+        'fileName may not start with "." nor end with ".partial": those are the names of files being uploaded',
+      fieldPath: '.fileName',
+    },
+  ],
+);
+
 const oauthRefresh = z
   .object({
     clientId: z.string().min(1).max(512).describe('OAuth client id of the app.'),
@@ -274,6 +326,7 @@ export const destinationSpec = exactlyTheSettingsOf(
       http: httpDestinationSettings.optional(),
       postgres: postgresDestinationSettings.optional(),
       files: filesDestinationSettings.optional(),
+      sftp: sftpDestinationSettings.optional(),
       hubspot: hubspotDestinationSettings.optional(),
       salesforce: salesforceDestinationSettings.optional(),
       rateLimit: rateLimit.optional(),

@@ -7,9 +7,10 @@ import {
   snapshotSettings,
   tlsSettings,
 } from './common.ts';
+import { withRules, type Rule } from './rules.ts';
 import { exactlyTheSettingsOf } from './settings-rule.ts';
 
-export const SOURCE_TYPES = ['postgres', 'mysql', 'snowflake', 'bigquery', 'files'] as const;
+export const SOURCE_TYPES = ['postgres', 'mysql', 'snowflake', 'bigquery', 'files', 'sftp'] as const;
 export type SourceType = (typeof SOURCE_TYPES)[number];
 
 const host = z.string().min(1).max(253).describe('Host name or IP address of the server.');
@@ -116,6 +117,98 @@ export const filesSourceSettings = z
   })
   .describe('Settings for type files: CSV, JSON lines or Parquet files, read through DuckDB.');
 
+/** A host key pin: a public key line ("ssh-ed25519 AAAA... comment") or an ssh-keygen -lf fingerprint line. */
+export const SFTP_HOST_KEY_RE =
+  /^(((ssh|ecdsa|sk-ssh|sk-ecdsa)-[A-Za-z0-9@.-]+) [A-Za-z0-9+/]+={0,3}( .*)?|([0-9]+ )?SHA256:[A-Za-z0-9+/]{43}( .*)?)$/;
+
+/** The connection settings an sftp Source and an sftp Destination share. */
+export const sftpConnection = {
+  host,
+  port: z.number().int().min(1).max(65535).default(22).describe('TCP port of the SSH server.'),
+  user: z.string().min(1).max(256).describe('User to log in as.'),
+  password: secret('Password of the user (or use privateKey).').optional(),
+  privateKey: secret(
+    "Private key of the user, in OpenSSH or PEM format (ssh-keygen writes OpenSSH); its public key is in the server's authorized_keys.",
+  ).optional(),
+  privateKeyPassphrase: secret('Passphrase of an encrypted privateKey.').optional(),
+  hostKey: z
+    .string()
+    .min(1)
+    .max(16384)
+    .regex(SFTP_HOST_KEY_RE, 'must be a public key line (ssh-ed25519 AAAA...) or a SHA256: fingerprint')
+    .describe(
+      "The server's host key, pinned: its public key line (as in the server's /etc/ssh/ssh_host_ed25519_key.pub or " +
+        'ssh-keyscan output without the host name), or its fingerprint as ssh-keygen -lf prints it (256 SHA256:... (ED25519), or ' +
+        'just SHA256:...). A server presenting another key is refused (SftpHostKeyMismatch) before any credential is sent.',
+    ),
+  timeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(600)
+    .default(30)
+    .describe('Most seconds to wait for the connection and login, and for any one SFTP request.'),
+};
+
+interface SftpAuth {
+  password?: unknown;
+  privateKey?: unknown;
+  privateKeyPassphrase?: unknown;
+  hostKey: string;
+}
+
+/** Rules every sftp block keeps (Source and Destination). */
+export function sftpRules<T extends SftpAuth>(): Rule<T>[] {
+  return [
+    {
+      cel: 'has(self.password) != has(self.privateKey)',
+      check: (s) => (s.password !== undefined) !== (s.privateKey !== undefined),
+      message: 'set exactly one of password or privateKey',
+    },
+    {
+      cel: '!has(self.privateKeyPassphrase) || has(self.privateKey)',
+      check: (s) => s.privateKeyPassphrase === undefined || s.privateKey !== undefined,
+      message: 'privateKeyPassphrase is the passphrase of privateKey: set privateKey too',
+      fieldPath: '.privateKeyPassphrase',
+    },
+  ];
+}
+
+export const sftpSourceSettings = withRules(
+  z
+    .object({
+      ...sftpConnection,
+      path: z
+        .string()
+        .min(1)
+        .max(4096)
+        .default('.')
+        .describe(
+          "Folder on the server holding the files, absolute or relative to the login's directory (default: that directory). " +
+            "A Model's table names a file or glob in it (customers.csv, exports/*.csv.gz).",
+        ),
+      pick: z
+        .enum(['newest', 'all'])
+        .default('newest')
+        .describe(
+          "Of the files a Model's glob matches: newest, the one modified last (by name on a tie); all, the rows of " +
+            'every one of them, which must have the same columns.',
+        ),
+      format: z
+        .enum(['csv', 'jsonl', 'parquet'])
+        .optional()
+        .describe(
+          'File format; by default inferred from the file extension (.csv, .jsonl, .parquet, optionally .gz or .zst).',
+        ),
+      csv: filesSourceSettings.shape.csv,
+    })
+    .describe(
+      "Settings for type sftp: CSV, JSON lines or Parquet files on an SFTP server, downloaded into the run's scratch folder " +
+        'and read through DuckDB with the checks of a files Source (a file cut off or malformed fails the run).',
+    ),
+  sftpRules(),
+);
+
 export const sourceSpec = exactlyTheSettingsOf(
   z
     .object({
@@ -130,6 +223,7 @@ export const sourceSpec = exactlyTheSettingsOf(
         .describe(
           "The default of this Source's Syncs for where their snapshot is kept (each Sync's spec.snapshot overrides it field by field).",
         ),
+      sftp: sftpSourceSettings.optional(),
     })
     .describe('Where business data is stored. Set type and the settings block of the same name.'),
   SOURCE_TYPES,

@@ -9,6 +9,7 @@ import { ensureChromium } from './chromium.ts';
 import { ensureDbt } from './dbt.ts';
 import { ensureOrchestratorVenv } from './orchestrators.ts';
 import { ensureMysqlInstalled } from './mysql.ts';
+import { ensureSshdInstalled } from './sshd.ts';
 import { ensurePostgresInstalled } from './postgres.ts';
 import { run } from './process.ts';
 import { ensureLua, ensurePromtool } from './prometheus.ts';
@@ -27,6 +28,7 @@ function debianNeeds(): DebianNeed[] {
     prometheus: { debianPackage: string };
     lua: { debianPackage: string; binary: string };
     chromium: { debianPackage: string; binary: string };
+    sshd: { debianPackage: string };
   };
   return [
     { debianPackage: v.postgres.debianPackage, probe: `/usr/lib/postgresql/${v.postgres.major}/bin/initdb` },
@@ -34,6 +36,7 @@ function debianNeeds(): DebianNeed[] {
     { debianPackage: v.prometheus.debianPackage, probe: '/usr/bin/promtool' },
     { debianPackage: v.lua.debianPackage, probe: `/usr/bin/${v.lua.binary}` },
     { debianPackage: v.chromium.debianPackage, probe: `/usr/bin/${v.chromium.binary}` },
+    { debianPackage: v.sshd.debianPackage, probe: '/usr/sbin/sshd' },
   ];
 }
 
@@ -63,6 +66,7 @@ export async function prepareStack(log: (line: string) => void): Promise<void> {
   }
   await ensurePostgresInstalled(log);
   await ensureMysqlInstalled();
+  await ensureSshdInstalled();
   await ensurePromtool();
   await ensureLua();
   await ensureChromium();

@@ -1,0 +1,175 @@
+// SFTP as a Source: the files a Model's table names (a file or a glob under sftp.path; the newest or all)
+// are downloaded into the run's scratch folder, then read by DuckDB with the files Source's checks: a file
+// cut off, empty or malformed fails the run and stages nothing (connectors/files/complete.ts, diagnose.ts).
+import { join } from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { SourceSpec } from '../../crds/index.ts';
+import { SynclineError } from '../../core/errors.ts';
+import type { ConnectorContext, SourceConnector, StageRequest, StageResult } from '../../core/connectors.ts';
+import { assertComplete, unreadable, type SourceFile } from '../files/complete.ts';
+import { csvOptions, explainReadFailure, type CsvDialect } from '../files/diagnose.ts';
+import { countRows, describeTable } from '../shared/duck.ts';
+import { formatOfName, type FileFormat } from '../shared/location.ts';
+import { quoteIdent, quoteLiteral } from '../shared/sql.ts';
+import { checkedPattern, downloadFiles, matchFiles, pickFiles, sourceFolder } from './remote-files.ts';
+import { openSession, remoteName } from './session.ts';
+
+type SftpSettings = NonNullable<SourceSpec['sftp']>;
+
+function settingsOf(spec: SourceSpec): SftpSettings {
+  if (!spec.sftp) throw new SynclineError('InvalidSource', 'an sftp Source needs the sftp block');
+  return spec.sftp;
+}
+
+function dialectOf(settings: SftpSettings): CsvDialect {
+  return { header: settings.csv?.header ?? true, delimiter: settings.csv?.delimiter ?? ',' };
+}
+
+function readerSql(format: FileFormat, paths: string[], settings: SftpSettings): string {
+  const list = `[${paths.map(quoteLiteral).join(', ')}]`;
+  switch (format) {
+    case 'csv':
+      // As the files Source reads CSV: types from every row, "" an empty string, not NULL.
+      return `read_csv(${list}, ${csvOptions(dialectOf(settings))}, sample_size = -1, allow_quoted_nulls = false, union_by_name = true)`;
+    case 'jsonl':
+      return `read_json(${list}, format = 'auto', sample_size = -1, union_by_name = true)`;
+    case 'parquet':
+      return `read_parquet(${list}, union_by_name = true)`;
+  }
+}
+
+/** With pick all, every file must have the first one's columns: a missing column would read as NULLs. */
+async function assertSameColumns(
+  duck: DuckDBConnection,
+  files: SourceFile[],
+  format: FileFormat,
+  settings: SftpSettings,
+) {
+  let first: { file: SourceFile; columns: string } | undefined;
+  for (const file of files) {
+    const reader = await duck.runAndReadAll(
+      `DESCRIBE SELECT * FROM ${readerSql(format, [file.path], settings)}`,
+    );
+    const columns = reader
+      .getRowObjectsJS()
+      .map((r) => String(r.column_name))
+      .sort()
+      .join(', ');
+    if (first === undefined) first = { file, columns };
+    else if (columns !== first.columns) {
+      throw unreadable(
+        file,
+        undefined,
+        `has the columns ${columns} where ${first.file.name} has ${first.columns}: with pick all, every file the Model's table matches needs the same columns`,
+      );
+    }
+  }
+}
+
+/** Read the files into the table, checking beside the read that each is whole, as the files Source does. */
+async function readWhole(
+  req: StageRequest,
+  files: SourceFile[],
+  format: FileFormat,
+  settings: SftpSettings,
+  pattern: string,
+) {
+  let reading = true;
+  const checks = (async () => {
+    for (const file of files) await assertComplete(file, format, req.signal);
+  })();
+  checks.catch(() => reading && req.duck.interrupt());
+  const sql = `CREATE TABLE ${quoteIdent(req.table)} AS SELECT * FROM ${readerSql(
+    format,
+    files.map((f) => f.path),
+    settings,
+  )}`;
+  const read = req.duck.run(sql).finally(() => (reading = false));
+  const [checked, done] = await Promise.allSettled([checks, read]);
+  if (checked.status === 'rejected') {
+    if (done.status === 'fulfilled') await req.duck.run(`DROP TABLE ${quoteIdent(req.table)}`);
+    throw checked.reason;
+  }
+  if (done.status === 'rejected') {
+    throw await explainReadFailure(req.duck, done.reason, {
+      files,
+      format,
+      dialect: dialectOf(settings),
+      pattern,
+    });
+  }
+  if (files.length > 1)
+    await assertSameColumns(req.duck, files, format, settings).catch(async (error: unknown) => {
+      await req.duck.run(`DROP TABLE ${quoteIdent(req.table)}`);
+      throw error;
+    });
+}
+
+export const sftpSource: SourceConnector = {
+  async check(spec: SourceSpec, ctx: ConnectorContext): Promise<void> {
+    const settings = settingsOf(spec);
+    const session = await openSession(settings, ctx, 'source');
+    try {
+      await sourceFolder(session, settings.path ?? '.');
+    } finally {
+      session.close();
+    }
+  },
+
+  async stage(req: StageRequest): Promise<StageResult> {
+    const settings = settingsOf(req.source);
+    const pattern = req.model.table;
+    if (pattern === undefined) {
+      throw new SynclineError(
+        'InvalidModel',
+        "a Model of an sftp Source names its file or glob in table (relative to the Source's sftp.path)",
+      );
+    }
+    const segments = checkedPattern(pattern);
+    const session = await openSession(settings, req, 'source');
+    let files: SourceFile[];
+    try {
+      const folder = await sourceFolder(session, settings.path ?? '.');
+      const matched = await matchFiles(session, folder, segments);
+      if (matched.length === 0) {
+        throw new SynclineError(
+          'PathNotFound',
+          `no file in ${remoteName(session.where, folder)} matches "${pattern}"; check the Model's table and sftp.path`,
+        );
+      }
+      const picked = pickFiles(matched, settings.pick ?? 'newest');
+      const into = join(req.tmpDir, `sftp-source-${req.table}`);
+      const paths = await downloadFiles(session, picked, into, req.signal);
+      files = picked.map((f, i) => ({ path: paths[i] ?? '', name: remoteName(session.where, f.remote) }));
+      req.log.info(
+        {
+          where: session.where,
+          matched: matched.length,
+          files: files.length,
+          bytes: picked.reduce((n, f) => n + f.size, 0),
+        },
+        'downloaded source files',
+      );
+    } finally {
+      session.close();
+    }
+    const format = settings.format ?? formatOfName(pattern) ?? formatOfName(files[0]?.name ?? '');
+    if (format === undefined) {
+      throw new SynclineError(
+        'UnknownFileFormat',
+        `cannot tell the format of "${pattern}" from its extension: set sftp.format to csv, jsonl or parquet`,
+      );
+    }
+    const onAbort = () => req.duck.interrupt();
+    req.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await readWhole(req, files, format, settings, pattern);
+    } finally {
+      req.signal.removeEventListener('abort', onAbort);
+    }
+    const columns = await describeTable(req.duck, req.table);
+    const rows = await countRows(req.duck, req.table);
+    req.log.info({ table: pattern, files: files.length, rows, columns: columns.length }, 'staged sftp files');
+    return { columns, rows };
+  },
+};
