@@ -2,8 +2,8 @@
 // Sync's state row (an UPDATE guarded by the generation the run read, or an INSERT where none may exist
 // yet; Snowflake locks the table it writes until COMMIT, so a second commit waits, then finds the
 // generation moved and changes nothing), then the rows the run uploaded (a whole snapshot replaces the
-// table's rows; a delta is MERGEd: deleted keys leave, the others are updated or inserted), the run's
-// pending keys folded in as stale, and the table's row count, stale rows and HASH_AGG checksum written
+// table's rows; a delta replaces the rows of the keys it names), the run's
+// pending keys MERGEd in as stale, and the table's row count, stale rows and HASH_AGG checksum written
 // with the manifest. The rows were uploaded before the transaction, so it moves no data.
 import type { Manifest } from '../../core/diffstore/index.ts';
 import type { SynclineError } from '../../core/errors.ts';
@@ -44,24 +44,22 @@ async function swap(client: SnowflakeClient, t: SnapshotTables, input: CommitInp
   if (changed !== 1) throw input.concurrent();
 }
 
+/**
+ * The rows the run uploaded. A delta names each key it touches once or twice (its new row, and a tombstone
+ * for the row it replaces), so it is applied as DELETE of every key it names and INSERT of its live rows:
+ * a MERGE would meet some keys twice, which Snowflake refuses as nondeterministic.
+ */
 async function apply(client: SnowflakeClient, t: SnapshotTables, upload: CommitInput['upload']) {
   if (!upload) return;
-  const rows = `SELECT KEY_TEXT, STALE, KEY, HASH, RECORD_ID, DELETED FROM ${t.upload} WHERE RUN_ID = ?`;
-  if (!upload.delta) {
-    await client.run(`DELETE FROM ${t.snapshot}`);
-    await client.run(
-      `INSERT INTO ${t.snapshot} (KEY_TEXT, STALE, KEY, HASH, RECORD_ID)
-       SELECT KEY_TEXT, STALE, KEY, HASH, RECORD_ID FROM ${t.upload} WHERE RUN_ID = ? AND NOT DELETED`,
-      [upload.runId],
-    );
-    return;
-  }
   await client.run(
-    `MERGE INTO ${t.snapshot} s USING (${rows}) u ON s.KEY_TEXT = u.KEY_TEXT
-     WHEN MATCHED AND u.DELETED THEN DELETE
-     WHEN MATCHED THEN UPDATE SET STALE = u.STALE, KEY = u.KEY, HASH = u.HASH, RECORD_ID = u.RECORD_ID
-     WHEN NOT MATCHED AND NOT u.DELETED THEN INSERT (KEY_TEXT, STALE, KEY, HASH, RECORD_ID)
-       VALUES (u.KEY_TEXT, u.STALE, u.KEY, u.HASH, u.RECORD_ID)`,
+    upload.delta
+      ? `DELETE FROM ${t.snapshot} WHERE KEY_TEXT IN (SELECT KEY_TEXT FROM ${t.upload} WHERE RUN_ID = ?)`
+      : `DELETE FROM ${t.snapshot}`,
+    upload.delta ? [upload.runId] : undefined,
+  );
+  await client.run(
+    `INSERT INTO ${t.snapshot} (KEY_TEXT, STALE, KEY, HASH, RECORD_ID)
+     SELECT KEY_TEXT, STALE, KEY, HASH, RECORD_ID FROM ${t.upload} WHERE RUN_ID = ? AND NOT DELETED`,
     [upload.runId],
   );
 }

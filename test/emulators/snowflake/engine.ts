@@ -294,13 +294,19 @@ export class SnowflakeEngine {
       const columns: SnowflakeColumn[] = [];
       for (let i = 0; i < describe.columnCount; i++) {
         const name = describe.columnName(i);
+        const computed = typeOfDuck(describe.columnType(i));
+        // A declared type only where DuckDB's cannot tell it (LTZ from TZ, VARIANT from OBJECT): an
+        // expression of another type (a CAST) is of that type.
         const declared = tables
           .map((t) => this.declared.get(t)?.get(name.toUpperCase()))
-          .find((d) => d !== undefined);
+          .find(
+            (d) =>
+              d !== undefined &&
+              (family(d.type) === family(computed.type) ||
+                (computed.type === 'text' && family(d.type) === 'semi')),
+          );
         const quotedInSql = sql.includes(`"${name}"`);
-        columns.push(
-          column(quotedInSql ? name : name.toUpperCase(), declared ?? typeOfDuck(describe.columnType(i))),
-        );
+        columns.push(column(quotedInSql ? name : name.toUpperCase(), declared ?? computed));
       }
       const count = await connection.runAndReadAll(`SELECT count(*) FROM ${table}`);
       return { table, columns, total: Number(count.getRows()[0]?.[0] ?? 0) };
@@ -406,6 +412,13 @@ function column(name: string, declared: DeclaredType): SnowflakeColumn {
     nullable: true,
     collation: null,
   };
+}
+
+/** Types DuckDB stores alike. */
+function family(type: string): string {
+  if (type.startsWith('timestamp')) return 'timestamp';
+  if (type === 'variant' || type === 'object' || type === 'array') return 'semi';
+  return type;
 }
 
 function typeOfDuck(type: DuckDBType): DeclaredType {

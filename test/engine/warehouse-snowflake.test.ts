@@ -1,0 +1,290 @@
+// The snapshot kept in Snowflake (Sync.spec.snapshot.location: warehouse), through the real engine and the
+// real snowflake-sdk against the Snowflake emulator, into a real PostgreSQL destination: Snowflake hashes
+// the rows (HASH), a resync with nothing changed is proved unchanged by HASH_AGG and moves no row, a
+// resync with changes moves only them, and the rules of the bucket snapshot hold unchanged.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SyncSpec } from '../../crds/index.ts';
+import { silentLogger } from '../../core/logger.ts';
+import { runPlan, type RunPlan } from '../../core/plan.ts';
+import { secretResolver } from '../../core/secrets.ts';
+import type { RunSummary } from '../../core/summary.ts';
+import { executeRun } from '../../runner/run.ts';
+import { startSnowflakeEmulator, type SnowflakeEmulator } from '../emulators/snowflake/server.ts';
+import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
+import { pgSettings, sql, tempState } from './helpers.ts';
+
+let server: PostgresServer;
+let sf: SnowflakeEmulator;
+let dstUrl: string;
+const states: { remove(): void }[] = [];
+let counter = 0;
+
+beforeAll(async () => {
+  server = await startPostgres();
+  dstUrl = await server.createDatabase('dst');
+  sf = await startSnowflakeEmulator({ syncWaitMs: 5000, inlineRows: 500, rowsPerChunk: 2000 });
+  sf.addUser({ name: 'syncline', password: 'sf-pw' });
+  sf.addUser({
+    name: 'reader',
+    password: 'sf-pw',
+    grants: { database: [], schemas: { PUBLIC: ['USAGE', 'SELECT'] } },
+  });
+  sf.setWarehouse('WH', 'STARTED');
+  await sf.createDatabase('ANALYTICS');
+});
+afterAll(async () => {
+  await sf?.stop();
+  await server?.stop();
+  for (const s of states) s.remove();
+});
+
+const COLUMNS = 'ID, NAME, AMOUNT, SEEN_AT';
+const WAREHOUSE = { location: 'warehouse', schema: 'syncline' } as const;
+
+function runOf(plan: RunPlan): Promise<RunSummary> {
+  return executeRun(plan, {
+    secrets: secretResolver({}, { pg: { password: server.password }, sf: { password: 'sf-pw' } }),
+    log: silentLogger(),
+    signal: new AbortController().signal,
+    backoff: { baseMs: 5, capMs: 50 },
+  });
+}
+
+/** A Snowflake table of n rows, a PostgreSQL destination table, a diff store, a warehouse snapshot. */
+async function scenario(
+  rows: number,
+  sync: Partial<SyncSpec> & { mode: SyncSpec['mode'] },
+  query = `SELECT ${COLUMNS} FROM $T`,
+) {
+  counter++;
+  const table = `THINGS_${counter}`;
+  const target = `copy_${counter}`;
+  const state = tempState();
+  states.push(state);
+  const name = `snowflake-${counter}`;
+  await sf.exec(
+    `CREATE TABLE ${table} (ID NUMBER(38,0), NAME VARCHAR, AMOUNT NUMBER(12,2), SEEN_AT TIMESTAMP_NTZ);
+     INSERT INTO ${table} SELECT g, 'name ' || g, g * 1.5, TIMESTAMP '2024-01-01' + g * INTERVAL 1 HOUR FROM range(1, ${rows + 1}) t(g)`,
+    'ANALYTICS',
+  );
+  let runs = 0;
+  const plan = (
+    extra: Partial<SyncSpec> = {},
+    options: {
+      query?: string;
+      primaryKey?: string;
+      user?: string;
+      fullResync?: boolean;
+      dryRun?: boolean;
+    } = {},
+  ) =>
+    runPlan.parse({
+      apiVersion: 'syncline.io/v1alpha1',
+      kind: 'RunPlan',
+      runId: `run-${counter}-${++runs}-${process.pid}`,
+      namespace: 'test',
+      fullResync: options.fullResync ?? false,
+      dryRun: options.dryRun ?? false,
+      sync: {
+        name,
+        spec: {
+          modelRef: { name: 'model' },
+          destinationRef: { name: 'dest' },
+          target: { table: target },
+          snapshot: WAREHOUSE,
+          ...sync,
+          ...extra,
+        },
+      },
+      model: {
+        name: 'model',
+        spec: {
+          sourceRef: { name: 'src' },
+          query: (options.query ?? query).replaceAll('$T', table),
+          primaryKey: options.primaryKey ?? 'ID',
+        },
+      },
+      source: {
+        name: 'src',
+        spec: {
+          type: 'snowflake',
+          snowflake: {
+            account: 'testorg-testaccount',
+            user: options.user ?? 'syncline',
+            password: { secretKeyRef: { name: 'sf', key: 'password' } },
+            warehouse: 'WH',
+            database: 'ANALYTICS',
+            schema: 'PUBLIC',
+            host: sf.url,
+          },
+        },
+      },
+      destination: {
+        name: 'dest',
+        spec: { type: 'postgres', postgres: { ...pgSettings(server, 'dst'), schema: 'public' } },
+      },
+      diffStore: { url: state.url },
+    });
+  const snowflakeRows = async (text: string) => {
+    const connection = await sf.engine.instance.connect();
+    try {
+      await connection.run('USE "ANALYTICS"."PUBLIC"');
+      return (await connection.runAndReadAll(sf.engine.rewrite(text, { user: 'admin' }))).getRowObjectsJS();
+    } finally {
+      connection.closeSync();
+    }
+  };
+  return {
+    name,
+    run: (extra: Partial<SyncSpec> = {}, options: Parameters<typeof plan>[1] = {}) =>
+      runOf(plan(extra, options)),
+    source: (text: string) => sf.exec(text.replaceAll('$T', table), 'ANALYTICS'),
+    dest: (text: string) => sql(dstUrl, text.replaceAll('$D', target)),
+    /** The Sync's state row and tables, as Snowflake holds them. */
+    stateRow: async () =>
+      (
+        await snowflakeRows(
+          `SELECT GENERATION, ROW_COUNT, STALE_COUNT, SNAPSHOT_TABLE FROM "SYNCLINE"."SYNCLINE_STATE" WHERE SYNC = '${name}'`,
+        )
+      )[0],
+    snowflakeRows,
+    /** The model and the destination, row by row. */
+    same: async () => {
+      const model = await snowflakeRows(
+        `SELECT CAST(ID AS VARCHAR) || '|' || coalesce(NAME, '-') || '|' || CAST(AMOUNT AS VARCHAR) AS R FROM ${table} ORDER BY ID`,
+      );
+      const copy = await sql<{ r: string }>(
+        dstUrl,
+        `SELECT "ID"::text || '|' || coalesce("NAME", '-') || '|' || "AMOUNT"::numeric(12,2)::text AS r FROM ${target} ORDER BY "ID"`,
+      );
+      return copy.map((r) => r.r).join('\n') === model.map((r) => String(r['R'])).join('\n');
+    },
+  };
+}
+
+describe('a warehouse snapshot in Snowflake', () => {
+  it('keeps Snowflake hashes from the first sync, proves a resync unchanged by checksum, and moves only what changed', async () => {
+    const s = await scenario(300, { mode: 'upsert', deleteBehavior: 'delete' });
+    const first = await s.run();
+    expect(first.result, first.message).toBe('Succeeded');
+    expect(first.counts).toMatchObject({ queried: 300, added: 300, delivered: 300 });
+    expect(first.staging).toMatchObject({ keysOnly: false, hashFunction: 'snowflake' });
+    expect(await s.stateRow()).toMatchObject({ ROW_COUNT: 300, STALE_COUNT: 0 });
+    expect(await s.same()).toBe(true);
+
+    const generation = (await s.stateRow())?.['GENERATION'];
+    const before = sf.stats.bytesSent;
+    const second = await s.run();
+    expect(second.counts).toMatchObject({ queried: 300, added: 0, changed: 0, removed: 0, delivered: 0 });
+    expect(second.staging?.narrowed).toEqual({ rows: 0, previousRows: 0, byChecksum: true });
+    expect((await s.stateRow())?.['GENERATION']).toBe(generation);
+    const unchangedBytes = sf.stats.bytesSent - before;
+
+    await s.source(`UPDATE $T SET NAME = 'renamed' WHERE ID = 2`);
+    await s.source(`UPDATE $T SET AMOUNT = AMOUNT + 0.01 WHERE ID = 3`);
+    await s.source(`UPDATE $T SET NAME = NULL WHERE ID = 4`);
+    await s.source(`DELETE FROM $T WHERE ID = 1`);
+    await s.source(`INSERT INTO $T VALUES (301, 'newcomer', 1, TIMESTAMP '2025-01-01')`);
+    const third = await s.run();
+    expect(third.result, third.message).toBe('Succeeded');
+    expect(third.counts).toMatchObject({ queried: 300, added: 1, changed: 3, removed: 1, delivered: 5 });
+    // 4 model rows (3 changed, 1 new) and 4 snapshot rows (3 changed, 1 removed) left Snowflake.
+    expect(third.staging?.narrowed).toEqual({ rows: 4, previousRows: 4, byChecksum: false });
+    expect(await s.same()).toBe(true);
+    const after = sf.stats.bytesSent;
+    expect((await s.run()).staging?.narrowed?.byChecksum).toBe(true);
+    // A resync with nothing changed sends no row: fewer bytes than the one with five changes.
+    expect(sf.stats.bytesSent - after).toBeLessThan(after - before - unchangedBytes);
+  });
+
+  it('keeps rejected rows pending (stale, and in the rejections table) and sends them again next run', async () => {
+    const s = await scenario(6, { mode: 'update', deleteBehavior: 'delete' });
+    await s.dest(
+      `CREATE TABLE $D ("ID" numeric PRIMARY KEY, "NAME" text, "AMOUNT" numeric(12,2), "SEEN_AT" timestamp)`,
+    );
+    await s.dest(`INSERT INTO $D ("ID", "NAME") SELECT g, 'old' FROM generate_series(1, 4) g`);
+    const first = await s.run();
+    expect(first.result, first.message).toBe('PartiallySucceeded');
+    expect(first.counts).toMatchObject({ delivered: 4, failed: 2 });
+    expect(await s.stateRow()).toMatchObject({ ROW_COUNT: 6, STALE_COUNT: 2 });
+    const table = String((await s.stateRow())?.['SNAPSHOT_TABLE']);
+    const rejected = await s.snowflakeRows(
+      `SELECT KEY, REASON, RUN_ID FROM SYNCLINE.${table}_REJECTIONS ORDER BY KEY`,
+    );
+    expect(rejected.map((r) => r['KEY'])).toEqual(['5', '6']);
+    const second = await s.run();
+    expect(second.staging?.narrowed).toEqual({ rows: 2, previousRows: 2, byChecksum: false });
+    expect(second.counts).toMatchObject({ added: 2, failed: 2, delivered: 0 });
+    await s.dest(`INSERT INTO $D ("ID", "NAME") VALUES (5, 'old'), (6, 'old')`);
+    const third = await s.run();
+    expect(third.counts).toMatchObject({ added: 2, delivered: 2, failed: 0 });
+    expect(await s.stateRow()).toMatchObject({ STALE_COUNT: 0 });
+    expect(await s.snowflakeRows(`SELECT KEY FROM SYNCLINE.${table}_REJECTIONS`)).toEqual([]);
+    expect((await s.run()).staging?.narrowed?.byChecksum).toBe(true);
+  });
+
+  it('resends every row when a column type changes or a column is added, and stops on a changed primary key', async () => {
+    const s = await scenario(20, { mode: 'upsert' });
+    await s.run();
+    const retyped = await s.run(
+      {},
+      { query: `SELECT ID, NAME, CAST(AMOUNT AS DOUBLE) AS AMOUNT, SEEN_AT FROM $T` },
+    );
+    expect(retyped.staging?.narrowed).toBeUndefined();
+    expect(retyped.counts).toMatchObject({ changed: 20, delivered: 20 });
+    await s.dest(`ALTER TABLE $D ADD COLUMN "EXTRA" numeric`);
+    const wider = await s.run({}, { query: `SELECT ${COLUMNS}, 1 AS EXTRA FROM $T` });
+    expect(wider.counts).toMatchObject({ changed: 20, delivered: 20 });
+    const rekeyed = await s.run({}, { query: `SELECT ${COLUMNS}, 1 AS EXTRA FROM $T`, primaryKey: 'NAME' });
+    expect(rekeyed.reason).toBe('PrimaryKeyChanged');
+    expect(rekeyed.counts.delivered).toBe(0);
+  });
+
+  it('resends only the rows with a value of a newly mapped field', async () => {
+    const mappings = [
+      { to: 'ID', from: 'ID', valueType: 'string' as const },
+      { to: 'NAME', from: 'NAME', valueType: 'string' as const },
+    ];
+    const s = await scenario(30, { mode: 'upsert', mappings });
+    await s.run();
+    await s.source(`UPDATE $T SET AMOUNT = NULL WHERE ID > 10`);
+    await s.dest(`ALTER TABLE $D ADD COLUMN "AMOUNT" numeric(12,2)`);
+    const wider = { mappings: [...mappings, { to: 'AMOUNT', from: 'AMOUNT', valueType: 'string' as const }] };
+    const widened = await s.run(wider);
+    expect(widened.counts).toMatchObject({ changed: 10, delivered: 10 });
+    expect((await s.run(wider)).staging?.narrowed?.byChecksum).toBe(true);
+  });
+
+  it('names duplicate and null keys, and trips the safety rail before anything is sent', async () => {
+    const twice = `SELECT ${COLUMNS} FROM $T UNION ALL SELECT ${COLUMNS} FROM $T WHERE NAME = 'twice'`;
+    const s = await scenario(10, { mode: 'upsert', deleteBehavior: 'delete' }, twice);
+    await s.run();
+    await s.source(`UPDATE $T SET NAME = 'twice' WHERE ID = 9`);
+    const failed = await s.run();
+    expect(failed.reason).toBe('DuplicatePrimaryKey');
+    expect(failed.message).toMatch(/first 1: 9\b/);
+    const withNull = await s.run(
+      {},
+      { query: `SELECT ${COLUMNS} FROM $T UNION ALL SELECT NULL, 'x', 1, NULL` },
+    );
+    expect(withNull.reason).toBe('NullPrimaryKey');
+    expect(withNull.message).toContain('<null>');
+    await s.source(`UPDATE $T SET NAME = 'once' WHERE ID = 9`);
+    expect((await s.run()).result).toBe('Succeeded');
+    await s.source('DELETE FROM $T WHERE ID <= 6');
+    const stopped = await s.run();
+    expect(stopped.reason).toBe('SafetyRailTripped');
+    expect(await s.dest('SELECT count(*)::int AS n FROM $D')).toEqual([{ n: 10 }]);
+  });
+
+  it('fails at open, before anything is sent, naming the privilege the role lacks', async () => {
+    const s = await scenario(5, { mode: 'upsert' });
+    const refused = await s.run({}, { user: 'reader' });
+    expect(refused.result).toBe('Failed');
+    expect(refused.reason).toBe('WarehouseSnapshotGrantMissing');
+    expect(refused.message).toContain(
+      'GRANT USAGE, CREATE TABLE ON SCHEMA "ANALYTICS"."SYNCLINE" TO ROLE "PUBLIC"',
+    );
+    expect(await s.dest(`SELECT to_regclass('$D') AS t`)).toEqual([{ t: null }]);
+  });
+});
