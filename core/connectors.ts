@@ -225,6 +225,12 @@ export interface SourceConnector {
    * what is missing; fails naming the grant the user lacks. A source with one can narrow its staging.
    */
   warehouseSnapshot?(req: WarehouseSnapshotRequest): Promise<WarehouseSnapshot>;
+  /**
+   * Optional, beside warehouseSnapshot: check (creating nothing) that the Source's user has every grant a
+   * warehouse snapshot in `schema` needs; fails with WarehouseSnapshotGrantMissing naming the one it lacks.
+   * The connection check calls it when the Source keeps its Syncs' snapshots in the warehouse.
+   */
+  checkWarehouseSnapshot?(source: SourceSpec, schema: string, ctx: ConnectorContext): Promise<void>;
 }
 
 /** One change to deliver. `fields` are the mapped destination fields (nested objects for dotted targets). */

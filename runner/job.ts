@@ -13,6 +13,8 @@ import { executeRun } from './run.ts';
 import { mountedConfigMapReader } from './model.ts';
 import { secretResolver } from '../core/secrets.ts';
 import { TERMINATION_MESSAGE_LIMIT } from '../core/summary.ts';
+import { resolveSnapshot } from '../core/settings.ts';
+import type { SourceSpec } from '../crds/index.ts';
 
 export const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
 
@@ -177,6 +179,21 @@ function compactField(field: DestinationField): DestinationField {
   };
 }
 
+/** A Source's connection; and, when it keeps its Syncs' snapshots in the warehouse, the grants that needs. */
+async function checkSource(spec: SourceSpec, context: ConnectorContext): Promise<void> {
+  const connector = await sourceConnector(spec.type);
+  await connector.check(spec, context);
+  const placement = resolveSnapshot({}, spec);
+  if (placement.location !== 'warehouse') return;
+  if (!connector.checkWarehouseSnapshot) {
+    throw new SynclineError(
+      'WarehouseSnapshotUnsupported',
+      `the Source keeps its Syncs' snapshots in the warehouse (spec.snapshot.location: warehouse), which a ${spec.type} Source cannot: set spec.snapshot.location: diffStore`,
+    );
+  }
+  await connector.checkWarehouseSnapshot(spec, placement.schema, context);
+}
+
 /** `syncline check`: a connection check of one Source or Destination; writes {ok, reason, message}. */
 export async function runCheck(options: JobOptions = {}): Promise<number> {
   const env = options.env ?? process.env;
@@ -194,7 +211,7 @@ export async function runCheck(options: JobOptions = {}): Promise<number> {
     };
     try {
       if (plan.target.kind === 'Source') {
-        await (await sourceConnector(plan.target.spec.type)).check(plan.target.spec, context);
+        await checkSource(plan.target.spec, context);
       } else {
         const connector = await destinationConnector(plan.target.spec.type);
         await connector.check(plan.target.spec, context);

@@ -5,6 +5,7 @@
 // The model can only read: every connection opens a READ ONLY transaction before the model's text is sent,
 // and the probe sends it through the extended query protocol, which takes exactly one statement (see
 // planColumns for why that also keeps the COPY, sent as a simple query, to one statement).
+import { checkGrants, snapshotTables } from './snapshot-tables.ts';
 import type pg from 'pg';
 import type { SourceSpec } from '../../crds/index.ts';
 import { SynclineError, isSynclineError } from '../../core/errors.ts';
@@ -296,6 +297,17 @@ export const postgresSource: SourceConnector = {
       await client.query('SELECT 1');
     } catch (error) {
       throw queryError(error, settings, 'a test query');
+    } finally {
+      await client.end();
+    }
+  },
+
+  async checkWarehouseSnapshot(spec: SourceSpec, schema: string, ctx: ConnectorContext): Promise<void> {
+    const settings = settingsOf(spec);
+    const client = await connectPg(settings, ctx.secrets, ctx.log, 'Source', sessionSettings(settings));
+    try {
+      // The tables of no Sync in particular: the schema's and the state table's grants.
+      await checkGrants(client, snapshotTables(schema, '', ''), { readOnly: false });
     } finally {
       await client.end();
     }

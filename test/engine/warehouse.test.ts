@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mapping, SyncSpec } from '../../crds/index.ts';
 import { snapshotTables } from '../../connectors/postgres/snapshot-tables.ts';
+import { silentLogger } from '../../core/logger.ts';
+import { runCheck } from '../../runner/job.ts';
 import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
 import { makePlan, pgSettings, run, sql, tempState } from './helpers.ts';
 
@@ -446,6 +448,54 @@ describe('a warehouse snapshot', () => {
     expect(refused.reason).toBe('WarehouseSnapshotGrantMissing');
     expect(refused.message).toContain('GRANT CREATE ON SCHEMA "syncline" TO "reader"');
     expect(await s.dest(`SELECT to_regclass('$D') AS t`)).toEqual([{ t: null }]);
+  });
+
+  it("names the missing grant in the connection check of a Source that keeps its Syncs' snapshots in the warehouse", async () => {
+    await sql(srcUrl, `CREATE ROLE checker LOGIN PASSWORD '${server.password}'`);
+    await sql(srcUrl, 'CREATE SCHEMA checked');
+    await sql(srcUrl, 'GRANT USAGE ON SCHEMA checked TO checker');
+    const work = tempState();
+    states.push(work);
+    const check = async (snapshot?: { location: 'warehouse' | 'diffStore'; schema?: string }) => {
+      const termination = join(work.dir, 'termination');
+      const postgres = { ...pgSettings(server, 'src'), user: 'checker' };
+      const plan = {
+        apiVersion: 'syncline.io/v1alpha1',
+        kind: 'CheckPlan',
+        namespace: 'test',
+        target: {
+          kind: 'Source',
+          name: 'db',
+          spec: { type: 'postgres', postgres, ...(snapshot ? { snapshot } : {}) },
+        },
+      };
+      const env = {
+        SYNCLINE_CHECK_PLAN: JSON.stringify(plan),
+        SYNCLINE_TERMINATION_LOG: termination,
+        SYNCLINE_SECRET_PG__PASSWORD: server.password,
+      };
+      const code = await runCheck({ env, log: silentLogger() });
+      return {
+        code,
+        ...(JSON.parse(readFileSync(termination, 'utf8')) as {
+          ok: boolean;
+          reason: string;
+          message: string;
+        }),
+      };
+    };
+    expect(await check()).toMatchObject({ code: 0, ok: true });
+    expect(await check({ location: 'diffStore' })).toMatchObject({ code: 0, ok: true });
+    const warehouse = { location: 'warehouse', schema: 'checked' } as const;
+    const refused = await check(warehouse);
+    expect(refused).toMatchObject({ code: 1, ok: false, reason: 'WarehouseSnapshotGrantMissing' });
+    expect(refused.message).toContain('GRANT CREATE ON SCHEMA "checked" TO "checker"');
+    await sql(srcUrl, 'GRANT CREATE ON SCHEMA checked TO checker');
+    expect(await check(warehouse)).toMatchObject({ code: 0, ok: true });
+    // A check creates nothing.
+    expect(
+      await sql(srcUrl, "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'checked'"),
+    ).toEqual([{ n: 0 }]);
   });
 
   it('plans without writing anything, and repairs by a full resync', async () => {
