@@ -1,0 +1,216 @@
+// SFTP to SFTP through the real engine (executeRun), against a real OpenSSH server: the dropped file holds
+// the model value for value, changes arrive as changes, a source file cut off fails the run and deletes
+// nothing, and a run that fails between upload and rename delivers nothing and leaves nothing that looks
+// complete, so the next run delivers the same changes.
+import { readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../core/logger.ts';
+import { runPlan } from '../../core/plan.ts';
+import { secretResolver } from '../../core/secrets.ts';
+import { executeRun } from '../../runner/run.ts';
+import { openDuck, rowsOf } from '../../connectors/shared/test-context.ts';
+import { startSshd, type SshServer } from '../stack/sshd.ts';
+
+let server: SshServer;
+const dir = mkdtempSync(join(tmpdir(), 'syncline-sftp-engine-'));
+let runs = 0;
+const KEY = { secretKeyRef: { name: 'sftp', key: 'id_ed25519' } };
+
+beforeAll(async () => {
+  server = await startSshd();
+  server.mkdir('outbox');
+}, 60_000);
+afterAll(async () => {
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function connection(hostKey = server.hostKeys.ed25519.publicKey) {
+  return { host: server.host, port: server.port, user: server.user, privateKey: KEY, hostKey };
+}
+
+function plan(options: { name: string; table: string; fileName: string; hostKey?: string }) {
+  runs += 1;
+  return runPlan.parse({
+    apiVersion: 'syncline.io/v1alpha1',
+    kind: 'RunPlan',
+    runId: `sftp-run-${runs}`,
+    namespace: 'test',
+    fullResync: false,
+    dryRun: false,
+    sync: {
+      name: options.name,
+      spec: {
+        modelRef: { name: 'model' },
+        destinationRef: { name: 'dest' },
+        mode: 'upsert',
+        deleteBehavior: 'delete',
+      },
+    },
+    model: { name: 'model', spec: { sourceRef: { name: 'src' }, table: options.table, primaryKey: 'id' } },
+    source: { name: 'src', spec: { type: 'sftp', sftp: { ...connection(options.hostKey), path: 'inbox' } } },
+    destination: {
+      name: 'dest',
+      spec: {
+        type: 'sftp',
+        sftp: { ...connection(), path: 'outbox', fileName: options.fileName, format: 'csv' },
+      },
+    },
+    diffStore: { url: pathToFileURL(join(dir, 'state', options.name)).href },
+    runner: { tmpDir: join(dir, 'tmp') },
+  });
+}
+
+function run(options: Parameters<typeof plan>[0]) {
+  return executeRun(plan(options), {
+    secrets: secretResolver({}, { sftp: { id_ed25519: server.clientKey.privateKey } }),
+    log: silentLogger(),
+    signal: new AbortController().signal,
+    backoff: { baseMs: 5, capMs: 50 },
+  });
+}
+
+const outbox = () => readdirSync(join(server.root, 'outbox')).sort();
+
+// Values a CSV drop must carry exactly: quotes, delimiters and line breaks inside values, an empty string
+// next to a NULL, unicode, exact decimals, big integers, dates and timestamps.
+const MODEL_CSV =
+  'id,name,note,amount,big,day,at,active\n' +
+  '1,"Ada, Countess","said ""hi""",12.50,9007199254740993,2026-01-31,2026-01-31 23:59:59,true\n' +
+  '2,Zoë,"two\nlines",,-1,1999-12-31,1999-12-31 00:00:00,false\n' +
+  '3,"",plain,0.01,0,2000-02-29,2000-02-29 12:00:00,\n';
+
+const READ = "header = true, quote = '\"', escape = '\"', allow_quoted_nulls = false";
+
+/** The model as the sftp Source reads it (types from every row), and the dropped file read with those types. */
+async function modelAndDrop(source: string, drop: string) {
+  const { duck, close } = await openDuck();
+  try {
+    const model = await rowsOf(
+      duck,
+      `SELECT * FROM read_csv('${source}', ${READ}, sample_size = -1) ORDER BY id`,
+    );
+    const described = await rowsOf(
+      duck,
+      `DESCRIBE SELECT * FROM read_csv('${source}', ${READ}, sample_size = -1)`,
+    );
+    const types = [
+      "'_operation': 'VARCHAR'",
+      "'_key': 'VARCHAR'",
+      ...described.map((c) => `'${String(c.column_name)}': '${String(c.column_type)}'`),
+    ].join(', ');
+    const dropped = await rowsOf(
+      duck,
+      `SELECT * EXCLUDE (_operation, _key) FROM read_csv('${drop}', ${READ}, columns = {${types}}) ORDER BY id`,
+    );
+    return { model, dropped, types: described.map((c) => String(c.column_type)) };
+  } finally {
+    close();
+  }
+}
+
+/** Files in the outbox that a reader taking *.csv would pick up, by prefix. */
+const drops = (prefix: string) => outbox().filter((n) => n.startsWith(prefix) && n.endsWith('.csv'));
+
+describe('sftp to sftp through the engine', () => {
+  it('drops the model value for value, then only what changed', async () => {
+    server.writeFile('inbox/customers.csv', MODEL_CSV);
+    const first = await run({ name: 'values', table: 'customers.csv', fileName: 'values-{{ runId }}.csv' });
+    expect(first.result).toBe('Succeeded');
+    expect(first.counts).toMatchObject({ added: 3, delivered: 3 });
+    expect(drops('values-')).toHaveLength(1);
+    const firstDrop = drops('values-')[0] ?? '';
+    const { model, dropped, types } = await modelAndDrop(
+      join(server.root, 'inbox', 'customers.csv'),
+      join(server.root, 'outbox', firstDrop),
+    );
+    expect(types).toEqual([
+      'BIGINT',
+      'VARCHAR',
+      'VARCHAR',
+      'DOUBLE',
+      'BIGINT',
+      'DATE',
+      'TIMESTAMP',
+      'BOOLEAN',
+    ]);
+    expect(dropped).toEqual(model);
+    expect(model[1]).toMatchObject({ name: 'Zoë', note: 'two\nlines', amount: null, big: '-1' });
+    expect(model[2]).toMatchObject({ name: '', active: null });
+
+    // One row changed, one removed: the next drop holds exactly those.
+    server.writeFile(
+      'inbox/customers.csv',
+      MODEL_CSV.replace('0.01,0,', '0.02,0,')
+        .split('\n')
+        .filter((l) => !l.startsWith('1,'))
+        .join('\n'),
+    );
+    const second = await run({ name: 'values', table: 'customers.csv', fileName: 'values-{{ runId }}.csv' });
+    expect(second.counts).toMatchObject({ changed: 1, removed: 1, delivered: 2 });
+    const secondDrop = drops('values-').find((n) => n !== firstDrop) ?? '';
+    const lines = readFileSync(join(server.root, 'outbox', secondDrop), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1);
+    expect(lines.map((l) => l.split(',').slice(0, 2).join(',')).sort()).toEqual(['delete,1', 'upsert,3']);
+  });
+
+  it('a source file cut off mid-row fails the run, deletes nothing and drops nothing', async () => {
+    server.writeFile('inbox/orders.csv', 'id,total\n1,10\n2,20\n3,30\n');
+    const first = await run({ name: 'cut', table: 'orders.csv', fileName: 'orders.csv' });
+    expect(first.counts).toMatchObject({ added: 3, delivered: 3 });
+    const before = readFileSync(join(server.root, 'outbox', 'orders.csv'), 'utf8');
+
+    server.writeFile('inbox/orders.csv', 'id,total\n1,10\n2,2');
+    const cut = await run({ name: 'cut', table: 'orders.csv', fileName: 'orders.csv' });
+    expect(cut.result).toBe('Failed');
+    expect(cut.reason).toBe('SourceFileUnreadable');
+    expect(cut.message).toContain('/inbox/orders.csv line 3:');
+    expect(cut.counts).toMatchObject({ removed: 0, delivered: 0 });
+    expect(readFileSync(join(server.root, 'outbox', 'orders.csv'), 'utf8')).toBe(before);
+  });
+
+  it('newest of a glob: the file dropped last is the model', async () => {
+    server.writeFile('inbox/daily-1.csv', 'id,v\n1,a\n2,b\n');
+    server.writeFile('inbox/daily-2.csv', 'id,v\n1,a\n');
+    utimesSync(join(server.root, 'inbox', 'daily-1.csv'), 1_700_000_000, 1_700_000_000);
+    utimesSync(join(server.root, 'inbox', 'daily-2.csv'), 1_700_000_500, 1_700_000_500);
+    const result = await run({ name: 'newest', table: 'daily-*.csv', fileName: 'newest.csv' });
+    expect(result.counts).toMatchObject({ added: 1, delivered: 1 });
+  });
+
+  it('a run that fails between upload and rename commits nothing; the next run delivers the same changes', async () => {
+    server.writeFile('inbox/accounts.csv', 'id,name\n1,a\n2,b\n');
+    server.mkdir('outbox/accounts.csv/blocked');
+    const failed = await run({ name: 'crash', table: 'accounts.csv', fileName: 'accounts.csv' });
+    expect(failed.result).toBe('Failed');
+    expect(failed.counts.delivered).toBe(0);
+    expect(outbox().filter((n) => n.includes('accounts'))).toEqual(['accounts.csv']);
+
+    rmSync(join(server.root, 'outbox', 'accounts.csv'), { recursive: true });
+    const again = await run({ name: 'crash', table: 'accounts.csv', fileName: 'accounts.csv' });
+    expect(again.result).toBe('Succeeded');
+    expect(again.counts).toMatchObject({ added: 2, delivered: 2 });
+    expect(readFileSync(join(server.root, 'outbox', 'accounts.csv'), 'utf8')).toBe(
+      '_operation,_key,id,name\nupsert,1,1,a\nupsert,2,2,b\n',
+    );
+    expect(outbox().filter((n) => n.endsWith('.partial'))).toEqual([]);
+  });
+
+  it('a host key that is not the pinned one fails the run with SftpHostKeyMismatch', async () => {
+    const result = await run({
+      name: 'pin',
+      table: 'accounts.csv',
+      fileName: 'pin.csv',
+      hostKey: server.strangerKey.fingerprintLine,
+    });
+    expect(result.result).toBe('Failed');
+    expect(result.reason).toBe('SftpHostKeyMismatch');
+    expect(result.message).toContain(server.strangerKey.fingerprint);
+  });
+});
