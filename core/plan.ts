@@ -42,6 +42,8 @@ export const runPlan = z.object({
   sync: named(syncSpec),
   model: named(modelSpec),
   source: named(sourceSpec),
+  /** The BI tool Source (metabase, looker) a Model's question is read from, with as: sql (issue 16). */
+  biSource: named(sourceSpec).optional(),
   destination: named(destinationSpec),
   diffStore: diffStoreSettings,
   runner: z
@@ -74,3 +76,17 @@ export const checkPlan = z.object({
   diffStore: diffStoreSettings.optional(),
 });
 export type CheckPlan = z.infer<typeof checkPlan>;
+
+/**
+ * What `syncline drop-snapshot` does: drop the tables of a deleted Sync's warehouse snapshot (snapshotPolicy:
+ * delete), in the schema of its Source's database. The operator cannot reach the warehouse itself.
+ */
+export const snapshotDropPlan = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('SnapshotDropPlan'),
+  namespace: z.string(),
+  sync: z.string(),
+  source: named(sourceSpec),
+  schema: z.string(),
+});
+export type SnapshotDropPlan = z.infer<typeof snapshotDropPlan>;

@@ -201,6 +201,22 @@ export const REASONS = {
     doc: 'dbt models cannot be read from this Source type; use a warehouse Source.',
   },
   // ── source ────────────────────────────────────────────────────────────────────────────────────────
+  BiQuestionNotFound: {
+    kind: needsPerson,
+    doc: 'The Metabase question or Looker Look/query a Model names does not exist (or was archived/deleted); fix spec.metabase.question or spec.looker, or restore it in the BI tool.',
+  },
+  BiQuestionUnsupported: {
+    kind: needsPerson,
+    doc: 'The BI question cannot be read as a model (a template tag without a default, a question of no SQL database); give the tag a default in the BI tool or use as: results.',
+  },
+  BiDatabaseMismatch: {
+    kind: needsPerson,
+    doc: "The question's SQL targets another database (Metabase database / Looker connection) than the Model's Source; point spec.sourceRef at that database, or use as: results.",
+  },
+  BiResultsIncomplete: {
+    kind: needsPerson,
+    doc: "The BI tool's results were cut short (its row or download limit, or a stream that ended early); nothing was synced. Raise the limit in the BI tool, or use as: sql.",
+  },
   InvalidSource: {
     kind: needsPerson,
     doc: 'The Source lacks its type block or a required setting; fix the Source spec.',

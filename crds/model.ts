@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { connectionStatus, localObjectReference } from './common.ts';
 import { withRules } from './rules.ts';
+import { lookerQueryRef, metabaseQuestionRef } from './bi.ts';
 import { filterableColumn, relationship, segmentSpec, segmentStatus } from './segment.ts';
 
 const columnName = z.string().min(1).max(255);
@@ -61,6 +62,8 @@ export const modelSpec = withRules(
           'A table or view (optionally schema-qualified) whose rows are the model; for files, a file name.',
         ),
       dbt: dbtModelRef.optional(),
+      metabase: metabaseQuestionRef.optional(),
+      looker: lookerQueryRef.optional(),
       primaryKey: columnName
         .optional()
         .describe(
@@ -86,10 +89,20 @@ export const modelSpec = withRules(
     ),
   [
     {
-      cel: 'has(self.segment) || [has(self.query), has(self.table), has(self.dbt)].filter(x, x).size() == 1',
+      cel: 'has(self.segment) || has(self.metabase) || has(self.looker) || [has(self.query), has(self.table), has(self.dbt)].filter(x, x).size() == 1',
       check: (m) =>
-        m.segment !== undefined || [m.query, m.table, m.dbt].filter((x) => x !== undefined).length === 1,
+        m.segment !== undefined ||
+        m.metabase !== undefined ||
+        m.looker !== undefined ||
+        [m.query, m.table, m.dbt].filter((x) => x !== undefined).length === 1,
       message: 'set exactly one of query, table or dbt',
+    },
+    {
+      cel: '!(has(self.metabase) || has(self.looker)) || [has(self.query), has(self.table), has(self.dbt), has(self.metabase), has(self.looker)].filter(x, x).size() == 1',
+      check: (m) =>
+        (m.metabase === undefined && m.looker === undefined) ||
+        [m.query, m.table, m.dbt, m.metabase, m.looker].filter((x) => x !== undefined).length === 1,
+      message: 'a Model of a metabase or looker question sets none of query, table, dbt, and not both',
     },
     {
       cel: '!has(self.segment) || [has(self.query), has(self.table), has(self.dbt)].filter(x, x).size() == 0',

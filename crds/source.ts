@@ -9,8 +9,18 @@ import {
 } from './common.ts';
 import { withRules, type Rule } from './rules.ts';
 import { exactlyTheSettingsOf } from './settings-rule.ts';
+import { lookerSourceSettings, metabaseSourceSettings } from './bi.ts';
 
-export const SOURCE_TYPES = ['postgres', 'mysql', 'snowflake', 'bigquery', 'files', 'sftp'] as const;
+export const SOURCE_TYPES = [
+  'postgres',
+  'mysql',
+  'snowflake',
+  'bigquery',
+  'files',
+  'metabase',
+  'looker',
+  'sftp',
+] as const;
 export type SourceType = (typeof SOURCE_TYPES)[number];
 
 const host = z.string().min(1).max(253).describe('Host name or IP address of the server.');
@@ -218,6 +228,8 @@ export const sourceSpec = exactlyTheSettingsOf(
       snowflake: snowflakeSourceSettings.optional(),
       bigquery: bigquerySourceSettings.optional(),
       files: filesSourceSettings.optional(),
+      metabase: metabaseSourceSettings.optional(),
+      looker: lookerSourceSettings.optional(),
       snapshot: snapshotSettings
         .optional()
         .describe(

@@ -8,6 +8,8 @@ export interface RunPlanInput {
   sync: Sync;
   model: Model;
   source: Source;
+  /** The BI tool Source a Model's question is read from (spec.metabase / spec.looker sourceRef). */
+  biSource?: Source;
   destination: Destination;
   start: Pick<RunStart, 'trigger' | 'fullResync'>;
   /** The runner's diff store for this Sync, its URL and credentials resolved (runner-policy.ts runnerDiffStore). */
@@ -40,6 +42,7 @@ export function buildRunPlan(input: RunPlanInput): RunPlan {
     sync: named(sync),
     model: named(input.model),
     source: named(input.source),
+    ...(input.biSource ? { biSource: named(input.biSource) } : {}),
     destination: named(input.destination),
     diffStore: input.diffStore,
     runner: { ...(memoryLimit ? { memoryLimit } : {}), tmpDir: '/tmp', debuggerRetentionDays: 7 },

@@ -139,11 +139,15 @@ export async function startRun(
   try {
     const source = ctx.store.source(namespace, refs.model.spec.sourceRef.name);
     if (!source) throw new Error(`Source "${refs.model.spec.sourceRef.name}" disappeared`);
+    const biRef = (refs.model.spec.metabase ?? refs.model.spec.looker)?.sourceRef;
+    const biSource = biRef ? ctx.store.source(namespace, biRef.name) : undefined;
+    if (biRef && !biSource) throw new Error(`Source "${biRef.name}" (the Model's BI tool) does not exist`);
     const plan = buildRunPlan({
       runId,
       sync,
       model: refs.model,
       source,
+      ...(biSource ? { biSource } : {}),
       destination: refs.destination,
       start,
       diffStore: runnerDiffStore(ctx.config, sync),

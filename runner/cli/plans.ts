@@ -38,6 +38,13 @@ export function buildRunPlan(
   if (!model || !destination || !source)
     throw new SynclineError('InvalidReference', `Sync ${syncKey} references resources that do not exist`);
   const named = <T>(o: { metadata: { name: string }; spec: T }) => ({ name: o.metadata.name, spec: o.spec });
+  const biRef = (model.spec.metabase ?? model.spec.looker)?.sourceRef;
+  const biSource = biRef ? set.sources.get(keyOf(namespace, biRef.name))?.object : undefined;
+  if (biRef && !biSource)
+    throw new SynclineError(
+      'InvalidReference',
+      `Model ${model.metadata.name} names no Source "${biRef.name}" in ${namespace}`,
+    );
   const sourceFile = fileOf(set.sources, source.metadata.name);
   const destinationFile = fileOf(set.destinations, destination.metadata.name);
   return {
@@ -60,6 +67,7 @@ export function buildRunPlan(
             }
           : source.spec,
     },
+    ...(biSource ? { biSource: named(biSource) } : {}),
     destination: {
       ...named(destination),
       spec:

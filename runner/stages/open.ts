@@ -57,6 +57,8 @@ export async function openRun(
     }),
     resolveModel(given, {
       secrets: secrets.resolve,
+      signal,
+      log,
       ...(deps.readConfigMap ? { readConfigMap: deps.readConfigMap } : {}),
     }),
   ]);
