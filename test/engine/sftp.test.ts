@@ -3,6 +3,8 @@
 // nothing, and a run that fails between upload and rename delivers nothing and leaves nothing that looks
 // complete, so the next run delivers the same changes.
 import { readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { parseAllDocuments } from 'yaml';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -212,5 +214,74 @@ describe('sftp to sftp through the engine', () => {
     expect(result.result).toBe('Failed');
     expect(result.reason).toBe('SftpHostKeyMismatch');
     expect(result.message).toContain(server.strangerKey.fingerprint);
+  });
+
+  it('runs examples/sftp-to-sftp, pointed at the test server', async () => {
+    const docs = parseAllDocuments(
+      readFileSync(new URL('../../examples/sftp-to-sftp/resources.yaml', import.meta.url), 'utf8'),
+    ).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec: Record<string, any> }); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const of = (kind: string) => docs.find((d) => d.kind === kind)?.spec ?? {};
+    const [source, model, destination, sync] = ['Source', 'Model', 'Destination', 'Sync'].map(of);
+    // The example's servers are the test server: its address, its host key, its folders, its key login.
+    const here = { host: server.host, port: server.port, user: server.user };
+    Object.assign(source.sftp, here, {
+      hostKey: server.hostKeys.ed25519.fingerprintLine,
+      path: 'exports/customers',
+    });
+    Object.assign(destination.sftp, here, {
+      hostKey: server.hostKeys.ecdsa.publicKey,
+      path: 'upload/audiences',
+    });
+    delete destination.sftp.password;
+    destination.sftp.privateKey = { secretKeyRef: { name: 'partner-sftp', key: 'plain_key' } };
+    server.mkdir('upload/audiences');
+    const rows = (n: number) =>
+      'customer_id;email;country;lifetime_value\n' +
+      Array.from({ length: n }, (_, i) => `${i + 1};c${i + 1}@example.com;DE;${(i * 1.5).toFixed(2)}\n`).join(
+        '',
+      );
+    server.writeFile('exports/customers/customers-20260101.csv.gz', gzipSync(rows(5)));
+    server.writeFile('exports/customers/customers-20260102.csv.gz', gzipSync(rows(8)));
+    utimesSync(
+      join(server.root, 'exports/customers/customers-20260101.csv.gz'),
+      1_700_000_000,
+      1_700_000_000,
+    );
+    const summary = await executeRun(
+      runPlan.parse({
+        apiVersion: 'syncline.io/v1alpha1',
+        kind: 'RunPlan',
+        runId: 'example-run-1',
+        namespace: 'test',
+        fullResync: false,
+        dryRun: false,
+        sync: { name: 'partner-audience-to-marketing', spec: sync },
+        model: { name: 'partner-customers', spec: model },
+        source: { name: 'partner-exports', spec: source },
+        destination: { name: 'marketing-dropbox', spec: destination },
+        diffStore: { url: pathToFileURL(join(dir, 'state', 'example')).href },
+        runner: { tmpDir: join(dir, 'tmp') },
+      }),
+      {
+        secrets: secretResolver(
+          {},
+          {
+            'partner-sftp': {
+              id_ed25519: server.encryptedClientKey.privateKey,
+              passphrase: server.encryptedClientKey.passphrase,
+              plain_key: server.clientKey.privateKey,
+            },
+          },
+        ),
+        log: silentLogger(),
+        signal: new AbortController().signal,
+        backoff: { baseMs: 5, capMs: 50 },
+      },
+    );
+    expect(summary.result).toBe('Succeeded');
+    expect(summary.counts.delivered).toBe(8);
+    const file = readFileSync(join(server.root, 'upload/audiences/partner-audience.csv'), 'utf8').split('\n');
+    expect(file[0]).toBe('_operation,_key,id,email,country,ltv');
+    expect(file.filter((l) => l !== '')).toHaveLength(9);
   });
 });
