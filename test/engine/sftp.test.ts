@@ -15,7 +15,9 @@ import { runPlan } from '../../core/plan.ts';
 import { secretResolver } from '../../core/secrets.ts';
 import { executeRun } from '../../runner/run.ts';
 import { openDuck, rowsOf } from '../../connectors/shared/test-context.ts';
+import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
 import { startSshd, type SshServer } from '../stack/sshd.ts';
+import { sql } from './helpers.ts';
 
 let server: SshServer;
 const dir = mkdtempSync(join(tmpdir(), 'syncline-sftp-engine-'));
@@ -283,5 +285,103 @@ describe('sftp to sftp through the engine', () => {
     const file = readFileSync(join(server.root, 'upload/audiences/partner-audience.csv'), 'utf8').split('\n');
     expect(file[0]).toBe('_operation,_key,id,email,country,ltv');
     expect(file.filter((l) => l !== '')).toHaveLength(9);
+  });
+
+  it('a Parquet file on the server arrives in a PostgreSQL table value for value', async () => {
+    const pg: PostgresServer = await startPostgres();
+    try {
+      const url = await pg.createDatabase('sftp_dest');
+      const { duck, close } = await openDuck();
+      const local = join(dir, 'everything.parquet');
+      await duck.run(
+        `COPY (SELECT * FROM (VALUES
+           (1, 12345678901234567890.1234567891::DECIMAL(38,10), 9007199254740993::BIGINT,
+            TIMESTAMP '2024-03-10 02:30:00.123456', TIMESTAMPTZ '2024-06-01 12:00:00.654321+00',
+            '{"n": "12345678901234567890", "nested": {"a": [1, 2]}}'::JSON, '顧客 😀 "quoted", comma' || chr(10) || 'new line'),
+           (2, -0.0000000001, -9007199254740993, TIMESTAMP '1970-01-01 00:00:00', TIMESTAMPTZ '2000-01-01 00:00:00+00', '[]'::JSON, ''),
+           (3, NULL, NULL, NULL, NULL, NULL, NULL)) t(id, amount, big, local_ts, instant, doc, name))
+         TO '${local}' (FORMAT parquet)`,
+      );
+      close();
+      server.writeFile('inbox/everything.parquet', readFileSync(local));
+      const summary = await executeRun(
+        runPlan.parse({
+          apiVersion: 'syncline.io/v1alpha1',
+          kind: 'RunPlan',
+          runId: 'parquet-to-pg',
+          namespace: 'test',
+          sync: {
+            name: 'parquet-to-pg',
+            spec: {
+              modelRef: { name: 'm' },
+              destinationRef: { name: 'd' },
+              mode: 'all',
+              target: { table: 'everything' },
+            },
+          },
+          model: {
+            name: 'm',
+            spec: { sourceRef: { name: 's' }, table: 'everything.parquet', primaryKey: 'id' },
+          },
+          source: { name: 's', spec: { type: 'sftp', sftp: { ...connection(), path: 'inbox' } } },
+          destination: {
+            name: 'd',
+            spec: {
+              type: 'postgres',
+              postgres: {
+                host: pg.host,
+                port: pg.port,
+                database: 'sftp_dest',
+                user: pg.user,
+                password: { secretKeyRef: { name: 'pg', key: 'password' } },
+                tls: { mode: 'disable' },
+              },
+            },
+          },
+          diffStore: { url: pathToFileURL(join(dir, 'state', 'parquet-to-pg')).href },
+          runner: { tmpDir: join(dir, 'tmp') },
+        }),
+        {
+          secrets: secretResolver(
+            {},
+            { sftp: { id_ed25519: server.clientKey.privateKey }, pg: { password: pg.password } },
+          ),
+          log: silentLogger(),
+          signal: new AbortController().signal,
+          backoff: { baseMs: 5, capMs: 50 },
+        },
+      );
+      expect(summary.result, summary.message).toBe('Succeeded');
+      const rows = await sql<Record<string, string | null>>(
+        url,
+        `SELECT id::int AS id, amount::text AS amount, big::text AS big,
+                to_char(local_ts, 'YYYY-MM-DD HH24:MI:SS.US') AS local,
+                to_char(extract(epoch FROM instant), 'FM9999999999.000000') AS epoch, doc::text AS doc, name
+         FROM everything ORDER BY id`,
+      );
+      expect(rows.map((r) => ({ ...r, doc: r.doc === null ? null : JSON.parse(r.doc ?? '') }))).toEqual([
+        {
+          id: 1,
+          amount: '12345678901234567890.1234567891',
+          big: '9007199254740993',
+          local: '2024-03-10 02:30:00.123456',
+          epoch: '1717243200.654321',
+          doc: { n: '12345678901234567890', nested: { a: [1, 2] } },
+          name: '顧客 😀 "quoted", comma\nnew line',
+        },
+        {
+          id: 2,
+          amount: '-0.0000000001',
+          big: '-9007199254740993',
+          local: '1970-01-01 00:00:00.000000',
+          epoch: '946684800.000000',
+          doc: [],
+          name: '',
+        },
+        { id: 3, amount: null, big: null, local: null, epoch: null, doc: null, name: null },
+      ]);
+    } finally {
+      await pg.stop();
+    }
   });
 });
