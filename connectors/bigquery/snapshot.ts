@@ -327,7 +327,7 @@ export class BqWarehouseSnapshot implements WarehouseSnapshot {
         `cannot commit run ${manifest.runId}: its snapshot ${this.url}${manifest.snapshot} was not uploaded`,
       );
     }
-    const stale = await commitState(this.jobs, this.names, {
+    const stale = await this.commitOrDiscard(upload, {
       namespace: this.namespace,
       sync: this.sync,
       runId: manifest.runId,
@@ -345,7 +345,24 @@ export class BqWarehouseSnapshot implements WarehouseSnapshot {
         ),
     });
     this.uploads.delete(manifest.snapshot);
-    const named = manifest.pending?.file;
+    await this.dropTables(stale, manifest.pending?.file);
+  }
+
+  /** Commit; when another run committed first, this run's upload can never be committed: drop it. */
+  private async commitOrDiscard(upload: Upload | undefined, input: Parameters<typeof commitState>[2]) {
+    try {
+      return await commitState(this.jobs, this.names, input);
+    } catch (error) {
+      if (upload && isSynclineError(error) && error.reason === 'ConcurrentCommit') {
+        await this.jobs.dropTable(upload.table).catch(() => false);
+        this.uploads.delete(input.manifest.snapshot);
+      }
+      throw error;
+    }
+  }
+
+  /** Drop the tables no manifest names any more, and this run's pending tables but the one named. */
+  private async dropTables(stale: string[], named: string | undefined): Promise<void> {
     for (const path of this.pendingUploads) {
       if (path !== named) stale.push(path.slice(PENDING.length));
     }

@@ -2,7 +2,7 @@
 // a model table in it, PostgreSQL as the destination, and run plans with the bigquery Source.
 import { BigQuery } from '@google-cloud/bigquery';
 import type { DestinationSpec, SyncSpec } from '../../../crds/index.ts';
-import { silentLogger } from '../../../core/logger.ts';
+import { createLogger, silentLogger } from '../../../core/logger.ts';
 import { runPlan, type RunPlan } from '../../../core/plan.ts';
 import { secretResolver } from '../../../core/secrets.ts';
 import type { RunSummary } from '../../../core/summary.ts';
@@ -90,7 +90,8 @@ export function bigqueryPlan(input: {
 export function runBigQuery(plan: RunPlan, pg: PostgresServer): Promise<RunSummary> {
   return executeRun(plan, {
     secrets: secretResolver({}, { pg: { password: pg.password } }),
-    log: silentLogger(),
+    // SYNCLINE_TEST_LOG=debug shows the runs' logs on stderr.
+    log: process.env['SYNCLINE_TEST_LOG'] ? createLogger({ level: process.env['SYNCLINE_TEST_LOG'], fd: 2 }) : silentLogger(),
     signal: new AbortController().signal,
     backoff: { baseMs: 5, capMs: 50 },
   });

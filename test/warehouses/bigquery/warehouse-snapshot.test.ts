@@ -2,7 +2,8 @@
 // model in the BigQuery emulator, the destination a real PostgreSQL. The diff runs in BigQuery SQL and
 // only the rows that may differ leave it; the rules of the bucket snapshot hold unchanged.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SyncSpec } from '../../../crds/index.ts';
+import type { Mapping, SyncSpec } from '../../../crds/index.ts';
+import { snapshotNames } from '../../../connectors/bigquery/snapshot-tables.ts';
 import { pgSettings, sql, tempState } from '../../engine/helpers.ts';
 import { startPostgres, type PostgresServer } from '../../stack/postgres.ts';
 import { bigqueryPlan, bqQuery, runBigQuery, startBigQueryStack, type BigQueryStack } from './harness.ts';
@@ -57,6 +58,8 @@ async function scenario(rows: number, sync: Partial<SyncSpec> & { mode: SyncSpec
   return {
     name,
     table,
+    target,
+    names: snapshotNames('syncline', 'test', name),
     source: (text: string) => bqQuery(stack.bq, text.replaceAll('$T', table)),
     dest: (text: string) => sql(dstUrl, text.replaceAll('$D', target)),
     run: (extra: Partial<SyncSpec> = {}, options: { query?: string; primaryKey?: string } = {}) =>
@@ -81,7 +84,9 @@ async function scenario(rows: number, sync: Partial<SyncSpec> & { mode: SyncSpec
   };
 }
 
-describe('a BigQuery warehouse snapshot', () => {
+// The emulator answers each job in about a second on a loaded machine, and joins without an index
+// (test/warehouses/bigquery/README.md): the cases keep their models small and get more time.
+describe('a BigQuery warehouse snapshot', { timeout: 600_000 }, () => {
   it('keeps BigQuery hashes from the first sync, proves a resync unchanged by checksum, and stages only what changed', async () => {
     const s = await scenario(200, { mode: 'upsert', deleteBehavior: 'delete' });
     const first = await s.run();
@@ -113,5 +118,151 @@ describe('a BigQuery warehouse snapshot', () => {
     const fourth = await s.run();
     expect(fourth.counts).toMatchObject({ added: 0, changed: 0, removed: 0, delivered: 0 });
     expect(fourth.staging?.narrowed?.byChecksum).toBe(true);
+  });
+
+  it('sends only the 1% that changed, values moving between keys, and a key that left and came back', async () => {
+    const s = await scenario(300, { mode: 'upsert', deleteBehavior: 'delete' });
+    await s.run();
+    await s.source(`UPDATE $T SET name = CONCAT(name, '!') WHERE MOD(id, 100) = 0`);
+    const changed = await s.run();
+    expect(changed.counts).toMatchObject({ changed: 3, delivered: 3 });
+    expect(changed.staging?.narrowed).toEqual({ rows: 3, previousRows: 3, byChecksum: false });
+    // Two rows swap their values: the set of hashes is unchanged, the keys they belong to are not.
+    await s.source(`UPDATE $T SET name = IF(id = 3, 'name 4', 'name 3') WHERE id IN (3, 4)`);
+    expect((await s.run()).counts).toMatchObject({ changed: 2, delivered: 2 });
+    await s.source(
+      `INSERT INTO $T (id, name, amount, tags, meta, seen_at) SELECT 301, name, amount, tags, meta, seen_at FROM $T WHERE id = 7`,
+    );
+    await s.source(`DELETE FROM $T WHERE id = 7`);
+    expect((await s.run()).counts).toMatchObject({ added: 1, removed: 1, delivered: 2 });
+    expect(await s.same()).toBe(true);
+  });
+
+  it('keeps rejected rows pending and lists them in the rejections table, until they go through', async () => {
+    const s = await scenario(6, { mode: 'update', deleteBehavior: 'delete' });
+    await s.dest(
+      'CREATE TABLE $D (id bigint PRIMARY KEY, name text, amount numeric, tags text[], meta jsonb, seen_at timestamptz)',
+    );
+    await s.dest(`INSERT INTO $D (id, name) SELECT g, 'old' FROM generate_series(1, 4) g`);
+    const first = await s.run();
+    expect(first.result).toBe('PartiallySucceeded');
+    expect(first.counts).toMatchObject({ delivered: 4, failed: 2 });
+    const rejections = () =>
+      bqQuery(
+        stack.bq,
+        `SELECT key, reason, message, run_id FROM syncline.${s.names.rejections} ORDER BY key`,
+      );
+    const refused = await rejections();
+    expect(refused.map((r) => [r['key'], r['reason'], r['run_id']])).toEqual([
+      ['5', 'RowsRejected', first.runId],
+      ['6', 'RowsRejected', first.runId],
+    ]);
+    expect(String(refused[0]?.['message'])).toMatch(/no record with key 5/);
+    // Stale rows: no checksum can prove the model unchanged; the two go again, and fail again.
+    const second = await s.run();
+    expect(second.staging?.narrowed).toEqual({ rows: 2, previousRows: 2, byChecksum: false });
+    expect(second.counts).toMatchObject({ added: 2, failed: 2, delivered: 0 });
+    await s.dest(`INSERT INTO $D (id, name) VALUES (5, 'old'), (6, 'old')`);
+    const third = await s.run();
+    expect(third.counts).toMatchObject({ added: 2, delivered: 2, failed: 0 });
+    expect(await rejections()).toEqual([]);
+    expect((await s.run()).staging?.narrowed?.byChecksum).toBe(true);
+  });
+
+  it('resends only the rows with a value of a newly mapped field, and stages every row in mode all', async () => {
+    const mappings = (extra: Mapping[] = []): Mapping[] => [
+      { to: 'id', from: 'id', valueType: 'string' },
+      { to: 'name', from: 'name', valueType: 'string' },
+      ...extra,
+    ];
+    const s = await scenario(30, { mode: 'upsert', mappings: mappings() });
+    await s.run();
+    await s.source(`UPDATE $T SET amount = NULL WHERE id > 10`);
+    await s.source(`UPDATE $T SET name = 'edited' WHERE id = 20`);
+    await s.dest(`ALTER TABLE $D ADD COLUMN amount numeric`);
+    const wider = { mappings: mappings([{ to: 'amount', from: 'amount', valueType: 'string' }]) };
+    const widened = await s.run(wider);
+    expect(widened.counts).toMatchObject({ changed: 11, delivered: 11 });
+    expect(widened.staging?.narrowed).toBeUndefined();
+    const again = await s.run(wider);
+    expect(again.counts.changed).toBe(0);
+    expect(again.staging?.narrowed?.byChecksum).toBe(true);
+    const all = await s.run({ ...wider, mode: 'all' });
+    expect(all.counts).toMatchObject({ delivered: 30 });
+    expect(all.staging?.narrowed).toBeUndefined();
+  });
+
+  it('resends every row when a column type changes or a column is added, and stops on a changed primary key', async () => {
+    const s = await scenario(20, { mode: 'upsert' });
+    await s.run();
+    const retyped = await s.run(
+      {},
+      { query: `SELECT id, name, CAST(amount AS FLOAT64) AS amount, tags, meta, seen_at FROM $T` },
+    );
+    expect(retyped.staging?.narrowed).toBeUndefined();
+    expect(retyped.counts).toMatchObject({ changed: 20, delivered: 20 });
+    expect((await s.run()).counts).toMatchObject({ changed: 20 });
+    await s.dest(`ALTER TABLE $D ADD COLUMN extra bigint`);
+    const wider = await s.run({}, { query: `SELECT ${COLUMNS}, 1 AS extra FROM $T` });
+    expect(wider.counts).toMatchObject({ changed: 20, delivered: 20 });
+    const rekeyed = await s.run({}, { query: `SELECT ${COLUMNS}, 1 AS extra FROM $T`, primaryKey: 'name' });
+    expect(rekeyed.result).toBe('Failed');
+    expect(rekeyed.reason).toBe('PrimaryKeyChanged');
+    expect(rekeyed.counts.delivered).toBe(0);
+  });
+
+  it('names duplicate and null keys, and holds a key duplicated with skip', async () => {
+    const twice = `SELECT ${COLUMNS} FROM $T UNION ALL SELECT ${COLUMNS} FROM $T WHERE name = 'twice'`;
+    const s = await scenario(30, { mode: 'upsert', deleteBehavior: 'delete' });
+    await s.run({}, { query: twice });
+    expect((await s.run({}, { query: twice })).staging?.narrowed?.byChecksum).toBe(true);
+    // An unchanged row duplicated: only the key's count tells.
+    await s.source(`UPDATE $T SET name = 'twice' WHERE id = 9`);
+    await s.source(`UPDATE $T SET name = 'edited' WHERE id = 8`);
+    const failed = await s.run({}, { query: twice });
+    expect(failed.reason).toBe('DuplicatePrimaryKey');
+    expect(failed.message).toMatch(/first 1: 9\b/);
+    const skipped = await s.run({ invalidPrimaryKeys: 'skip' }, { query: twice });
+    expect(skipped.counts).toMatchObject({ changed: 1, removed: 0, delivered: 1, skipped: 2 });
+    expect(skipped.invalidKeys).toMatchObject({ duplicateCount: 1, sample: ['9'] });
+    expect(await s.dest(`SELECT id::int AS id, name FROM $D WHERE id IN (8, 9) ORDER BY id`)).toEqual([
+      { id: 8, name: 'edited' },
+      { id: 9, name: 'name 9' },
+    ]);
+    await s.source(`UPDATE $T SET name = 'once' WHERE id = 9`);
+    const released = await s.run({ invalidPrimaryKeys: 'skip' }, { query: twice });
+    expect(released.counts).toMatchObject({ changed: 1, delivered: 1, skipped: 0 });
+    expect(await s.same()).toBe(true);
+    const withNull = await s.run(
+      {},
+      {
+        query: `SELECT ${COLUMNS} FROM $T UNION ALL SELECT CAST(NULL AS INT64), 'x', NUMERIC '1', ['a'], JSON '{}', CURRENT_TIMESTAMP()`,
+      },
+    );
+    expect(withNull.reason).toBe('NullPrimaryKey');
+    expect(withNull.message).toContain('<null>');
+  });
+
+  it('compares STRING keys in BigQuery exactly as the engine does', async () => {
+    const s = await scenario(20, { mode: 'upsert', deleteBehavior: 'delete' });
+    const keyed = `SELECT CONCAT('k', CAST(id AS STRING), IF(id = 3, ' ', IF(id = 4, 'ü', IF(id = 5, 'A', '')))) AS code, name FROM $T`;
+    const run = () => s.run({ target: { table: `${s.target}_keyed` } }, { query: keyed, primaryKey: 'code' });
+    expect((await run()).counts.added).toBe(20);
+    expect((await run()).staging?.narrowed?.byChecksum).toBe(true);
+    await s.source(`UPDATE $T SET name = 'changed' WHERE id = 3`);
+    await s.source(`DELETE FROM $T WHERE id = 4`);
+    const changed = await run();
+    expect(changed.counts).toMatchObject({ changed: 1, removed: 1, delivered: 2 });
+    expect(changed.staging?.narrowed).toEqual({ rows: 1, previousRows: 2, byChecksum: false });
+  });
+
+  it('trips the safety rail before anything is sent', async () => {
+    const s = await scenario(10, { mode: 'upsert', deleteBehavior: 'delete' });
+    await s.run();
+    await s.source('DELETE FROM $T WHERE id <= 6');
+    const stopped = await s.run();
+    expect(stopped.reason).toBe('SafetyRailTripped');
+    expect(stopped.message).toContain('6 of the 10 records');
+    expect(await s.dest('SELECT count(*)::int AS n FROM $D')).toEqual([{ n: 10 }]);
   });
 });
