@@ -2,6 +2,12 @@
 // real snowflake-sdk against the Snowflake emulator, into a real PostgreSQL destination: Snowflake hashes
 // the rows (HASH), a resync with nothing changed is proved unchanged by HASH_AGG and moves no row, a
 // resync with changes moves only them, and the rules of the bucket snapshot hold unchanged.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyncSpec } from '../../crds/index.ts';
 import { silentLogger } from '../../core/logger.ts';
@@ -18,6 +24,8 @@ let sf: SnowflakeEmulator;
 let dstUrl: string;
 const states: { remove(): void }[] = [];
 let counter = 0;
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'syncline-sf-kill-'));
 
 beforeAll(async () => {
   server = await startPostgres();
@@ -36,7 +44,48 @@ afterAll(async () => {
   await sf?.stop();
   await server?.stop();
   for (const s of states) s.remove();
+  rmSync(work, { recursive: true, force: true });
 });
+
+/** `syncline job` on a plan, in its own process; `kill` decides when to SIGKILL it. */
+function runJob(plan: RunPlan, kill?: (child: ReturnType<typeof spawn>) => void) {
+  const file = join(work, `plan-${Date.now()}-${Math.random()}.json`);
+  writeFileSync(file, JSON.stringify(plan));
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>(
+    (resolve, reject) => {
+      const child = spawn(process.execPath, [join(REPO, 'bin', 'syncline.mjs'), 'job', '--plan', file], {
+        cwd: REPO,
+        env: {
+          ...process.env,
+          TMPDIR: work,
+          SYNCLINE_SECRET_PG__PASSWORD: server.password,
+          SYNCLINE_SECRET_SF__PASSWORD: 'sf-pw',
+          SYNCLINE_TERMINATION_LOG: join(work, 'termination'),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      kill?.(child);
+      child.once('error', reject);
+      child.once('exit', (code, signal) => resolve({ code, signal, output }));
+    },
+  );
+}
+
+/** Resolves once a session of database `db` waits on a lock (the run is blocked mid-delivery). */
+async function lockWaiter(url: string, db: string): Promise<void> {
+  for (;;) {
+    const [row] = await sql<{ n: number }>(
+      url,
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+      [db],
+    );
+    if ((row?.n ?? 0) > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 const COLUMNS = 'ID, NAME, AMOUNT, SEEN_AT';
 const WAREHOUSE = { location: 'warehouse', schema: 'syncline' } as const;
@@ -136,6 +185,7 @@ async function scenario(
   };
   return {
     name,
+    plan,
     run: (extra: Partial<SyncSpec> = {}, options: Parameters<typeof plan>[1] = {}) =>
       runOf(plan(extra, options)),
     source: (text: string) => sf.exec(text.replaceAll('$T', table), 'ANALYTICS'),
@@ -286,5 +336,33 @@ describe('a warehouse snapshot in Snowflake', () => {
       'GRANT USAGE, CREATE TABLE ON SCHEMA "ANALYTICS"."SYNCLINE" TO ROLE "PUBLIC"',
     );
     expect(await s.dest(`SELECT to_regclass('$D') AS t`)).toEqual([{ t: null }]);
+  });
+
+  it('after a SIGKILL during delivery, one clean run leaves the destination equal to the model', async () => {
+    const s = await scenario(40, {
+      mode: 'upsert',
+      deleteBehavior: 'delete',
+      delivery: { batchSize: 5, concurrency: 1, maxRetries: 2 },
+    });
+    const first = await runJob(s.plan());
+    expect(first.code, first.output).toBe(0);
+    await s.source(`UPDATE $T SET NAME = NAME || ' v2'`);
+    await s.source('DELETE FROM $T WHERE ID > 35');
+    // A row of the destination locked by another session: the batch that writes it waits, and the run is killed then.
+    const holder = new pg.Client({ connectionString: dstUrl });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query(`SELECT 1 FROM copy_${counter} WHERE "ID" = 20 FOR UPDATE`);
+    const killed = await runJob(s.plan(), (child) => {
+      void lockWaiter(dstUrl, 'dst').then(() => child.kill('SIGKILL'));
+    });
+    await holder.query('ROLLBACK');
+    await holder.end();
+    expect(killed.signal).toBe('SIGKILL');
+    expect(await s.same()).toBe(false);
+    const clean = await runJob(s.plan());
+    expect(clean.code, clean.output).toBe(0);
+    expect(await s.same()).toBe(true);
+    expect((await s.run()).staging?.narrowed?.byChecksum).toBe(true);
   });
 });
