@@ -1,7 +1,7 @@
 // The sftp Destination against a real OpenSSH server: a file appears only complete (renamed from its
 // .partial), a fixed name is replaced, a missing folder is refused, and a failure between upload and
 // rename (or a crash that left a .partial behind) never leaves a file that looks complete.
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DestinationSpec } from '../../crds/index.ts';
@@ -125,6 +125,21 @@ describe('sftp destination', () => {
     const opened = await synclineFailure(sftpDestination.open(ctx));
     expect(opened.reason).toBe('PathNotFound');
     base.cleanup();
+  });
+
+  it('check refuses a folder the user cannot write, with PathNotWritable, and leaves nothing behind', async () => {
+    server.mkdir('readonly');
+    chmodSync(join(server.root, 'readonly'), 0o555);
+    const base = testContext({ sftp: { key: server.clientKey.privateKey } });
+    const error = await synclineFailure(sftpDestination.check(destination({ path: 'readonly' }), base));
+    base.cleanup();
+    expect(error.reason).toBe('PathNotWritable');
+    expect(error.message).toContain('writing to the folder "readonly"');
+    expect(readdirSync(join(server.root, 'readonly'))).toEqual([]);
+    const ok = testContext({ sftp: { key: server.clientKey.privateKey } });
+    await expect(sftpDestination.check(destination(), ok)).resolves.toBeUndefined();
+    ok.cleanup();
+    expect(outbox().filter((n) => n.startsWith('.syncline-check'))).toEqual([]);
   });
 
   it('a failure between upload and rename leaves no complete file; the next run delivers', async () => {

@@ -3,7 +3,8 @@
 // target and renamed to NAME once the upload is complete and its size checked: a reader listing the
 // folder sees the whole file or none. A run that fails or is killed before the rename leaves at most a
 // hidden .NAME.partial, never counted as delivered; the next run overwrites it and renames.
-import { readdir, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { DELETE_BEHAVIORS, SYNC_MODES, type DestinationSpec } from '../../crds/index.ts';
 import { SynclineError } from '../../core/errors.ts';
@@ -70,6 +71,24 @@ async function targetFolder(session: SftpSession, path: string): Promise<void> {
     'PathNotFound',
     `${remoteName(session.where, path)} is a file, not a folder: sftp.path names the folder to drop files in`,
   );
+}
+
+/** Upload and remove an empty hidden file: the folder can be written (a clear PathNotWritable otherwise). */
+async function probeWrite(session: SftpSession, path: string, ctx: ConnectorContext): Promise<void> {
+  const name = partialName(`syncline-check-${randomBytes(4).toString('hex')}`);
+  const local = join(ctx.tmpDir, name);
+  const remote = posix.join(path, name);
+  await writeFile(local, '');
+  try {
+    await session.upload(local, remote);
+  } catch (error) {
+    throw requestError('destination', session.where, `writing to the folder "${path}" (sftp.path)`, error);
+  } finally {
+    await rm(local, { force: true });
+  }
+  await session.unlink(remote).catch((error: unknown) => {
+    throw requestError('destination', session.where, `removing ${remoteName(session.where, remote)}`, error);
+  });
 }
 
 /** The one file the files writer published under `dir`, if it wrote any records. */
@@ -198,6 +217,7 @@ export const sftpDestination: DestinationConnector = {
     const session = await openSession(settings, ctx, 'destination');
     try {
       await targetFolder(session, settings.path ?? '.');
+      await probeWrite(session, settings.path ?? '.', ctx);
     } finally {
       session.close();
     }

@@ -27,7 +27,6 @@ export interface SftpSession {
   where: string;
   readdir(path: string): Promise<FileEntryWithStats[]>;
   stat(path: string): Promise<Stats>;
-  realpath(path: string): Promise<string>;
   /** Download to a local file, a few requests in flight (bounded memory). */
   download(remote: string, local: string): Promise<void>;
   /** Upload a local file, replacing the remote one. */
@@ -96,7 +95,13 @@ function promised<T>(run: (done: (error: Error | undefined | null, value?: T) =>
   );
 }
 
-function wrap(client: Client, sftp: SFTPWrapper, where: string, timeoutMs: number): SftpSession {
+function wrap(
+  client: Client,
+  sftp: SFTPWrapper,
+  where: string,
+  timeoutMs: number,
+  onClose: () => void,
+): SftpSession {
   const guard = <T>(what: string, work: Promise<T>): Promise<T> => {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -122,11 +127,6 @@ function wrap(client: Client, sftp: SFTPWrapper, where: string, timeoutMs: numbe
         `stat ${path}`,
         promised((done) => sftp.stat(path, done)),
       ),
-    realpath: (path) =>
-      guard(
-        `realpath ${path}`,
-        promised((done) => sftp.realpath(path, done)),
-      ),
     // fastGet/fastPut keep at most `concurrency` chunks of `chunkSize` in memory.
     download: (remote, local) =>
       promised((done) => sftp.fastGet(remote, local, { concurrency: 8, chunkSize: 32_768 }, (e) => done(e))),
@@ -146,7 +146,10 @@ function wrap(client: Client, sftp: SFTPWrapper, where: string, timeoutMs: numbe
         `remove ${path}`,
         promised((done) => sftp.unlink(path, (e) => done(e))),
       ),
-    close: () => client.end(),
+    close: () => {
+      onClose();
+      client.end();
+    },
   };
 }
 
@@ -182,21 +185,27 @@ export async function openSession(
     tryKeyboard: false,
   };
   const client = new Client();
+  // The run's stop ends the connection: a download or upload in flight then fails at once.
   const abort = () => client.end();
   ctx.signal.addEventListener('abort', abort, { once: true });
+  const stopListening = () => ctx.signal.removeEventListener('abort', abort);
+  let failed: (error: Error) => void = () => {};
+  // Always listened to: an 'error' event without a listener would end the process.
+  client.on('error', (error) => {
+    failed(error);
+    ctx.log.debug({ where, err: redact(error.message, secrets) }, 'SSH connection error');
+  });
   try {
     await new Promise<void>((resolve, reject) => {
+      failed = reject;
       client.once('ready', resolve);
-      client.once('error', reject);
       client.once('close', () => reject(new Error('the server closed the connection')));
       client.connect(config);
     });
     const sftp = await promised<SFTPWrapper>((done) => client.sftp(done));
-    client.on('error', (error) =>
-      ctx.log.debug({ where, err: redact(error.message, secrets) }, 'SSH connection error'),
-    );
-    return wrap(client, sftp, where, timeoutMs);
+    return wrap(client, sftp, where, timeoutMs, stopListening);
   } catch (error) {
+    stopListening();
     client.end();
     ctx.signal.throwIfAborted();
     const seen = verifier.mismatch();
@@ -205,8 +214,6 @@ export async function openSession(
     const plain = error instanceof Error ? error : new Error(String(error));
     plain.message = redact(plain.message, secrets);
     throw loginError(side, settings, where, plain);
-  } finally {
-    ctx.signal.removeEventListener('abort', abort);
   }
 }
 

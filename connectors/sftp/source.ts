@@ -12,7 +12,7 @@ import { countRows, describeTable } from '../shared/duck.ts';
 import { formatOfName, type FileFormat } from '../shared/location.ts';
 import { quoteIdent, quoteLiteral } from '../shared/sql.ts';
 import { checkedPattern, downloadFiles, matchFiles, pickFiles, sourceFolder } from './remote-files.ts';
-import { openSession, remoteName } from './session.ts';
+import { openSession, remoteName, requestError } from './session.ts';
 
 type SftpSettings = NonNullable<SourceSpec['sftp']>;
 
@@ -110,7 +110,11 @@ export const sftpSource: SourceConnector = {
     const settings = settingsOf(spec);
     const session = await openSession(settings, ctx, 'source');
     try {
-      await sourceFolder(session, settings.path ?? '.');
+      const folder = await sourceFolder(session, settings.path ?? '.');
+      // Listing is what a run does first: a folder that cannot be listed fails the check, not the run.
+      await session.readdir(folder).catch((error: unknown) => {
+        throw requestError('source', session.where, `listing "${folder}" (sftp.path)`, error);
+      });
     } finally {
       session.close();
     }

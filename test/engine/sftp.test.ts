@@ -223,7 +223,12 @@ describe('sftp to sftp through the engine', () => {
       readFileSync(new URL('../../examples/sftp-to-sftp/resources.yaml', import.meta.url), 'utf8'),
     ).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec: Record<string, any> }); // eslint-disable-line @typescript-eslint/no-explicit-any
     const of = (kind: string) => docs.find((d) => d.kind === kind)?.spec ?? {};
-    const [source, model, destination, sync] = ['Source', 'Model', 'Destination', 'Sync'].map(of);
+    const [source, model, destination, sync] = [
+      of('Source'),
+      of('Model'),
+      of('Destination'),
+      of('Sync'),
+    ] as const;
     // The example's servers are the test server: its address, its host key, its folders, its key login.
     const here = { host: server.host, port: server.port, user: server.user };
     Object.assign(source.sftp, here, {
