@@ -461,3 +461,95 @@ describe('Looker Looks and queries', () => {
     expect(await s.rows()).toEqual([]);
   });
 });
+
+/** The four ways a BI Model reads its rows, each over a table of its own that the test churns. */
+const VARIANTS = [
+  { tool: 'metabase', as: 'sql' },
+  { tool: 'metabase', as: 'results' },
+  { tool: 'looker', as: 'sql' },
+  { tool: 'looker', as: 'results' },
+] as const;
+
+describe.each(VARIANTS)('the engine modes over $tool as: $as', ({ tool, as }) => {
+  async function churnScenario(sync: Record<string, unknown>) {
+    const s = await scenario('id bigint PRIMARY KEY, name text');
+    const table = `people_${s.target}`;
+    await sql(
+      warehouseUrl,
+      `CREATE TABLE ${table} AS SELECT g::bigint AS id, 'name ' || g AS name FROM generate_series(1, 5) g`,
+    );
+    const id = 100 + counter;
+    metabase.cards.set(id, {
+      id,
+      name: table,
+      dataset_query: { database: 2, type: 'native', native: { query: `SELECT id, name FROM ${table}` } },
+    });
+    looker.explores.set(`shop::${table}`, 'warehouse');
+    looker.queries.set(String(id), {
+      id: String(id),
+      slug: `s${id}`,
+      model: 'shop',
+      view: table,
+      fields: [`${table}.id`, `${table}.name`],
+      limit: '-1',
+      sql: `SELECT id AS "${table}.id", name AS "${table}.name" FROM ${table}`,
+    });
+    const model =
+      tool === 'metabase'
+        ? {
+            metabase: { question: id, as, ...(as === 'sql' ? { sourceRef: { name: 'bi' } } : {}) },
+            primaryKey: 'id',
+          }
+        : {
+            looker: { query: String(id), as, ...(as === 'sql' ? { sourceRef: { name: 'bi' } } : {}) },
+            primaryKey: `${table}_id`,
+          };
+    const biSpec = tool === 'metabase' ? metabaseSource() : lookerSource();
+    const plan = () => {
+      const p = as === 'sql' ? s.plan(model, s.warehouse, biSpec) : s.plan(model, biSpec);
+      const renamed =
+        tool === 'looker'
+          ? {
+              ...p.sync.spec,
+              mappings: [
+                { from: `${table}_id`, to: 'id' },
+                { from: `${table}_name`, to: 'name' },
+              ],
+            }
+          : p.sync.spec;
+      return runPlan.parse({ ...p, sync: { ...p.sync, spec: { ...renamed, ...sync } } });
+    };
+    const churn = async () => {
+      await sql(warehouseUrl, `DELETE FROM ${table} WHERE id = 1`);
+      await sql(warehouseUrl, `UPDATE ${table} SET name = 'renamed' WHERE id = 2`);
+      await sql(warehouseUrl, `INSERT INTO ${table} VALUES (6, 'newcomer')`);
+    };
+    return { ...s, churn, go: () => s.run(plan()) };
+  }
+
+  it('upsert with deleteBehavior delete: adds, changes and deletes what changed in the question', async () => {
+    const s = await churnScenario({ mode: 'upsert', deleteBehavior: 'delete' });
+    expect((await s.go()).counts).toMatchObject({ added: 5, delivered: 5 });
+    await s.churn();
+    const second = await s.go();
+    expect(second.counts).toMatchObject({ added: 1, changed: 1, removed: 1, failed: 0 });
+    expect(second.operations).toEqual({ upsert: 2, delete: 1 });
+    expect(await s.rows()).toEqual([
+      { id: '2', name: 'renamed' },
+      { id: '3', name: 'name 3' },
+      { id: '4', name: 'name 4' },
+      { id: '5', name: 'name 5' },
+      { id: '6', name: 'newcomer' },
+    ]);
+    expect((await s.go()).counts).toMatchObject({ changed: 0, delivered: 0 });
+  });
+
+  it('insert: sends only the rows new to the question', async () => {
+    const s = await churnScenario({ mode: 'insert' });
+    expect((await s.go()).counts).toMatchObject({ added: 5, delivered: 5 });
+    await s.churn();
+    const second = await s.go();
+    expect(second.operations).toEqual({ insert: 1 });
+    expect((await s.rows()).map((r) => r['id'])).toEqual(['1', '2', '3', '4', '5', '6']);
+  });
+});

@@ -34,7 +34,8 @@ export async function runOnWarehouse(url: string, sql: string, limit?: number): 
   await client.connect();
   try {
     await client.query('BEGIN READ ONLY');
-    const text = limit === undefined ? sql : `SELECT * FROM (${sql}) AS q LIMIT ${limit}`;
+    const body = sql.trim().replace(/;\s*$/, '');
+    const text = limit === undefined ? body : `SELECT * FROM (${body}) AS q LIMIT ${limit}`;
     const result = await client.query({ text, rowMode: 'array' });
     await client.query('COMMIT');
     const columns = result.fields.map((f) => ({ name: f.name, oid: f.dataTypeID }));
