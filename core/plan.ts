@@ -76,3 +76,17 @@ export const checkPlan = z.object({
   diffStore: diffStoreSettings.optional(),
 });
 export type CheckPlan = z.infer<typeof checkPlan>;
+
+/**
+ * What `syncline drop-snapshot` does: drop the tables of a deleted Sync's warehouse snapshot (snapshotPolicy:
+ * delete), in the schema of its Source's database. The operator cannot reach the warehouse itself.
+ */
+export const snapshotDropPlan = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('SnapshotDropPlan'),
+  namespace: z.string(),
+  sync: z.string(),
+  source: named(sourceSpec),
+  schema: z.string(),
+});
+export type SnapshotDropPlan = z.infer<typeof snapshotDropPlan>;

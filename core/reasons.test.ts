@@ -33,6 +33,7 @@ const NOT_ERRORS = new Set([
   'SnapshotsDeleted',
   'SourceReady',
   'Succeeded',
+  'WarehouseSnapshotDropped',
 ]);
 /**
  * Entries the code does not use yet, each with where it is meant to be used. A reason stays here only

@@ -2,6 +2,7 @@ import type { Sync } from '../crds/index.ts';
 import { describeError } from '../core/errors.ts';
 import type { ReconcileContext } from './context.ts';
 import { COMPONENT_LABEL, SYNC_LABEL } from './jobs.ts';
+import { dropPlanOf, dropWarehouseSnapshot } from './finalizer-warehouse.ts';
 import { jobOutcome } from './results.ts';
 import { syncDiffStoreUrl } from './runner-policy.ts';
 import { openSyncDiffStore } from './run-summaries.ts';
@@ -69,6 +70,8 @@ export async function finalizeSync(ctx: ReconcileContext, sync: Sync): Promise<R
       if (jobOutcome(job, []).state === 'active')
         await ctx.cluster.deleteJob(namespace, job.metadata?.name ?? '');
     }
+    const waiting = await dropInWarehouse(ctx, sync);
+    if (waiting) return waiting;
     const folder = `${url}/${namespace}/${name}/`;
     try {
       const store = await openSyncDiffStore(ctx, sync, url);
@@ -85,14 +88,45 @@ export async function finalizeSync(ctx: ReconcileContext, sync: Sync): Promise<R
       return { requeueAfterMs: RETRY_MS };
     }
   } else if (step === 'abandon') {
+    const plan = dropPlanOf(ctx, sync);
+    const tables =
+      plan && !('problem' in plan)
+        ? ` and its warehouse snapshot tables in schema ${plan.schema} of Source ${plan.source.name}`
+        : '';
     ctx.events.warning(
       sync,
       'SnapshotCleanupAbandoned',
-      `gave up deleting ${url}/${namespace}/${name}/ after ${Math.round(ctx.config.finalizerTimeoutMs / 1000)} s; ` +
-        'the Sync is deleted and the folder is left behind: delete it by hand',
+      `gave up deleting ${url}/${namespace}/${name}/${tables} after ${Math.round(ctx.config.finalizerTimeoutMs / 1000)} s; ` +
+        'the Sync is deleted and they are left behind: delete them by hand',
     );
   }
   await releaseFinalizer(ctx, sync);
+}
+
+/** The warehouse tables first (a runner Job drops them): a result to return while that is not done. */
+async function dropInWarehouse(ctx: ReconcileContext, sync: Sync): Promise<ReconcileResult | undefined> {
+  const drop = await dropWarehouseSnapshot(ctx, sync);
+  if (!drop.done) {
+    if ('failed' in drop) {
+      ctx.events.warning(
+        sync,
+        'SnapshotCleanupFailed',
+        `could not drop the warehouse snapshot tables (${drop.failed}); retrying, and giving up ` +
+          `${Math.round(ctx.config.finalizerTimeoutMs / 1000)} s after the deletion was requested`,
+      );
+    }
+    return { requeueAfterMs: RETRY_MS };
+  }
+  if ('problem' in drop) {
+    ctx.events.warning(
+      sync,
+      'SnapshotCleanupAbandoned',
+      `left the warehouse snapshot tables in place: ${drop.problem}; drop them by hand`,
+    );
+  } else if (drop.message) {
+    ctx.events.normal(sync, 'WarehouseSnapshotDropped', drop.message);
+  }
+  return undefined;
 }
 
 async function releaseFinalizer(ctx: ReconcileContext, sync: Sync): Promise<void> {

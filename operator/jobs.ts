@@ -1,7 +1,7 @@
 import type { V1EnvVar, V1Job, V1OwnerReference, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import type { SecretKeySelector, Source, Destination, Sync } from '../crds/index.ts';
-import type { CheckPlan, RunPlan } from '../core/plan.ts';
+import type { CheckPlan, RunPlan, SnapshotDropPlan } from '../core/plan.ts';
 import { SynclineError } from '../core/errors.ts';
 import { secretEnvName } from '../core/secrets.ts';
 import type { OperatorConfig, ResourceRequirements } from './config.ts';
@@ -322,4 +322,40 @@ export function buildCheckJob({ target, plan, name, checkHash, config }: CheckJo
 export function checkHashOf(target: Source | Destination, objects: readonly string[] = []): string {
   const spec = JSON.stringify(target.spec);
   return hash(objects.length > 0 ? `${spec}|objects:${objects.join(',')}` : spec, 16);
+}
+
+/** The Job that drops a deleted Sync's warehouse snapshot: one per Sync (its uid), so a second create is a no-op. */
+export function snapshotDropJobName(sync: Sync): string {
+  return boundedName(sync.metadata.name, `drop-${hash(sync.metadata.uid ?? sync.metadata.name, 8)}`);
+}
+
+/**
+ * `syncline drop-snapshot` for a Sync being deleted: owned by the Sync (the garbage collector removes it
+ * once the finalizer lets the Sync go), with only the Source's secrets, sized like a connection check.
+ */
+export function buildSnapshotDropJob(sync: Sync, plan: SnapshotDropPlan, config: OperatorConfig): V1Job {
+  const labels = {
+    [MANAGED_BY_LABEL]: MANAGED_BY,
+    [COMPONENT_LABEL]: 'drop-snapshot',
+    [SYNC_LABEL]: sync.metadata.name,
+  };
+  return runnerJob(config, {
+    name: snapshotDropJobName(sync),
+    namespace: plan.namespace,
+    labels,
+    annotations: {},
+    owner: {
+      apiVersion: sync.apiVersion,
+      kind: sync.kind,
+      name: sync.metadata.name,
+      uid: sync.metadata.uid ?? '',
+    },
+    args: ['drop-snapshot'],
+    env: [
+      ...plainEnv(config, { SYNCLINE_DROP_PLAN: JSON.stringify(plan) }),
+      ...secretEnv(collectSecretRefs(plan)),
+    ],
+    resources: CHECK_RESOURCES,
+    activeDeadlineSeconds: config.check.activeDeadlineSeconds,
+  });
 }

@@ -18,14 +18,14 @@ import type { SourceSpec } from '../crds/index.ts';
 
 export const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
 
-interface JobOptions {
+export interface JobOptions {
   /** A plan file; otherwise the plan comes from the environment variable. */
   planFile?: string;
   env?: NodeJS.ProcessEnv;
   log?: PinoLogger;
 }
 
-function readPlan<T>(schema: ZodType<T>, envName: string, options: JobOptions): T {
+export function readPlan<T>(schema: ZodType<T>, envName: string, options: JobOptions): T {
   const env = options.env ?? process.env;
   let text: string | undefined;
   let from: string;
@@ -56,7 +56,7 @@ function readPlan<T>(schema: ZodType<T>, envName: string, options: JobOptions): 
   return parsed.data;
 }
 
-function writeTermination(env: NodeJS.ProcessEnv, text: string, log: PinoLogger): void {
+export function writeTermination(env: NodeJS.ProcessEnv, text: string, log: PinoLogger): void {
   const file = env['SYNCLINE_TERMINATION_LOG'] ?? DEFAULT_TERMINATION_LOG;
   try {
     writeFileSync(file, text.slice(0, TERMINATION_MESSAGE_LIMIT));
@@ -65,7 +65,7 @@ function writeTermination(env: NodeJS.ProcessEnv, text: string, log: PinoLogger)
   }
 }
 
-function abortOnSignals(log: PinoLogger): { signal: AbortSignal; dispose(): void } {
+export function abortOnSignals(log: PinoLogger): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   const stop = (name: NodeJS.Signals) => {
     log.warn({ signal: name }, 'stopping the run');

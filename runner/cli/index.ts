@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MEMORY_LIMIT_MESSAGE, MEMORY_LIMIT_RE, runsAfter } from '../../crds/index.ts';
 import { describeError, SynclineError } from '../../core/errors.ts';
+import { runSnapshotDrop } from '../drop-snapshot.ts';
 import { runCheck, runJob } from '../job.ts';
 import { createLogger } from '../../core/logger.ts';
 import { describeSummary } from '../report.ts';
@@ -241,6 +242,15 @@ export function buildProgram(): Command {
     .option('--plan <file>', 'the check plan as JSON')
     .action(async (options: { plan?: string }) => {
       process.exitCode = await runCheck(options.plan ? { planFile: options.plan } : {});
+    });
+  program
+    .command('drop-snapshot')
+    .description(
+      "drop a deleted Sync's warehouse snapshot tables (env SYNCLINE_DROP_PLAN or --plan FILE): the operator's cleanup Job",
+    )
+    .option('--plan <file>', 'the drop plan as JSON')
+    .action(async (options: { plan?: string }) => {
+      process.exitCode = await runSnapshotDrop(options.plan ? { planFile: options.plan } : {});
     });
   return program;
 }

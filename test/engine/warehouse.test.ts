@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mapping, SyncSpec } from '../../crds/index.ts';
 import { snapshotTables } from '../../connectors/postgres/snapshot-tables.ts';
 import { silentLogger } from '../../core/logger.ts';
+import { runSnapshotDrop } from '../../runner/drop-snapshot.ts';
 import { runCheck } from '../../runner/job.ts';
 import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
 import { makePlan, pgSettings, run, sql, tempState } from './helpers.ts';
@@ -496,6 +497,57 @@ describe('a warehouse snapshot', () => {
     expect(
       await sql(srcUrl, "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'checked'"),
     ).toEqual([{ n: 0 }]);
+  });
+
+  it("drops a deleted Sync's tables (syncline drop-snapshot, the finalizer's Job), and only its own", async () => {
+    const a = await scenario(10, { mode: 'upsert' });
+    const b = await scenario(10, { mode: 'upsert' });
+    await a.run();
+    await b.run();
+    const work = tempState();
+    states.push(work);
+    const drop = async (sync: string, password = server.password) => {
+      const termination = join(work.dir, 'termination');
+      const plan = {
+        apiVersion: 'syncline.io/v1alpha1',
+        kind: 'SnapshotDropPlan',
+        namespace: 'test',
+        sync,
+        source: { name: 'db', spec: { type: 'postgres', postgres: pgSettings(server, 'src') } },
+        schema: 'syncline',
+      };
+      const env = {
+        SYNCLINE_DROP_PLAN: JSON.stringify(plan),
+        SYNCLINE_TERMINATION_LOG: termination,
+        SYNCLINE_SECRET_PG__PASSWORD: password,
+        TMPDIR: work.dir,
+      };
+      const code = await runSnapshotDrop({ env, log: silentLogger() });
+      const said = JSON.parse(readFileSync(termination, 'utf8')) as {
+        ok: boolean;
+        reason: string;
+        message: string;
+        dropped?: number;
+      };
+      return { code, ...said };
+    };
+    const tableOf = async (t: typeof a) =>
+      (
+        await sql<{ t: string | null }>(srcUrl, 'SELECT to_regclass($1)::text AS t', [
+          `syncline."${t.tables.snapshotName}"`,
+        ])
+      )[0]?.t;
+    const refused = await drop(a.name, 'not-the-password');
+    expect(refused).toMatchObject({ code: 1, ok: false, reason: 'AuthenticationFailed' });
+    expect(refused.message).not.toContain('not-the-password');
+    expect(await tableOf(a)).not.toBeNull();
+    expect(await drop(a.name)).toMatchObject({ code: 0, ok: true, dropped: 3 });
+    expect(await tableOf(a)).toBeNull();
+    expect(await a.stateRow()).toBeUndefined();
+    expect(await tableOf(b)).not.toBeNull();
+    expect(await b.stateRow()).toMatchObject({ row_count: '10' });
+    // Again (the Job retried): nothing left, and that is no failure.
+    expect(await drop(a.name)).toMatchObject({ code: 0, ok: true, dropped: 0 });
   });
 
   it('plans without writing anything, and repairs by a full resync', async () => {
