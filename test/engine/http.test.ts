@@ -239,15 +239,13 @@ describe('http delivery', () => {
     const s = await scenario(30, { delivery: { requestsPerSecond: 20, concurrency: 4, maxRetries: 5 } });
     const summary = await s.run();
     expect(summary.counts.delivered).toBe(30);
-    const times = api.received.map((r) => r.at).sort((a, b) => a - b);
-    // Arrival times are measured in this (busy) process, so allow a little scheduling jitter: no one-second
-    // window holds much more than the rate allows, and 30 requests at 20/s span well over a second (without a
-    // limiter, four at a time, they would all arrive within a few tens of milliseconds).
-    for (let i = 0; i < times.length; i++) {
-      const inWindow = times.filter((t) => t >= times[i]! && t < times[i]! + 1000).length;
-      expect(inWindow).toBeLessThanOrEqual(23);
-    }
-    expect(times.at(-1)! - times[0]!).toBeGreaterThanOrEqual(900);
+    // How many requests start in each second is the limiter's (runner/backoff.test.ts, on a fake clock).
+    // Here, that the lower limit reached it: the bucket starts empty, so 30 requests at 20/s cannot all be
+    // sent in under 1.5 s of the runner's own clock (unlimited, four at a time, they take tens of ms; which
+    // limit is the lower is core/settings.test.ts).
+    // A busy machine only makes delivery slower, never faster.
+    expect(summary.timings.deliverMs).toBeGreaterThanOrEqual(1450);
+    expect(api.received).toHaveLength(30);
   });
 
   it('logs every request for the debugger, with credentials redacted, searchable by key', async () => {
