@@ -127,11 +127,12 @@ function wrap(
         `stat ${path}`,
         promised((done) => sftp.stat(path, done)),
       ),
-    // fastGet/fastPut keep at most `concurrency` chunks of `chunkSize` in memory.
+    // fastGet/fastPut keep at most `concurrency` chunks of `chunkSize` in memory (2 MiB): bounded, yet
+    // enough in flight for a link with latency (ssh2's own default).
     download: (remote, local) =>
-      promised((done) => sftp.fastGet(remote, local, { concurrency: 8, chunkSize: 32_768 }, (e) => done(e))),
+      promised((done) => sftp.fastGet(remote, local, { concurrency: 64, chunkSize: 32_768 }, (e) => done(e))),
     upload: (local, remote) =>
-      promised((done) => sftp.fastPut(local, remote, { concurrency: 8, chunkSize: 32_768 }, (e) => done(e))),
+      promised((done) => sftp.fastPut(local, remote, { concurrency: 64, chunkSize: 32_768 }, (e) => done(e))),
     rename: (from, to) =>
       guard(
         `rename ${from}`,
