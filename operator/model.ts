@@ -1,12 +1,25 @@
 import type { Model, ModelStatus } from '../crds/index.ts';
 import type { ConditionSet } from './conditions.ts';
 import type { ReconcileContext } from './context.ts';
+import { compileModelSegment, type SegmentVerdict } from './model-segment.ts';
 import type { ReconcileResult } from './runtime/controller.ts';
 import { writeStatus } from './status-writer.ts';
 import { validateModel } from './validation.ts';
 
 /** The conditions a Model's validation leads to. */
-export function modelConditions(model: Model, ctx: Pick<ReconcileContext, 'store'>): ConditionSet {
+export function modelConditions(
+  model: Model,
+  ctx: Pick<ReconcileContext, 'store'>,
+  segment: SegmentVerdict | undefined = model.spec.segment
+    ? compileModelSegment(model, ctx.store)
+    : undefined,
+): ConditionSet {
+  if (segment && !segment.ok) {
+    return {
+      ready: { status: 'False', reason: segment.reason, message: segment.message },
+      ...(segment.transient ? {} : { stalled: { reason: segment.reason, message: segment.message } }),
+    };
+  }
   const namespace = model.metadata.namespace ?? 'default';
   const verdict = validateModel(model, ctx.store.source(namespace, model.spec.sourceRef.name));
   if (!verdict.ok) {
@@ -30,13 +43,19 @@ export function modelConditions(model: Model, ctx: Pick<ReconcileContext, 'store
 /** A Model is Ready when its Source is; its columns and fingerprint are written by the Sync reconciler after runs. */
 export async function reconcileModel(ctx: ReconcileContext, model: Model): Promise<ReconcileResult> {
   const status: ModelStatus = model.status ?? {};
+  const segment = model.spec.segment ? compileModelSegment(model, ctx.store) : undefined;
+  // A segment's compiled SQL is shown as long as it compiles; a definition that no longer does clears it.
+  const after: ModelStatus =
+    segment === undefined
+      ? status
+      : { ...status, compiledSql: segment.ok ? segment.compiled.sql : undefined };
   // Only the keys this reconciler owns go into the patch, so columns written meanwhile are kept.
   await writeStatus(ctx, {
     plural: 'models',
     object: model,
     before: status,
-    after: status,
-    set: modelConditions(model, ctx),
-    keys: [],
+    after,
+    set: modelConditions(model, ctx, segment),
+    keys: segment === undefined ? [] : ['compiledSql'],
   });
 }

@@ -2,6 +2,7 @@ import { runsAfter, type RunRecord, type Sync, type SyncStatus } from '../crds/i
 import { describeError } from '../core/errors.ts';
 import type { ReconcileContext } from './context.ts';
 import { buildRunJob, runJobName } from './jobs.ts';
+import { segmentRunModel } from './model-segment.ts';
 import { buildRunPlan } from './run-plan.ts';
 import { runnerDiffStore } from './runner-policy.ts';
 import {
@@ -145,7 +146,7 @@ export async function startRun(
     const plan = buildRunPlan({
       runId,
       sync,
-      model: refs.model,
+      model: segmentRunModel(refs.model, ctx.store),
       source,
       ...(biSource ? { biSource } : {}),
       destination: refs.destination,

@@ -193,22 +193,24 @@ function related(ctx: Context, c: RelatedCondition, where: string): Bool {
     rows = rows.where(comparison(ctx, model, alias, w, `${where}.where[${i}]`));
   });
   let value: Expression<unknown>;
-  if (c.aggregate === 'count') {
+  // Defaults are the API server's to apply; an object read without them means the same.
+  const aggregate = c.aggregate ?? 'count';
+  if (aggregate === 'count') {
     if (!hasComparison(c)) return sql<boolean>`EXISTS (${rows.select(sql.lit(1).as('one'))})`;
     value = sql`(${rows.select(sql`COUNT(*)`.as('n'))})`;
   } else {
     const column = columnOf(model, c.column ?? '', `${where}.column`);
-    if (column.type !== 'number' && (c.aggregate === 'sum' || c.aggregate === 'avg'))
+    if (column.type !== 'number' && (aggregate === 'sum' || aggregate === 'avg'))
       throw new SynclineError(
         'InvalidSegment',
-        `${where}: ${c.aggregate} needs a number column, and "${column.name}" is a ${column.type}`,
+        `${where}: ${aggregate} needs a number column, and "${column.name}" is a ${column.type}`,
       );
-    const fn = sql.raw(c.aggregate.toUpperCase());
+    const fn = sql.raw(aggregate.toUpperCase());
     value = sql`(${rows.select(sql`${fn}(${sql.ref(`${alias}.${column.name}`)})`.as('v'))})`;
   }
   const compared = aggregateComparison(value, c);
   if (!compared)
-    throw new SynclineError('InvalidSegment', `${where}: ${c.aggregate} needs a comparison, e.g. gt: 500`);
+    throw new SynclineError('InvalidSegment', `${where}: ${aggregate} needs a comparison, e.g. gt: 500`);
   return compared;
 }
 
@@ -299,10 +301,11 @@ export function compileSegment(
   );
   const db = builderFor(dialect);
   let query = db.selectFrom(relationOf(root, dialect).as('p')).selectAll('p');
-  if (segment.splits)
-    query = query.select(
-      splitExpression(dialect, sql.ref(`p.${primaryKey}`), segment).as(segment.splitColumn),
-    );
+  if (segment.splits) {
+    const split = { splits: segment.splits, splitSalt: segment.splitSalt ?? '' };
+    const column = segment.splitColumn ?? 'split_group';
+    query = query.select(splitExpression(dialect, sql.ref(`p.${primaryKey}`), split).as(column));
+  }
   for (const c of conditions) query = query.where(c);
   const compiled = query.compile();
   // Every value is a literal of the compiler's; a bound parameter here would be lost on the way to the Source.

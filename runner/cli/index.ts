@@ -132,6 +132,9 @@ async function runSyncs(options: RunCommandOptions, dryRun: boolean): Promise<nu
         dryRun,
         ...(options.memoryLimit ? { memoryLimit: options.memoryLimit } : {}),
       });
+      const model = set.models.get(keyOf(key.split('/')[0], plan.model.name))?.object;
+      if (dryRun && options.output === 'text' && model?.spec.segment)
+        out(`Model ${plan.model.name} is a segment; its compiled SQL:\n  ${plan.model.spec.query ?? ''}`);
       const progress = terminalProgress(plan.sync.name);
       const summary = await executeRun(plan, {
         secrets,

@@ -5,6 +5,7 @@ import { API_VERSION, runsAfter, type Sync } from '../../crds/index.ts';
 import { SynclineError } from '../../core/errors.ts';
 import type { RunPlan } from '../../core/plan.ts';
 import { keyOf, type ResourceSet } from './resources.ts';
+import { segmentQueryModel } from '../../core/segments/index.ts';
 
 /** A run id: sortable by time, unique, and valid as a diff-store file name. */
 export function newRunId(now = new Date()): string {
@@ -56,7 +57,17 @@ export function buildRunPlan(
     fullResync: options.fullResync ?? false,
     dryRun: options.dryRun ?? false,
     sync: named(sync),
-    model: named(model),
+    model: model.spec.segment
+      ? {
+          name: model.metadata.name,
+          spec: segmentQueryModel(
+            model.metadata.name,
+            model.spec,
+            source.spec,
+            (name) => set.models.get(keyOf(namespace, name))?.object.spec,
+          ).spec,
+        }
+      : named(model),
     source: {
       ...named(source),
       spec:

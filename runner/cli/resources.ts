@@ -13,7 +13,8 @@ import {
   type Source,
   type Sync,
 } from '../../crds/index.ts';
-import { SynclineError } from '../../core/errors.ts';
+import { isSynclineError, SynclineError } from '../../core/errors.ts';
+import { segmentQueryModel } from '../../core/segments/index.ts';
 
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -284,7 +285,29 @@ function checkModelReferences({ set, problems }: Reading): void {
       problems.push(
         `${relative(process.cwd(), file)}: Model "${model.metadata.name}": spec.sourceRef.name: no Source "${model.spec.sourceRef.name}" in namespace ${ns}`,
       );
+    } else if (model.spec.segment) {
+      const problem = segmentProblem(set, ns, model);
+      if (problem)
+        problems.push(`${relative(process.cwd(), file)}: Model "${model.metadata.name}": ${problem}`);
     }
+  }
+}
+
+/** What the operator would stall a segment Model with: an unknown column, relationship or segment, a cycle. */
+function segmentProblem(set: ResourceSet, ns: string | undefined, model: Model): string | undefined {
+  const source = set.sources.get(keyOf(ns, model.spec.sourceRef.name))?.object;
+  if (!source) return undefined;
+  try {
+    segmentQueryModel(
+      model.metadata.name,
+      model.spec,
+      source.spec,
+      (name) => set.models.get(keyOf(ns, name))?.object.spec,
+    );
+    return undefined;
+  } catch (error) {
+    if (!isSynclineError(error)) throw error;
+    return `${error.message} (${error.reason})`;
   }
 }
 

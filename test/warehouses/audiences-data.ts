@@ -2,6 +2,7 @@
 // them. Dates are relative to now (days back), never near a 7- or 30-day boundary, so "in the last N days"
 // selects the same rows whenever the tests run and in whatever time zone the server is.
 import type { ModelSpec } from '../../crds/index.ts';
+import type { SegmentDialect } from '../../core/segments/index.ts';
 import { modelSpec } from '../../crds/index.ts';
 
 export type Cell = string | number | boolean | null | { daysAgo: number; date?: true };
@@ -327,4 +328,56 @@ export function segmentModels(): Record<string, ModelSpec> {
       },
     }),
   };
+}
+
+type ColumnType = Table['columns'][number]['type'];
+const TYPES: Record<SegmentDialect, Record<ColumnType, string>> = {
+  postgres: { int: 'bigint', text: 'text', bool: 'boolean', timestamp: 'timestamptz', date: 'date' },
+  mysql: {
+    int: 'BIGINT',
+    text: 'VARCHAR(200) CHARACTER SET utf8mb4',
+    bool: 'BOOLEAN',
+    timestamp: 'DATETIME',
+    date: 'DATE',
+  },
+  snowflake: {
+    int: 'NUMBER(38,0)',
+    text: 'VARCHAR',
+    bool: 'BOOLEAN',
+    timestamp: 'TIMESTAMP_NTZ',
+    date: 'DATE',
+  },
+  bigquery: { int: 'INT64', text: 'STRING', bool: 'BOOL', timestamp: 'TIMESTAMP', date: 'DATE' },
+  duckdb: { int: 'BIGINT', text: 'VARCHAR', bool: 'BOOLEAN', timestamp: 'TIMESTAMP', date: 'DATE' },
+};
+
+/** A seed value as each engine reads it, escaped here by hand so the compiler's escaping is not trusted twice. */
+function seedLiteral(dialect: SegmentDialect, cell: Cell): string {
+  if (cell === null) return 'NULL';
+  if (typeof cell === 'number') return String(cell);
+  if (typeof cell === 'boolean') return cell ? 'TRUE' : 'FALSE';
+  if (typeof cell === 'object') {
+    const text = timeText(cell);
+    if (dialect === 'bigquery') return cell.date ? `DATE '${text}'` : `TIMESTAMP '${text}+00'`;
+    if (dialect === 'postgres' && !cell.date) return `'${text}+00'`;
+    return `'${text}'`;
+  }
+  if (dialect === 'mysql') return `'${cell.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+  if (dialect === 'bigquery')
+    return `'${cell.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
+  // PostgreSQL (standard_conforming_strings), DuckDB and the Snowflake emulator's DuckDB.
+  return `'${cell.replace(/'/g, "''")}'`;
+}
+
+export function seedSql(dialect: SegmentDialect, table: Table, name = table.name): string[] {
+  const quote = (n: string) =>
+    dialect === 'mysql' || dialect === 'bigquery'
+      ? `\`${n}\``
+      : dialect === 'snowflake'
+        ? `"${n.toUpperCase()}"`
+        : `"${n}"`;
+  const columns = table.columns.map((c) => `${quote(c.name)} ${TYPES[dialect][c.type]}`).join(', ');
+  const rows = table.rows.map((r) => `(${r.map((cell) => seedLiteral(dialect, cell)).join(', ')})`);
+  const names = table.columns.map((c) => quote(c.name)).join(', ');
+  return [`CREATE TABLE ${name} (${columns})`, `INSERT INTO ${name} (${names}) VALUES ${rows.join(', ')}`];
 }

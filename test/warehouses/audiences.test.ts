@@ -23,15 +23,7 @@ import { startSnowflakeEmulator, type SnowflakeEmulator } from '../emulators/sno
 import { startBigQueryEmulator, type BigQueryEmulator } from '../stack/bigquery.ts';
 import { startMysql, type MysqlServer } from '../stack/mysql.ts';
 import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
-import {
-  CASES,
-  TABLES,
-  baseModels,
-  segmentModels,
-  timeText,
-  type Cell,
-  type Table,
-} from './audiences-data.ts';
+import { CASES, TABLES, baseModels, seedSql, segmentModels } from './audiences-data.ts';
 
 const ctx = testContext({
   pg: { password: '' },
@@ -39,58 +31,6 @@ const ctx = testContext({
   snowflake: { password: 'sf-secret' },
 });
 const secret = (name: string) => ({ secretKeyRef: { name, key: 'password' } });
-
-type ColumnType = Table['columns'][number]['type'];
-const TYPES: Record<SegmentDialect, Record<ColumnType, string>> = {
-  postgres: { int: 'bigint', text: 'text', bool: 'boolean', timestamp: 'timestamptz', date: 'date' },
-  mysql: {
-    int: 'BIGINT',
-    text: 'VARCHAR(200) CHARACTER SET utf8mb4',
-    bool: 'BOOLEAN',
-    timestamp: 'DATETIME',
-    date: 'DATE',
-  },
-  snowflake: {
-    int: 'NUMBER(38,0)',
-    text: 'VARCHAR',
-    bool: 'BOOLEAN',
-    timestamp: 'TIMESTAMP_NTZ',
-    date: 'DATE',
-  },
-  bigquery: { int: 'INT64', text: 'STRING', bool: 'BOOL', timestamp: 'TIMESTAMP', date: 'DATE' },
-  duckdb: { int: 'BIGINT', text: 'VARCHAR', bool: 'BOOLEAN', timestamp: 'TIMESTAMP', date: 'DATE' },
-};
-
-/** A seed value as each engine reads it, escaped here by hand so the compiler's escaping is not trusted twice. */
-function seedLiteral(dialect: SegmentDialect, cell: Cell): string {
-  if (cell === null) return 'NULL';
-  if (typeof cell === 'number') return String(cell);
-  if (typeof cell === 'boolean') return cell ? 'TRUE' : 'FALSE';
-  if (typeof cell === 'object') {
-    const text = timeText(cell);
-    if (dialect === 'bigquery') return cell.date ? `DATE '${text}'` : `TIMESTAMP '${text}+00'`;
-    if (dialect === 'postgres' && !cell.date) return `'${text}+00'`;
-    return `'${text}'`;
-  }
-  if (dialect === 'mysql') return `'${cell.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
-  if (dialect === 'bigquery')
-    return `'${cell.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
-  // PostgreSQL (standard_conforming_strings), DuckDB and the Snowflake emulator's DuckDB.
-  return `'${cell.replace(/'/g, "''")}'`;
-}
-
-function seedSql(dialect: SegmentDialect, table: Table, name = table.name): string[] {
-  const quote = (n: string) =>
-    dialect === 'mysql' || dialect === 'bigquery'
-      ? `\`${n}\``
-      : dialect === 'snowflake'
-        ? `"${n.toUpperCase()}"`
-        : `"${n}"`;
-  const columns = table.columns.map((c) => `${quote(c.name)} ${TYPES[dialect][c.type]}`).join(', ');
-  const rows = table.rows.map((r) => `(${r.map((cell) => seedLiteral(dialect, cell)).join(', ')})`);
-  const names = table.columns.map((c) => quote(c.name)).join(', ');
-  return [`CREATE TABLE ${name} (${columns})`, `INSERT INTO ${name} (${names}) VALUES ${rows.join(', ')}`];
-}
 
 interface Target {
   dialect: SegmentDialect;
