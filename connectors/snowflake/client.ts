@@ -3,6 +3,7 @@
 // and array binds that insert many rows in one request.
 import type snowflake from 'snowflake-sdk';
 import type { Readable } from 'node:stream';
+import type { Logger } from '../../core/connectors.ts';
 import { execute, FETCH_AS_STRING } from './source.ts';
 
 export type Bind = string | number | boolean | null;
@@ -57,6 +58,18 @@ export class SnowflakeClient {
   async insertRows(sqlText: string, rows: Bind[][]): Promise<void> {
     if (rows.length === 0) return;
     await execute(this.connection, this.options(sqlText, rows));
+  }
+
+  /** End a failed transaction; a failure to is only logged (the session's end rolls it back too). */
+  async rollback(log: Logger): Promise<void> {
+    try {
+      await this.run('ROLLBACK');
+    } catch (error) {
+      log.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'ROLLBACK failed in Snowflake',
+      );
+    }
   }
 
   /** The rows of a query as a stream of value arrays, in column order. */

@@ -5,6 +5,7 @@
 // table's rows; a delta replaces the rows of the keys it names), the run's
 // pending keys MERGEd in as stale, and the table's row count, stale rows and HASH_AGG checksum written
 // with the manifest. The rows were uploaded before the transaction, so it moves no data.
+import type { Logger } from '../../core/connectors.ts';
 import type { Manifest } from '../../core/diffstore/index.ts';
 import type { SynclineError } from '../../core/errors.ts';
 import type { SnowflakeClient } from './client.ts';
@@ -80,6 +81,7 @@ export async function commitState(
   client: SnowflakeClient,
   t: SnapshotTables,
   input: CommitInput,
+  log: Logger,
 ): Promise<void> {
   await client.run('BEGIN');
   try {
@@ -113,7 +115,7 @@ export async function commitState(
     );
     await client.run('COMMIT');
   } catch (error) {
-    await client.run('ROLLBACK').catch(() => undefined);
+    await client.rollback(log);
     throw error;
   }
 }

@@ -130,20 +130,20 @@ export class SnowflakeWarehouseSnapshot implements WarehouseSnapshot {
   }
 
   private parse(text: string): Manifest {
+    const corrupt = (why: string) =>
+      new SynclineError(
+        'DiffStoreCorrupt',
+        `the manifest of ${this.namespace}/${this.sync} in ${this.tables.state} (${this.url}) is not one this runner can read ` +
+          `(${why}): request a full resync`,
+      );
     let json: unknown;
     try {
       json = JSON.parse(text);
-    } catch {
-      json = undefined; // not JSON: reported below as a manifest this runner cannot read
+    } catch (error) {
+      throw corrupt(`not JSON: ${(error as Error).message}`);
     }
     const parsed = manifestSchema.safeParse(json);
-    if (!parsed.success) {
-      throw new SynclineError(
-        'DiffStoreCorrupt',
-        `the manifest of ${this.namespace}/${this.sync} in ${this.tables.state} (${this.url}) is not one this runner can read ` +
-          `(${parsed.error.issues[0]?.message ?? 'invalid'}): request a full resync`,
-      );
-    }
+    if (!parsed.success) throw corrupt(parsed.error.issues[0]?.message ?? 'invalid');
     return parsed.data;
   }
 
@@ -242,27 +242,33 @@ export class SnowflakeWarehouseSnapshot implements WarehouseSnapshot {
 
   async commit(manifest: Manifest, expectedEtag: string | undefined): Promise<void> {
     const upload = this.uploads.get(manifest.snapshot);
-    const current = expectedEtag === undefined ? undefined : await this.readManifest().catch(() => undefined);
-    if (!upload && current?.manifest.snapshot !== manifest.snapshot) {
+    // Without rows of its own, a commit may only rename the snapshot the state already names.
+    const current = upload || expectedEtag === undefined ? undefined : await this.readManifestForRepair();
+    if (!upload && current?.manifest?.snapshot !== manifest.snapshot) {
       throw new SynclineError(
         'SnapshotMissing',
         `cannot commit run ${manifest.runId}: its snapshot ${this.url}${manifest.snapshot} was not uploaded`,
       );
     }
     await this.guarded(`committing run ${manifest.runId}`, () =>
-      commitState(this.client, this.tables, {
-        namespace: this.namespace,
-        sync: this.sync,
-        manifest,
-        expected: expectedEtag,
-        upload,
-        concurrent: () =>
-          new SynclineError(
-            'ConcurrentCommit',
-            `another run of ${this.namespace}/${this.sync} committed first (the generation of ${this.tables.state} moved), ` +
-              `so run ${manifest.runId} was not recorded; the next run diffs against the other run's snapshot and re-sends what differs`,
-          ),
-      }),
+      commitState(
+        this.client,
+        this.tables,
+        {
+          namespace: this.namespace,
+          sync: this.sync,
+          manifest,
+          expected: expectedEtag,
+          upload,
+          concurrent: () =>
+            new SynclineError(
+              'ConcurrentCommit',
+              `another run of ${this.namespace}/${this.sync} committed first (the generation of ${this.tables.state} moved), ` +
+                `so run ${manifest.runId} was not recorded; the next run diffs against the other run's snapshot and re-sends what differs`,
+            ),
+        },
+        this.req.log,
+      ),
     );
     this.uploads.delete(manifest.snapshot);
   }
@@ -283,7 +289,7 @@ export class SnowflakeWarehouseSnapshot implements WarehouseSnapshot {
         }
         await this.client.run('COMMIT');
       } catch (error) {
-        await this.client.run('ROLLBACK').catch(() => undefined);
+        await this.client.rollback(this.req.log);
         throw error;
       }
     });

@@ -191,12 +191,17 @@ async function scenario(
     source: (text: string) => sf.exec(text.replaceAll('$T', table), 'ANALYTICS'),
     dest: (text: string) => sql(dstUrl, text.replaceAll('$D', target)),
     /** The Sync's state row and tables, as Snowflake holds them. */
-    stateRow: async () =>
-      (
+    stateRow: async () => {
+      const tables = await snowflakeRows(
+        `SELECT count(*) AS N FROM information_schema.tables WHERE table_catalog = 'ANALYTICS' AND table_schema = 'SYNCLINE' AND table_name = 'SYNCLINE_STATE'`,
+      );
+      if (Number(tables[0]?.['N']) === 0) return undefined;
+      return (
         await snowflakeRows(
           `SELECT GENERATION, ROW_COUNT, STALE_COUNT, SNAPSHOT_TABLE FROM "SYNCLINE"."SYNCLINE_STATE" WHERE SYNC = '${name}'`,
         )
-      )[0],
+      )[0];
+    },
     snowflakeRows,
     /** The model and the destination, row by row. */
     same: async () => {
@@ -336,6 +341,30 @@ describe('a warehouse snapshot in Snowflake', () => {
       'GRANT USAGE, CREATE TABLE ON SCHEMA "ANALYTICS"."SYNCLINE" TO ROLE "PUBLIC"',
     );
     expect(await s.dest(`SELECT to_regclass('$D') AS t`)).toEqual([{ t: null }]);
+  });
+
+  it('plans without writing anything, and repairs a broken manifest by a full resync', async () => {
+    const s = await scenario(10, { mode: 'upsert' });
+    const planned = await s.run({}, { dryRun: true });
+    expect(planned.result, planned.message).toBe('Succeeded');
+    expect(await s.stateRow()).toBeUndefined();
+    await s.run();
+    await s.source(`UPDATE $T SET NAME = 'edited' WHERE ID = 3`);
+    const before = await s.stateRow();
+    const dry = await s.run({}, { dryRun: true });
+    expect(dry.counts).toMatchObject({ changed: 1, delivered: 0 });
+    expect(await s.stateRow()).toEqual(before);
+    await s.snowflakeRows(
+      `UPDATE "SYNCLINE"."SYNCLINE_STATE" SET MANIFEST = '{"version": 9}' WHERE SYNC = '${s.name}'`,
+    );
+    const broken = await s.run();
+    expect(broken.reason).toBe('DiffStoreCorrupt');
+    expect(broken.message).toContain('SYNCLINE_STATE');
+    const repaired = await s.run({}, { fullResync: true });
+    expect(repaired.result, repaired.message).toBe('Succeeded');
+    expect(repaired.counts).toMatchObject({ changed: 10, delivered: 10 });
+    expect((await s.run()).staging?.narrowed?.byChecksum).toBe(true);
+    expect(await s.same()).toBe(true);
   });
 
   it('after a SIGKILL during delivery, one clean run leaves the destination equal to the model', async () => {
