@@ -343,6 +343,36 @@ describe('a warehouse snapshot in Snowflake', () => {
     expect(await s.dest(`SELECT to_regclass('$D') AS t`)).toEqual([{ t: null }]);
   });
 
+  it('compares string keys in Snowflake exactly as the engine does', async () => {
+    const extra = [`'a'`, `'A'`, `'b '`, `'b'`, `'ü'`];
+    const s = await scenario(
+      40,
+      { mode: 'upsert', deleteBehavior: 'delete' },
+      `SELECT 'k' || ID AS CODE, NAME FROM $T UNION ALL SELECT * FROM CODES_$T`,
+    );
+    await s.source(
+      `CREATE TABLE CODES_$T (CODE VARCHAR, NAME VARCHAR); INSERT INTO CODES_$T VALUES ${extra.map((k) => `(${k}, 'x')`).join(', ')}`,
+    );
+    const keyed = { primaryKey: 'CODE' };
+    expect((await s.run({}, keyed)).counts.added).toBe(45);
+    expect((await s.run({}, keyed)).staging?.narrowed?.byChecksum).toBe(true);
+    await s.source(`UPDATE CODES_$T SET NAME = 'changed' WHERE CODE = 'a'`);
+    await s.source(`DELETE FROM CODES_$T WHERE CODE = 'ü'`);
+    const changed = await s.run({}, keyed);
+    expect(changed.counts).toMatchObject({ changed: 1, removed: 1, delivered: 2 });
+    expect(changed.staging?.narrowed).toEqual({ rows: 1, previousRows: 2, byChecksum: false });
+    expect(
+      await s.dest(
+        `SELECT "CODE", "NAME" FROM $D WHERE "CODE" IN ('a', 'A', 'b ', 'b', 'ü') ORDER BY "CODE" COLLATE "C"`,
+      ),
+    ).toEqual([
+      { CODE: 'A', NAME: 'x' },
+      { CODE: 'a', NAME: 'changed' },
+      { CODE: 'b', NAME: 'x' },
+      { CODE: 'b ', NAME: 'x' },
+    ]);
+  });
+
   it('plans without writing anything, and repairs a broken manifest by a full resync', async () => {
     const s = await scenario(10, { mode: 'upsert' });
     const planned = await s.run({}, { dryRun: true });
