@@ -2,7 +2,9 @@
 // or query, read through our connectors from the emulators of their APIs (test/emulators/metabase,
 // test/emulators/looker), whose questions run on a real PostgreSQL; as: sql runs the question's SQL on the
 // warehouse Source, as: results stages the rows the API gives. Both land the same rows.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import type { Logger } from '../../core/connectors.ts';
 import { runPlan, type RunPlan } from '../../core/plan.ts';
 import { secretResolver } from '../../core/secrets.ts';
@@ -551,5 +553,96 @@ describe.each(VARIANTS)('the engine modes over $tool as: $as', ({ tool, as }) =>
     const second = await s.go();
     expect(second.operations).toEqual({ insert: 1 });
     expect((await s.rows()).map((r) => r['id'])).toEqual(['1', '2', '3', '4', '5', '6']);
+  });
+});
+
+describe('the examples, pointed at the emulators', () => {
+  type Doc = { kind: string; metadata: { name: string }; spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const example = (name: string): Doc[] =>
+    parseAllDocuments(
+      readFileSync(new URL(`../../examples/${name}/resources.yaml`, import.meta.url), 'utf8'),
+    ).map((d) => d.toJS() as Doc);
+  const pointed = (postgres: Record<string, unknown>, database: string) =>
+    Object.assign(postgres, pgSettings(server, database), {
+      password: postgres['password'],
+      tls: { mode: 'disable' },
+    });
+
+  async function runExample(docs: Doc[], biName?: string): Promise<RunSummary> {
+    const named = (kind: string, name?: string) => {
+      const doc = docs.find((d) => d.kind === kind && (name === undefined || d.metadata.name === name))!;
+      return { name: doc.metadata.name, spec: doc.spec };
+    };
+    const sync = named('Sync');
+    const model = named('Model');
+    const state = tempState();
+    states.push(state);
+    const plan = runPlan.parse({
+      apiVersion: 'syncline.io/v1alpha1',
+      kind: 'RunPlan',
+      runId: `example-${++counter}`,
+      namespace: 'test',
+      sync,
+      model,
+      source: named('Source', model.spec.sourceRef.name),
+      ...(biName ? { biSource: named('Source', biName) } : {}),
+      destination: named('Destination'),
+      diffStore: { url: state.url },
+    });
+    const secrets = secretResolver(
+      {},
+      {
+        metabase: { 'api-key': API_KEY },
+        looker: { 'client-id': CLIENT_ID, 'client-secret': CLIENT_SECRET },
+        warehouse: { password: server.password },
+        'app-db': { password: server.password },
+      },
+    );
+    return executeRun(plan, { secrets, log: capture(), signal: new AbortController().signal });
+  }
+
+  it('metabase-to-postgres: the question SQL runs on the warehouse, rows land in churn_risk', async () => {
+    const docs = example('metabase-to-postgres');
+    const source = (name: string) => docs.find((d) => d.kind === 'Source' && d.metadata.name === name)!.spec;
+    source('metabase').metabase.url = metabase.url;
+    pointed(source('warehouse').postgres, 'warehouse');
+    pointed(docs.find((d) => d.kind === 'Destination')!.spec.postgres, 'app');
+    await sql(
+      appUrl,
+      'CREATE TABLE churn_risk (customer_id bigint PRIMARY KEY, name text, plan text, signup date, ltv numeric)',
+    );
+    const summary = await runExample(docs, 'metabase');
+    expect(summary).toMatchObject({ result: 'Succeeded', counts: { delivered: 10 } });
+    expect(await sql(appUrl, 'SELECT count(*)::int AS n FROM churn_risk')).toEqual([{ n: 10 }]);
+  });
+
+  it('looker-to-postgres: the Look results land in top_accounts through the mappings', async () => {
+    const docs = example('looker-to-postgres');
+    docs.find((d) => d.kind === 'Source')!.spec.looker.baseUrl = looker.url;
+    pointed(docs.find((d) => d.kind === 'Destination')!.spec.postgres, 'app');
+    await sql(
+      warehouseUrl,
+      `CREATE TABLE accounts AS SELECT g AS id, 'account ' || g AS name, g * 1000 AS lifetime_value FROM generate_series(1, 7) g`,
+    );
+    looker.explores.set('sales::accounts', 'warehouse');
+    looker.queries.set('170', {
+      id: '170',
+      slug: 'Top17',
+      model: 'sales',
+      view: 'accounts',
+      fields: ['accounts.id', 'accounts.name', 'accounts.lifetime_value'],
+      limit: '-1',
+      sql: 'SELECT id AS "accounts.id", name AS "accounts.name", lifetime_value AS "accounts.lifetime_value" FROM accounts',
+    });
+    looker.looks.set('17', { id: '17', title: 'Top accounts', query_id: '170' });
+    await sql(
+      appUrl,
+      'CREATE TABLE top_accounts (account_id bigint PRIMARY KEY, name text, lifetime_value bigint)',
+    );
+    const summary = await runExample(docs);
+    expect(summary).toMatchObject({ result: 'Succeeded', counts: { delivered: 7 } });
+    expect(
+      await sql(appUrl, 'SELECT account_id, name, lifetime_value FROM top_accounts WHERE account_id = 7'),
+    ).toEqual([{ account_id: '7', name: 'account 7', lifetime_value: '7000' }]);
   });
 });
