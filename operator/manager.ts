@@ -186,6 +186,13 @@ export class Manager {
   });
   /** Models by `namespace/sourceRef.name`: a Source's change reaches the Models that read it. */
   readonly modelsBySource = new Indexer<Model>((m) => `${m.metadata.namespace}/${m.spec.sourceRef.name}`);
+  /**
+   * Segment Models by namespace: a change of any Model may change what a segment compiles to (its parent,
+   * a related Model, a segment it names), so every segment of the namespace compiles again.
+   */
+  readonly segmentsByNamespace = new Indexer<Model>((m) =>
+    m.spec.segment ? `${m.metadata.namespace}/` : undefined,
+  );
   /** Syncs by `namespace/modelRef.name`. */
   readonly syncsByModel = new Indexer<Sync>((s) => `${s.metadata.namespace}/${s.spec.modelRef.name}`);
   /** Syncs by `namespace/destinationRef.name`. */
@@ -342,6 +349,7 @@ export class Manager {
     };
     // Indexes first: the handlers below read them, and an informer calls handlers in order.
     this.modelsBySource.follow(this.models);
+    this.segmentsByNamespace.follow(this.models);
     this.syncsByModel.follow(this.syncs);
     this.syncsByDestination.follow(this.syncs);
     this.syncsByDependency.follow(this.syncs);
@@ -357,6 +365,9 @@ export class Manager {
     });
     on(this.models, (obj, self) => {
       if (self) model.queue.add(key(obj));
+      if (self)
+        for (const m of this.segmentsByNamespace.get(`${obj.metadata.namespace}/`))
+          if (m.metadata.name !== obj.metadata.name) model.queue.add(key(m));
       for (const s of dependents(this.syncsByModel, obj)) sync.queue.add(key(s));
     });
     on(this.destinations, (obj, self) => {

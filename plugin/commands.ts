@@ -13,6 +13,7 @@ import { openBlobStore } from '../core/storage/index.ts';
 import type { RunSummary } from '../core/summary.ts';
 import { readSyncGraph, type PluginCluster } from './cluster.ts';
 import { duration, relative, render, table, type OutputFormat } from './format.ts';
+import { segmentPlanModel } from './segment.ts';
 
 export interface Io {
   out: (text: string) => void;
@@ -208,6 +209,7 @@ export async function plan(
   const url = await diffStoreUrl(cluster, graph.sync, options.diffStore);
   const secrets = await collectSecrets(cluster, secretRefs([graph.source.spec, graph.destination.spec]));
   const named = <T>(o: { metadata: { name: string }; spec: T }) => ({ name: o.metadata.name, spec: o.spec });
+  const { model, compiledSql } = await segmentPlanModel(cluster, graph);
   const runPlanInput: RunPlan = runPlan.parse({
     apiVersion: 'syncline.io/v1alpha1',
     kind: 'RunPlan',
@@ -217,7 +219,7 @@ export async function plan(
     fullResync: false,
     dryRun: true,
     sync: named(graph.sync),
-    model: named(graph.model),
+    model: named(model),
     source: named(graph.source),
     destination: named(graph.destination),
     diffStore: { url },
@@ -243,12 +245,16 @@ export async function plan(
     operations: summary.operations,
     samples,
     message: summary.message,
+    ...(compiledSql ? { compiledSql } : {}),
   };
   io.out(
     render(format, data, () => {
       const c = summary.counts;
       const lines = [
         `Plan for ${cluster.namespace}/${name} (dry run: nothing was delivered or committed)`,
+        ...(compiledSql
+          ? [`  Model ${graph.model.metadata.name} is a segment; its compiled SQL:`, `    ${compiledSql}`]
+          : []),
         `  queried ${c.queried}: ${c.added} added, ${c.changed} changed, ${c.removed} removed`,
         ...Object.entries(summary.operations).map(([op, n]) => `  would ${op} ${n} row(s)`),
       ];
