@@ -91,7 +91,9 @@ export function runBigQuery(plan: RunPlan, pg: PostgresServer): Promise<RunSumma
   return executeRun(plan, {
     secrets: secretResolver({}, { pg: { password: pg.password } }),
     // SYNCLINE_TEST_LOG=debug shows the runs' logs on stderr.
-    log: process.env['SYNCLINE_TEST_LOG'] ? createLogger({ level: process.env['SYNCLINE_TEST_LOG'], fd: 2 }) : silentLogger(),
+    log: process.env['SYNCLINE_TEST_LOG']
+      ? createLogger({ level: process.env['SYNCLINE_TEST_LOG'], fd: 2 })
+      : silentLogger(),
     signal: new AbortController().signal,
     backoff: { baseMs: 5, capMs: 50 },
   });

@@ -1,7 +1,17 @@
 // The snapshot kept in BigQuery (Sync.spec.snapshot.location: warehouse), through the real engine: the
 // model in the BigQuery emulator, the destination a real PostgreSQL. The diff runs in BigQuery SQL and
 // only the rows that may differ leave it; the rules of the bucket snapshot hold unchanged.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../core/logger.ts';
+import { secretResolver } from '../../../core/secrets.ts';
+import { executeRun } from '../../../runner/run.ts';
 import type { Mapping, SyncSpec } from '../../../crds/index.ts';
 import { snapshotNames } from '../../../connectors/bigquery/snapshot-tables.ts';
 import { pgSettings, sql, tempState } from '../../engine/helpers.ts';
@@ -121,17 +131,17 @@ describe('a BigQuery warehouse snapshot', { timeout: 600_000 }, () => {
   });
 
   it('sends only the 1% that changed, values moving between keys, and a key that left and came back', async () => {
-    const s = await scenario(300, { mode: 'upsert', deleteBehavior: 'delete' });
+    const s = await scenario(100, { mode: 'upsert', deleteBehavior: 'delete' });
     await s.run();
     await s.source(`UPDATE $T SET name = CONCAT(name, '!') WHERE MOD(id, 100) = 0`);
     const changed = await s.run();
-    expect(changed.counts).toMatchObject({ changed: 3, delivered: 3 });
-    expect(changed.staging?.narrowed).toEqual({ rows: 3, previousRows: 3, byChecksum: false });
+    expect(changed.counts).toMatchObject({ changed: 1, delivered: 1 });
+    expect(changed.staging?.narrowed).toEqual({ rows: 1, previousRows: 1, byChecksum: false });
     // Two rows swap their values: the set of hashes is unchanged, the keys they belong to are not.
     await s.source(`UPDATE $T SET name = IF(id = 3, 'name 4', 'name 3') WHERE id IN (3, 4)`);
     expect((await s.run()).counts).toMatchObject({ changed: 2, delivered: 2 });
     await s.source(
-      `INSERT INTO $T (id, name, amount, tags, meta, seen_at) SELECT 301, name, amount, tags, meta, seen_at FROM $T WHERE id = 7`,
+      `INSERT INTO $T (id, name, amount, tags, meta, seen_at) SELECT 101, name, amount, tags, meta, seen_at FROM $T WHERE id = 7`,
     );
     await s.source(`DELETE FROM $T WHERE id = 7`);
     expect((await s.run()).counts).toMatchObject({ added: 1, removed: 1, delivered: 2 });
@@ -264,5 +274,183 @@ describe('a BigQuery warehouse snapshot', { timeout: 600_000 }, () => {
     expect(stopped.reason).toBe('SafetyRailTripped');
     expect(stopped.message).toContain('6 of the 10 records');
     expect(await s.dest('SELECT count(*)::int AS n FROM $D')).toEqual([{ n: 10 }]);
+  });
+});
+
+/** Records by id, over HTTP; requests past `holdAfter` applied writes are held unanswered. */
+class RecordsApi {
+  records = new Map<string, string>();
+  applied = 0;
+  holdAfter = Infinity;
+  delayMs = 0;
+  onApplied: (() => void) | undefined;
+  url = '';
+  private server: Server | undefined;
+  private held: ServerResponse[] = [];
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  release(): void {
+    this.holdAfter = Infinity;
+    for (const res of this.held) res.destroy();
+    this.held = [];
+  }
+
+  async stop(): Promise<void> {
+    this.release();
+    this.server?.closeAllConnections();
+    await new Promise((resolve) => this.server?.close(resolve));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let body = '';
+    for await (const chunk of req) body += String(chunk);
+    if (this.applied >= this.holdAfter) {
+      this.held.push(res);
+      return;
+    }
+    if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    const id = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.split('/').pop() ?? '');
+    if (req.method === 'DELETE') this.records.delete(id);
+    else this.records.set(id, (JSON.parse(body) as { v: string }).v);
+    this.applied++;
+    this.onApplied?.();
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  }
+}
+
+describe('a BigQuery warehouse snapshot under faults', { timeout: 600_000 }, () => {
+  const api = new RecordsApi();
+  const work = mkdtempSync(join(tmpdir(), 'syncline-bq-kills-'));
+  const REPO = fileURLToPath(new URL('../../..', import.meta.url));
+  const BIN = join(REPO, 'bin', 'syncline.mjs');
+  const ROWS = 40;
+  let items = '';
+  let state = tempState();
+
+  beforeAll(async () => {
+    await api.start();
+  });
+  afterAll(async () => {
+    await api.stop();
+    state.remove();
+    rmSync(work, { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    counter++;
+    items = `analytics.items_${counter}`;
+    api.records.clear();
+    api.applied = 0;
+    state.remove();
+    state = tempState();
+    await bqQuery(stack.bq, `CREATE TABLE ${items} (id INT64, v STRING)`);
+    await bqQuery(
+      stack.bq,
+      `INSERT INTO ${items} (id, v) SELECT g, CONCAT('a', CAST(g AS STRING)) FROM UNNEST(GENERATE_ARRAY(1, ${ROWS})) AS g`,
+    );
+  });
+
+  const plan = () =>
+    bigqueryPlan({
+      stack,
+      query: `SELECT id, v FROM ${items}`,
+      destination: {
+        type: 'http',
+        http: {
+          url: `${api.url}/items/{{ row.id }}`,
+          method: 'PUT',
+          operations: { delete: { method: 'DELETE' } },
+        },
+      } as never,
+      sync: {
+        mode: 'upsert',
+        deleteBehavior: 'delete',
+        delivery: { concurrency: 1, maxRetries: 2 },
+        safety: { maxDeleteShare: 1, allowLargeDeletes: true },
+        snapshot: WAREHOUSE,
+      },
+      stateUrl: state.url,
+      name: `bq-faults-${counter}`,
+    });
+
+  async function model(): Promise<Map<string, string>> {
+    const rows = await bqQuery(stack.bq, `SELECT CAST(id AS STRING) AS id, v FROM ${items}`);
+    return new Map(rows.map((r) => [String(r['id']), String(r['v'])]));
+  }
+
+  /** `syncline job` on a plan, SIGKILLed once the API has applied `killAfter` more writes. */
+  function killedJob(killAfter: number) {
+    const file = join(work, `plan-${Date.now()}.json`);
+    writeFileSync(file, JSON.stringify(plan()));
+    return new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, 'job', '--plan', file], {
+        cwd: REPO,
+        env: { ...process.env, TMPDIR: work, SYNCLINE_TERMINATION_LOG: join(work, 'termination') },
+        stdio: 'ignore',
+      });
+      const target = api.applied + killAfter;
+      api.holdAfter = target;
+      api.onApplied = () => {
+        if (api.applied >= target) {
+          api.onApplied = undefined;
+          setTimeout(() => child.kill('SIGKILL'), 200);
+        }
+      };
+      child.once('error', reject);
+      child.once('exit', (code, signal) => {
+        api.release();
+        resolve({ code, signal });
+      });
+    });
+  }
+
+  it('after a SIGKILL during delivery, one clean run leaves the destination equal to the model', async () => {
+    expect((await runBigQuery(plan(), pg)).result).toBe('Succeeded');
+    expect(api.records).toEqual(await model());
+    await bqQuery(stack.bq, `UPDATE ${items} SET v = CONCAT('b', CAST(id AS STRING)) WHERE TRUE`);
+    await bqQuery(stack.bq, `DELETE FROM ${items} WHERE id > 35`);
+    await bqQuery(stack.bq, `INSERT INTO ${items} (id, v) VALUES (41, 'new'), (42, 'new')`);
+    const killed = await killedJob(10);
+    expect(killed.signal).toBe('SIGKILL');
+    expect(api.applied).toBe(ROWS + 10);
+    const clean = await runBigQuery(plan(), pg);
+    expect(clean.result, clean.message).toBe('Succeeded');
+    expect(api.records).toEqual(await model());
+    const settled = await runBigQuery(plan(), pg);
+    expect(settled.counts.delivered).toBe(0);
+  });
+
+  it('refuses the commit of a run when another committed meanwhile, and the next run resends', async () => {
+    expect((await runBigQuery(plan(), pg)).result).toBe('Succeeded');
+    await bqQuery(stack.bq, `UPDATE ${items} SET v = CONCAT('e', CAST(id AS STRING)) WHERE id <= 5`);
+    api.delayMs = 100;
+    let moved: Promise<unknown> | undefined;
+    const raced = await executeRun(plan(), {
+      secrets: secretResolver({}, {}),
+      log: silentLogger(),
+      signal: new AbortController().signal,
+      backoff: { baseMs: 5, capMs: 50 },
+      onProgress: (p) => {
+        // Another writer commits while this run delivers (a run that ignored the lease).
+        if (p.phase === 'Delivering')
+          moved ??= bqQuery(
+            stack.bq,
+            `UPDATE syncline.syncline_state SET generation = generation + 1 WHERE sync = 'bq-faults-${counter}'`,
+          );
+      },
+    });
+    await moved;
+    api.delayMs = 0;
+    expect(raced.result).toBe('Failed');
+    expect(raced.reason).toBe('ConcurrentCommit');
+    expect(raced.message).toMatch(/generation of syncline.syncline_state moved/);
+    const next = await runBigQuery(plan(), pg);
+    expect(next.result, next.message).toBe('Succeeded');
+    expect(next.counts.changed).toBe(5);
+    expect(api.records).toEqual(await model());
   });
 });
