@@ -3,6 +3,7 @@ import { fakeContext } from './fake-cluster.ts';
 import { NS, putReferences } from './fake-fixtures.ts';
 import { reconcileModel } from './model.ts';
 import { segmentRunModel } from './model-segment.ts';
+import { recordModelColumns } from './sync-announce.ts';
 
 type Ctx = ReturnType<typeof fakeContext>;
 
@@ -129,5 +130,36 @@ describe('a segment Model', () => {
     expect(run.spec.segment).toBeUndefined();
     expect(run.spec.primaryKey).toBe('id');
     expect(run.spec.query).toContain('(select COUNT(*) as "n" from (SELECT * FROM "orders") as "r0"');
+  });
+
+  it('keeps the size preview a finished run of its Sync counted, with the columns it saw', async () => {
+    const ctx = setup({ column: 'country', equals: 'DE' });
+    await reconcile(ctx);
+    const sync = { metadata: { name: 'to-crm', namespace: NS }, spec: { modelRef: { name: 'germany' } } };
+    const summary = {
+      runId: 'r1',
+      result: 'Succeeded',
+      dryRun: false,
+      finishedAt: '2026-12-03T12:00:00.000Z',
+      counts: { queried: 1234 },
+      columns: [{ name: 'id', type: 'BIGINT' }],
+      modelFingerprint: 'f1',
+    };
+    await recordModelColumns(ctx, sync as never, summary as never);
+    const status = ctx.store.model(NS, 'germany')!.status!;
+    expect(status.segment).toMatchObject({ members: 1234, countedAt: '2026-12-03T12:00:00.000Z' });
+    expect(status.columns).toEqual([{ name: 'id', type: 'BIGINT' }]);
+    await recordModelColumns(
+      ctx,
+      sync as never,
+      { ...summary, counts: { queried: 1200 }, columns: [] } as never,
+    );
+    expect(ctx.store.model(NS, 'germany')!.status!.segment?.members).toBe(1200);
+    await recordModelColumns(
+      ctx,
+      sync as never,
+      { ...summary, result: 'Failed', counts: { queried: 3 } } as never,
+    );
+    expect(ctx.store.model(NS, 'germany')!.status!.segment?.members).toBe(1200);
   });
 });

@@ -1,4 +1,6 @@
-import type { Model } from '../crds/index.ts';
+import { createHash } from 'node:crypto';
+import type { Model, ModelStatus } from '../crds/index.ts';
+import type { RunSummary } from '../core/summary.ts';
 import { isSynclineError } from '../core/errors.ts';
 import {
   compileSegment,
@@ -48,4 +50,21 @@ export function segmentRunModel(model: Model, store: Pick<Store, 'model' | 'sour
   if (!source) throw new Error(`Source "${model.spec.sourceRef.name}" disappeared`);
   const lookup = (name: string) => store.model(namespace, name)?.spec;
   return { ...model, spec: segmentQueryModel(model.metadata.name, model.spec, source.spec, lookup).spec };
+}
+
+/**
+ * The size preview a finished run of a Sync of this segment gives: how many rows its query returned (the
+ * runner, which can reach the Source, counted them), and when. Undefined for other Models and failed runs.
+ */
+export function segmentMembers(
+  model: Model,
+  summary: Pick<RunSummary, 'result' | 'dryRun' | 'finishedAt' | 'counts'>,
+): ModelStatus['segment'] {
+  if (!model.spec.segment || summary.result === 'Failed' || summary.dryRun) return undefined;
+  const sql = model.status?.compiledSql;
+  return {
+    members: summary.counts.queried,
+    countedAt: summary.finishedAt,
+    ...(sql ? { definitionHash: createHash('sha256').update(sql).digest('hex').slice(0, 16) } : {}),
+  };
 }

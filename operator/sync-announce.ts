@@ -2,6 +2,7 @@ import type { RunRecord, Sync } from '../crds/index.ts';
 import type { RunSummary } from '../core/summary.ts';
 import { statusPatch } from './cluster.ts';
 import type { ReconcileContext } from './context.ts';
+import { segmentMembers } from './model-segment.ts';
 import { readFullRunSummary } from './run-summaries.ts';
 import type { RunStart } from './schedule.ts';
 import type { FinishedRun, SyncRun, Warning } from './sync-run.ts';
@@ -93,12 +94,32 @@ export async function recordModelColumns(
   const namespace = sync.metadata.namespace ?? 'default';
   const model = ctx.store.model(namespace, sync.spec.modelRef.name);
   if (!model) return;
+  // A segment's size preview goes in the same patch as the columns (one resourceVersion per patch).
+  const members = segmentMembers(model, compact);
+  const segment = members ? { segment: model.status?.segment } : {};
   const known = model.status?.columns?.length ? model.status.fingerprint : undefined;
-  if (compact.modelFingerprint && known === compact.modelFingerprint) return;
-  const summary = compact.columns.length > 0 ? compact : await readFullRunSummary(ctx, sync, compact.runId);
-  if (!summary || summary.columns.length === 0) return;
-  const before = { columns: model.status?.columns, fingerprint: model.status?.fingerprint };
+  const same = compact.modelFingerprint !== undefined && known === compact.modelFingerprint;
+  const summary = same
+    ? undefined
+    : compact.columns.length > 0
+      ? compact
+      : await readFullRunSummary(ctx, sync, compact.runId);
+  if (!members && (!summary || summary.columns.length === 0)) return;
+  const before = { columns: model.status?.columns, fingerprint: model.status?.fingerprint, ...segment };
+  if (!summary || summary.columns.length === 0) {
+    const patch = statusPatch(before, { ...before, segment: members });
+    if (patch)
+      await ctx.cluster.patchStatus(
+        'models',
+        namespace,
+        model.metadata.name,
+        patch,
+        model.metadata.resourceVersion,
+      );
+    return;
+  }
   const after = {
+    ...(members ? { segment: members } : {}),
     columns: summary.columns.slice(0, 2000),
     ...(summary.modelFingerprint
       ? { fingerprint: summary.modelFingerprint }

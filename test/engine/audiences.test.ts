@@ -1,7 +1,14 @@
 // A segment Model through the real engine, PostgreSQL to PostgreSQL: its compiled SQL is the model, its
 // split column is synced like any column, and when the definition changes the members that leave are
 // deleted by a Sync with deleteBehavior delete (and come back when they meet it again).
+import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../core/logger.ts';
+import { secretResolver } from '../../core/secrets.ts';
+import { buildRunPlan } from '../../runner/cli/plans.ts';
+import { loadResources } from '../../runner/cli/resources.ts';
+import { executeRun } from '../../runner/run.ts';
 import { modelSpec, type ModelSpec } from '../../crds/index.ts';
 import { segmentQueryModel, splitGroupOf } from '../../core/segments/index.ts';
 import { startPostgres, type PostgresServer } from '../stack/postgres.ts';
@@ -88,5 +95,51 @@ describe('a segment Model through the engine', () => {
     const back = await sync({ and: [germany, { column: 'ltv', gte: 500 }] });
     expect(back.operations).toEqual({ upsert: 1 });
     expect(await members()).toEqual([1, 2, 5].map((id) => [id, group(id)]));
+  });
+});
+
+describe('examples/audiences through the embedded CLI', () => {
+  const folder = join(tempState().dir, 'audiences');
+  cpSync(new URL('../../examples/audiences/', import.meta.url), folder, { recursive: true });
+  afterAll(() => rmSync(folder, { recursive: true, force: true }));
+
+  async function runExample() {
+    const set = loadResources(folder);
+    const plan = buildRunPlan(set, 'default/winback-campaign', { stateDir: join(folder, '.state') });
+    return executeRun(plan, {
+      secrets: secretResolver({}, set.secrets),
+      log: silentLogger(),
+      signal: new AbortController().signal,
+    });
+  }
+
+  /** Every operation the files destination wrote, oldest first. */
+  const written = () =>
+    readdirSync(join(folder, 'out'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.jsonl'))
+      .sort()
+      .flatMap((f) =>
+        readFileSync(join(folder, 'out', f), 'utf8')
+          .trim()
+          .split('\n'),
+      )
+      .map((line) => JSON.parse(line) as { _operation: string; _key: string });
+
+  it('sends the segment, and deletes a member that no longer meets it', async () => {
+    const first = await runExample();
+    expect(first.result, first.message).toBe('Succeeded');
+    expect(first.operations).toEqual({ upsert: 2 });
+    expect(written().map((w) => [w._operation, w._key])).toEqual([
+      ['upsert', '1'],
+      ['upsert', '5'],
+    ]);
+    const people = join(folder, 'people.csv');
+    writeFileSync(
+      people,
+      readFileSync(people, 'utf8').replace('5,eli@example.com,DE,510', '5,eli@example.com,DE,400'),
+    );
+    const second = await runExample();
+    expect(second.operations).toEqual({ delete: 1 });
+    expect(written().at(-1)).toMatchObject({ _operation: 'delete', _key: '5' });
   });
 });
