@@ -11,6 +11,9 @@ import type { SecretResolver } from '../../core/secrets.ts';
 import { sqlOfQuery } from '../looker/index.ts';
 import { sqlOfQuestion } from '../metabase/index.ts';
 
+/** The Source types a question's SQL can run on. */
+const WAREHOUSES: ReadonlySet<SourceSpec['type']> = new Set(['postgres', 'mysql', 'snowflake', 'bigquery']);
+
 export interface BiContext {
   secrets: SecretResolver;
   signal?: AbortSignal;
@@ -49,14 +52,10 @@ export async function resolveBiModel(plan: RunPlan, ctx: BiContext): Promise<Run
       );
     return plan;
   }
-  if (
-    plan.source.spec.type === 'metabase' ||
-    plan.source.spec.type === 'looker' ||
-    plan.source.spec.type === 'files'
-  )
+  if (!WAREHOUSES.has(plan.source.spec.type))
     throw new SynclineError(
       'InvalidModel',
-      `Model ${plan.model.name} runs the ${tool} question's SQL (as: sql) on its Source "${plan.source.name}", which is of type ${plan.source.spec.type}: name the warehouse in spec.sourceRef`,
+      `Model ${plan.model.name} runs the ${tool} question's SQL (as: sql) on its Source "${plan.source.name}", which is of type ${plan.source.spec.type}: name the warehouse (postgres, mysql, snowflake, bigquery) in spec.sourceRef`,
     );
   const biSource = toolSource(plan, tool);
   const context = {

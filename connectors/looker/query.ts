@@ -3,7 +3,6 @@
 import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
 import type { Logger } from '../../core/connectors.ts';
 import { SynclineError } from '../../core/errors.ts';
-import { ApiError } from '../saas/client.ts';
 import { assertSameWarehouse, type QuestionDatabase } from '../bi/warehouse.ts';
 import { connection, explore, look, query, type LookerQuery } from './api.ts';
 import type { LookerClient } from './client.ts';
@@ -91,11 +90,7 @@ async function queryDatabase(
       database: conn.database ?? undefined,
     };
   } catch (error) {
-    const status =
-      (error as { cause?: unknown }).cause instanceof ApiError
-        ? ((error as { cause: ApiError }).cause.status ?? 0)
-        : 0;
-    if ((error as { reason?: string }).reason !== 'PermissionDenied' && status !== 403) throw error;
+    if ((error as { reason?: string }).reason !== 'PermissionDenied') throw error;
     log.warn(
       { connection: name },
       'the Looker API user cannot read the connection: its database is not checked',
