@@ -1,6 +1,6 @@
 // The commit of a warehouse snapshot in Snowflake, in one transaction: first the compare-and-swap on the
-// Sync's state row (an UPDATE guarded by the generation the run read, or an INSERT where none may exist
-// yet; Snowflake locks the table it writes until COMMIT, so a second commit waits, then finds the
+// Sync's state row (an UPDATE guarded by the generation the run read, or a MERGE that inserts it where none
+// may exist yet; Snowflake locks the table an UPDATE or MERGE writes until COMMIT, so a second commit waits, then finds the
 // generation moved and changes nothing), then the rows the run uploaded (a whole snapshot replaces the
 // table's rows; a delta replaces the rows of the keys it names), the run's
 // pending keys MERGEd in as stale, and the table's row count, stale rows and HASH_AGG checksum written
@@ -31,11 +31,13 @@ async function swap(client: SnowflakeClient, t: SnapshotTables, input: CommitInp
   const manifest = JSON.stringify(input.manifest);
   const changed =
     input.expected === undefined
-      ? await client.run(
-          `INSERT INTO ${t.state} (NAMESPACE, SYNC, GENERATION, MANIFEST, SNAPSHOT_TABLE, ROW_COUNT, STALE_COUNT, CHECKSUM, COMMITTED_AT)
-           SELECT ?, ?, 1, ?, ?, 0, 0, 0, CURRENT_TIMESTAMP
-            WHERE NOT EXISTS (SELECT 1 FROM ${t.state} WHERE NAMESPACE = ? AND SYNC = ?)`,
-          [input.namespace, input.sync, manifest, t.snapshotName, input.namespace, input.sync],
+      ? // A MERGE, not an INSERT: Snowflake's INSERTs do not wait for each other, its MERGEs do.
+        await client.run(
+          `MERGE INTO ${t.state} st USING (SELECT ? AS NAMESPACE, ? AS SYNC, ? AS MANIFEST) n
+             ON st.NAMESPACE = n.NAMESPACE AND st.SYNC = n.SYNC
+           WHEN NOT MATCHED THEN INSERT (NAMESPACE, SYNC, GENERATION, MANIFEST, SNAPSHOT_TABLE, ROW_COUNT, STALE_COUNT, CHECKSUM, COMMITTED_AT)
+             VALUES (n.NAMESPACE, n.SYNC, 1, n.MANIFEST, ?, 0, 0, 0, CURRENT_TIMESTAMP)`,
+          [input.namespace, input.sync, manifest, t.snapshotName],
         )
       : await client.run(
           `UPDATE ${t.state} SET GENERATION = GENERATION + 1, MANIFEST = ?, COMMITTED_AT = CURRENT_TIMESTAMP
@@ -96,7 +98,9 @@ export async function commitState(
     await client.run(`DELETE FROM ${t.pending} WHERE RUN_ID IS DISTINCT FROM ?`, [
       manifest.pending?.runId ?? null,
     ]);
-    if (input.upload) await client.run(`DELETE FROM ${t.upload} WHERE RUN_ID = ?`, [input.upload.runId]);
+    // Every upload is spent: rows of a run that read an older generation can never be committed (its
+    // compare-and-swap fails), and a run that reads this one uploads after this commit.
+    await client.run(`DELETE FROM ${t.upload}`);
     const [counts] = await client.rows(
       `SELECT COUNT(*) AS N, COUNT_IF(s.STALE) AS S, CAST(${checksumSql('s')} AS VARCHAR) AS X FROM ${t.snapshot} s`,
     );

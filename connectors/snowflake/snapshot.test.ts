@@ -163,6 +163,29 @@ describe('the Snowflake warehouse snapshot store', () => {
     }
   });
 
+  it('lets only one of two first commits of a Sync create its state', async () => {
+    const [a, b] = await Promise.all([open({ sync: 'first' }), open({ sync: 'first' })]);
+    try {
+      const ra = await a.uploadSnapshot('ra', await snapshotFile('fa', [1]));
+      const rb = await b.uploadSnapshot('rb', await snapshotFile('fb', [2]));
+      const outcomes = await Promise.allSettled([
+        a.commit(manifest('ra', ra), undefined),
+        b.commit(manifest('rb', rb), undefined),
+      ]);
+      expect(
+        outcomes.filter((o) => o.status === 'rejected').map((o) => (o as PromiseRejectedResult).reason),
+      ).toMatchObject([{ reason: 'ConcurrentCommit' }]);
+      const read = (await a.readManifest())!;
+      expect(read.etag).toBe('1');
+      expect((await tableRows(a)).map((r) => r.k)).toEqual(read.manifest.runId === 'ra' ? ['1'] : ['2']);
+      // The loser's uploaded rows are gone with the winner's commit.
+      expect(await a.client.rows(`SELECT RUN_ID FROM ${a.tables.upload}`)).toEqual([]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('keeps rejections in a table users may query, and drops every table of the Sync', async () => {
     const store = await open({ sync: 'rejects' });
     try {

@@ -1,5 +1,5 @@
 // The SQL side of the Snowflake emulator: Snowflake statements run on an embedded DuckDB after a few
-// rewrites (Snowflake type names in DDL, PARSE_JSON, CURRENT_*()), and result columns are described
+// rewrites (Snowflake type names in DDL, PARSE_JSON, CURRENT_*(), HASH and HASH_AGG: functions.ts), and result columns are described
 // with Snowflake's types and encoded as Snowflake's JSON rowsets encode them (every value a string:
 // numbers as exact text, dates as days since the epoch, times and timestamps as seconds with the
 // fraction, TIMESTAMP_TZ with its offset index, binary as hex, booleans as 1/0).

@@ -2,7 +2,9 @@
 // query requests answered with JSON rowsets, large results split into gzip chunks served over HTTP behind
 // the query-result master key (as S3 serves them with SSE-C), "in progress" answers and result polling
 // for long queries, abort, heartbeat, token renewal, telemetry and session close. Statements run on
-// DuckDB (engine.ts). Response shapes follow the SDK's source (services/sf.js, connection/statement.js,
+// DuckDB (engine.ts), with bind values (array binds too), DML answered with Snowflake's count columns,
+// BEGIN/COMMIT/ROLLBACK and a lock writers wait on (transactions.ts), and users whose privileges can be
+// limited (access.ts). stats.bytesSent counts every response body sent (what leaves "Snowflake"). Response shapes follow the SDK's source (services/sf.js, connection/statement.js,
 // connection/result/*) and Snowflake's documented error codes.
 import { createHash, createPublicKey, randomBytes, randomUUID, verify, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
