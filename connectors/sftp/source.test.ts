@@ -163,6 +163,50 @@ describe('sftp source: globs, newest and all', () => {
   });
 });
 
+describe('sftp source: a Model query', () => {
+  async function stageQuery(query: string) {
+    const ctx = context();
+    const { duck, close } = await openDuck();
+    try {
+      await sftpSource.stage({
+        ...ctx,
+        source: source({ path: 'shop' }),
+        model: { sourceRef: { name: 'src' }, query, primaryKey: 'id' },
+        duck,
+        table: 'staged',
+        labels: { namespace: 'test', sync: 's', runId: 'r' },
+      });
+      return await rowsOf(duck, 'SELECT * FROM staged ORDER BY id');
+    } finally {
+      close();
+      ctx.cleanup();
+    }
+  }
+
+  it('joins the files its literals name (the newest of a glob), downloaded and run in the sandbox', async () => {
+    server.writeFile('shop/customers.csv', 'id,name\n1,Ada\n2,Grace\n');
+    server.writeFile('shop/orders-1.jsonl', '{"customer":1,"total":5}\n');
+    server.writeFile('shop/orders-2.jsonl', '{"customer":1,"total":7}\n{"customer":2,"total":3}\n');
+    utimesSync(join(server.root, 'shop/orders-1.jsonl'), 1_700_000_000, 1_700_000_000);
+    const rows = await stageQuery(
+      `SELECT c.id, c.name, sum(o.total)::INT AS total FROM read_csv('customers.csv') c
+       JOIN read_json('orders-*.jsonl') o ON o.customer = c.id WHERE c.name <> 'nobody' GROUP BY ALL`,
+    );
+    expect(rows).toEqual([
+      { id: '1', name: 'Ada', total: 7 },
+      { id: '2', name: 'Grace', total: 3 },
+    ]);
+  });
+
+  it('refuses a file it names that is cut off, and a read outside the download folder', async () => {
+    server.writeFile('shop/cut.csv', 'id,name\n1,Ada\n2,Gr');
+    const cut = await synclineFailure(stageQuery("SELECT * FROM read_csv('cut.csv')"));
+    expect(cut.reason).toBe('SourceFileUnreadable');
+    const outside = await synclineFailure(stageQuery("SELECT * FROM read_csv('/etc/passwd')"));
+    expect(outside.reason).toBe('SourceAccessDenied');
+  });
+});
+
 describe('sftp source: missing and cut-off files', () => {
   it('a missing folder or no matching file is PathNotFound naming it', async () => {
     const folder = await stageFailure(source({ path: 'no-such-folder' }), 'x.csv');
