@@ -195,14 +195,16 @@ export const sftpSourceSettings = withRules(
         .default('.')
         .describe(
           "Folder on the server holding the files, absolute or relative to the login's directory (default: that directory). " +
-            "A Model's table names a file or glob in it (customers.csv, exports/*.csv.gz).",
+            "A Model's table names a file or glob in it (customers.csv, exports/*.csv.gz); a Model's query, DuckDB SQL, " +
+            "reads the files its quoted literals name (read_csv('customers.csv')).",
         ),
       pick: z
         .enum(['newest', 'all'])
         .default('newest')
         .describe(
-          "Of the files a Model's glob matches: newest, the one modified last (by name on a tie); all, the rows of " +
-            'every one of them, which must have the same columns.',
+          "Of the files a Model's glob matches (its table, or each file a query's quoted literal names): newest, the one " +
+            'modified last (by name on a tie); all, every one of them (for a table, read as one table whose files must have ' +
+            'the same columns).',
         ),
       format: z
         .enum(['csv', 'jsonl', 'parquet'])
