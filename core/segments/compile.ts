@@ -52,10 +52,13 @@ export function relationOf(model: NamedModel, dialect: SegmentDialect): RawBuild
     if (dialect === 'duckdb') return sql`(SELECT * FROM ${sql.lit(table)})`;
     const parts = table.split('.').map((p) => {
       const quoted = /^"(.*)"$/.exec(p);
-      if (quoted) return quoted[1] as string;
-      return dialect === 'postgres' ? p.toLowerCase() : p;
+      if (quoted) return { name: quoted[1] as string, quoted: true };
+      return { name: dialect === 'postgres' ? p.toLowerCase() : p, quoted: false };
     });
-    return sql`(SELECT * FROM ${sql.id(...parts)})`;
+    // Snowflake's compiler upper-cases every name; a part the Model quotes keeps its case.
+    if (dialect === 'snowflake')
+      return sql`(SELECT * FROM ${sql.raw(parts.map((p) => `"${(p.quoted ? p.name : p.name.toUpperCase()).replace(/"/g, '""')}"`).join('.'))})`;
+    return sql`(SELECT * FROM ${sql.id(...parts.map((p) => p.name))})`;
   }
   throw new SynclineError(
     'InvalidSegment',
