@@ -142,4 +142,18 @@ describe('examples/audiences through the embedded CLI', () => {
     expect(second.operations).toEqual({ delete: 1 });
     expect(written().at(-1)).toMatchObject({ _operation: 'delete', _key: '5' });
   });
+
+  it('refuses, before any run, a segment naming a column the parent does not list', () => {
+    const resources = join(folder, 'resources.yaml');
+    writeFileSync(
+      resources,
+      readFileSync(resources, 'utf8').replace(
+        '{ column: lifetime_value, gt: 500 }',
+        '{ column: lifetime_valu, gt: 500 }',
+      ),
+    );
+    expect(() => loadResources(folder)).toThrow(
+      /Model "germany-repeat-buyers": spec.segment.where.and\[2\]: column "lifetime_valu" is not a filterable column of Model "customers": did you mean "lifetime_value"\? \(UnknownSegmentColumn\)/,
+    );
+  });
 });
