@@ -4,6 +4,9 @@ import { z } from 'zod';
 import { localObjectReference, secret } from './common.ts';
 import { withRules } from './rules.ts';
 
+/** The Source types a BI question's SQL can run on (as: sql). */
+export const BI_WAREHOUSE_TYPES = ['postgres', 'mysql', 'snowflake', 'bigquery'] as const;
+
 const httpsUrl = (what: string) =>
   z
     .string()

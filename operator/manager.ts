@@ -185,7 +185,13 @@ export class Manager {
     return job ? `${p.metadata?.namespace}/${job}` : undefined;
   });
   /** Models by `namespace/sourceRef.name`: a Source's change reaches the Models that read it. */
-  readonly modelsBySource = new Indexer<Model>((m) => `${m.metadata.namespace}/${m.spec.sourceRef.name}`);
+  readonly modelsBySource = new Indexer<Model>((m) => [
+    `${m.metadata.namespace}/${m.spec.sourceRef.name}`,
+    // and the BI tool Source of a Model of a question (as: sql)
+    ...[(m.spec.metabase ?? m.spec.looker)?.sourceRef].flatMap((r) =>
+      r ? [`${m.metadata.namespace}/${r.name}`] : [],
+    ),
+  ]);
   /**
    * Segment Models by namespace: a change of any Model may change what a segment compiles to (its parent,
    * a related Model, a segment it names), so every segment of the namespace compiles again.

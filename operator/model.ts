@@ -1,4 +1,5 @@
 import type { Model, ModelStatus } from '../crds/index.ts';
+import { biSourceRef, validateBiModel } from './bi-model.ts';
 import type { ConditionSet } from './conditions.ts';
 import type { ReconcileContext } from './context.ts';
 import { compileModelSegment, type SegmentVerdict } from './model-segment.ts';
@@ -21,7 +22,11 @@ export function modelConditions(
     };
   }
   const namespace = model.metadata.namespace ?? 'default';
-  const verdict = validateModel(model, ctx.store.source(namespace, model.spec.sourceRef.name));
+  const source = ctx.store.source(namespace, model.spec.sourceRef.name);
+  const biRef = biSourceRef(model);
+  let verdict = validateModel(model, source);
+  if (verdict.ok && source)
+    verdict = validateBiModel(model, source, biRef ? ctx.store.source(namespace, biRef.name) : undefined);
   if (!verdict.ok) {
     return {
       ready: { status: 'False', reason: verdict.reason, message: verdict.message },

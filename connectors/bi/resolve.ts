@@ -2,6 +2,7 @@
 // Model's Source (the warehouse), read from the BI tool Source the plan carries (RunPlan.biSource), so
 // the source connector, its read-only transaction, hashing and keys-only path are those of any query.
 // With as: results the Model's Source is the BI tool itself, whose connector stages the rows.
+import { BI_WAREHOUSE_TYPES } from '../../crds/bi.ts';
 import type { ModelSpec, SourceSpec } from '../../crds/index.ts';
 import type { ConnectorContext } from '../../core/connectors.ts';
 import { SynclineError } from '../../core/errors.ts';
@@ -11,8 +12,7 @@ import type { SecretResolver } from '../../core/secrets.ts';
 import { sqlOfQuery } from '../looker/index.ts';
 import { sqlOfQuestion } from '../metabase/index.ts';
 
-/** The Source types a question's SQL can run on. */
-const WAREHOUSES: ReadonlySet<SourceSpec['type']> = new Set(['postgres', 'mysql', 'snowflake', 'bigquery']);
+const WAREHOUSES: ReadonlySet<string> = new Set(BI_WAREHOUSE_TYPES);
 
 export interface BiContext {
   secrets: SecretResolver;
