@@ -183,8 +183,8 @@ export const sftpDestinationSettings = withRules(
         )
         .default('{{ sync }}-{{ runId }}.csv')
         .describe(
-          'Name of the file each run drops: a template with {{ runId }}, {{ date }} (YYYYMMDD) and {{ time }} (YYYYMMDDTHHMMSSZ, the ' +
-            'run start in UTC), {{ namespace }}, {{ sync }} for one file per run, or a fixed name (customers.csv) that each run replaces. ' +
+          'Name of the file each run drops: a template with {{ runId }}, {{ date }} (YYYYMMDD) and {{ time }} (YYYYMMDDTHHMMSSZ, in UTC, ' +
+            'when the run starts delivering), {{ namespace }}, {{ sync }} for one file per run, or a fixed name (customers.csv) that each run replaces. ' +
             'Uploaded as .NAME.partial and renamed to NAME once complete, so readers never see half a file.',
         ),
       format: z
