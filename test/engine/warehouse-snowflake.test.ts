@@ -397,6 +397,45 @@ describe('a warehouse snapshot in Snowflake', () => {
     expect(await s.same()).toBe(true);
   });
 
+  it('moves the snapshot when the Sync switches between the diff store and Snowflake, sending nothing again', async () => {
+    const BUCKET = { location: 'diffStore' } as const;
+    const s = await scenario(100, { mode: 'upsert', deleteBehavior: 'delete', snapshot: BUCKET });
+    expect((await s.run()).counts).toMatchObject({ added: 100, delivered: 100 });
+    await s.source(`UPDATE $T SET NAME = 'while in the bucket' WHERE ID = 9`);
+    const moved = await s.run({ snapshot: WAREHOUSE });
+    expect(moved.result, moved.message).toBe('Succeeded');
+    expect(moved.reason).toBe('SnapshotMoved');
+    expect(moved.counts).toMatchObject({ changed: 1, added: 0, removed: 0, delivered: 1 });
+    expect(await s.stateRow()).toMatchObject({ ROW_COUNT: 100, STALE_COUNT: 0 });
+    const settled = await s.run({ snapshot: WAREHOUSE });
+    expect(settled.counts).toMatchObject({ delivered: 0 });
+    expect(settled.staging?.narrowed?.byChecksum).toBe(true);
+    await s.source('DELETE FROM $T WHERE ID = 10');
+    expect((await s.run({ snapshot: WAREHOUSE })).counts).toMatchObject({ removed: 1, delivered: 1 });
+    // And back: the table's state goes into the bucket, and the Sync's tables are dropped.
+    const table = String((await s.stateRow())?.['SNAPSHOT_TABLE']);
+    const back = await s.run({ snapshot: BUCKET });
+    expect(back.reason).toBe('SnapshotMoved');
+    expect(back.counts).toMatchObject({ added: 0, changed: 0, removed: 0, delivered: 0 });
+    expect(await s.stateRow()).toBeUndefined();
+    const left = await s.snowflakeRows(
+      `SELECT table_name AS T FROM information_schema.tables WHERE table_schema = 'SYNCLINE' AND starts_with(table_name, '${table}')`,
+    );
+    expect(left).toEqual([]);
+    expect(await s.same()).toBe(true);
+  });
+
+  it('resyncs with a clear reason when someone dropped the schema', async () => {
+    const s = await scenario(30, { mode: 'upsert', deleteBehavior: 'delete' });
+    expect((await s.run()).counts).toMatchObject({ delivered: 30 });
+    await s.snowflakeRows('DROP SCHEMA "SYNCLINE" CASCADE');
+    const resynced = await s.run();
+    expect(resynced.result, resynced.message).toBe('Succeeded');
+    expect(resynced.reason).toBe('WarehouseSnapshotLost');
+    expect(resynced.counts).toMatchObject({ queried: 30, delivered: 30 });
+    expect((await s.run()).staging?.narrowed?.byChecksum).toBe(true);
+  });
+
   it('after a SIGKILL during delivery, one clean run leaves the destination equal to the model', async () => {
     const s = await scenario(40, {
       mode: 'upsert',
