@@ -104,6 +104,7 @@ async function send(ctx: RunContext, inputs: DeliveryInputs, requestLog: Request
   const deliveryContext: DeliveryContext = {
     ...ctx.connector,
     sync: { namespace: plan.namespace, name: plan.sync.name, spec },
+    runId: plan.runId,
     destination: plan.destination.spec,
     columns: queried.staged.columns,
     primaryKey: ctx.primaryKey,

@@ -126,7 +126,8 @@ describe('sftp to sftp through the engine', () => {
     const first = await run({ name: 'values', table: 'customers.csv', fileName: 'values-{{ runId }}.csv' });
     expect(first.result).toBe('Succeeded');
     expect(first.counts).toMatchObject({ added: 3, delivered: 3 });
-    expect(drops('values-')).toHaveLength(1);
+    // Named after the run (the runner hands its id to the destination).
+    expect(drops('values-')).toEqual([`values-${first.runId}.csv`]);
     const firstDrop = drops('values-')[0] ?? '';
     const { model, dropped, types } = await modelAndDrop(
       join(server.root, 'inbox', 'customers.csv'),
