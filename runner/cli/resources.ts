@@ -324,7 +324,8 @@ function checkSyncReferences({ set, problems }: Reading): void {
         `spec.destinationRef.name: no Destination "${sync.spec.destinationRef.name}" in namespace ${ns}`,
       );
     const destination = set.destinations.get(keyOf(ns, sync.spec.destinationRef.name))?.object;
-    if (destination?.spec.type === 'files' && sync.spec.mappings) {
+    // Both write each record after _operation and _key (connectors/files/destination.ts).
+    if ((destination?.spec.type === 'files' || destination?.spec.type === 'sftp') && sync.spec.mappings) {
       try {
         checkReservedFields(sync.spec.mappings);
       } catch (error) {
