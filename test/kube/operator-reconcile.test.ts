@@ -438,3 +438,72 @@ describe('Syncs', () => {
     expect(reasons.includes('SnapshotCleanupAbandoned') || reasons.includes('SnapshotsDeleted')).toBe(true);
   });
 });
+
+describe('segment Models (docs/audiences.md)', () => {
+  const accounts = {
+    kind: 'Model',
+    metadata: { name: 'accounts' },
+    spec: {
+      sourceRef: { name: 'warehouse' },
+      query: 'SELECT id, email, plan FROM customers',
+      primaryKey: 'id',
+      filterable: [{ name: 'plan', type: 'string' }],
+    },
+  };
+  const proAccounts = {
+    kind: 'Model',
+    metadata: { name: 'pro-accounts' },
+    spec: {
+      sourceRef: { name: 'warehouse' },
+      segment: { parent: { name: 'accounts' }, where: { column: 'plan', equals: 'pro' } },
+    },
+  };
+
+  it('waits for its parent, shows its compiled SQL, and stalls on a column the parent does not list', async () => {
+    await kube.create('models', ns, proAccounts);
+    await waitForCondition(kube, 'models', ns, 'pro-accounts', 'Stalled', 'True', 'SegmentNotFound');
+    await kube.create('models', ns, accounts);
+    const ready = await waitForCondition(kube, 'models', ns, 'pro-accounts', 'Ready', 'True', 'SourceReady');
+    expect(ready.status?.['compiledSql']).toBe(
+      `select "p".* from (SELECT id, email, plan FROM customers) as "p" where "p"."plan" = 'pro'`,
+    );
+    await kube.patch('models', ns, 'pro-accounts', { spec: { segment: { where: { column: 'plann' } } } });
+    const stalled = await waitForCondition(
+      kube,
+      'models',
+      ns,
+      'pro-accounts',
+      'Stalled',
+      'True',
+      'UnknownSegmentColumn',
+    );
+    expect(condition(stalled, 'Ready')?.message).toContain('did you mean "plan"?');
+    expect(stalled.status?.['compiledSql']).toBeUndefined();
+    await kube.patch('models', ns, 'pro-accounts', { spec: { segment: { where: { column: 'plan' } } } });
+    await waitForCondition(kube, 'models', ns, 'pro-accounts', 'Ready', 'True', 'SourceReady');
+  });
+
+  it('a Sync of the segment sends its members, and its size preview follows the run', async () => {
+    const before = received.length;
+    await kube.create('syncs', ns, {
+      ...sync(
+        'pro-to-crm',
+        { modelRef: { name: 'pro-accounts' } },
+        { 'syncline.io/run-requested-at': '2025-02-01T00:00:00Z' },
+      ),
+    });
+    const s = await waitForCondition(kube, 'syncs', ns, 'pro-to-crm', 'Ready', 'True', 'Succeeded', 90_000);
+    expect((s.status as { lastRun: { counts: { queried: number } } }).lastRun.counts.queried).toBe(2);
+    expect(
+      received
+        .slice(before)
+        .map((r) => r['email'])
+        .sort(),
+    ).toEqual(['a@example.com', 'c@example.com']);
+    const m = await eventually('the size preview', async () => {
+      const obj = await kube.get('models', ns, 'pro-accounts');
+      return obj?.status?.['segment'] ? obj : undefined;
+    });
+    expect(m.status?.['segment']).toMatchObject({ members: 2 });
+  });
+});
