@@ -185,13 +185,14 @@ async function checkSource(spec: SourceSpec, context: ConnectorContext): Promise
   await connector.check(spec, context);
   const placement = resolveSnapshot({}, spec);
   if (placement.location !== 'warehouse') return;
-  if (!connector.checkWarehouseSnapshot) {
+  if (!connector.warehouseSnapshot) {
     throw new SynclineError(
       'WarehouseSnapshotUnsupported',
       `the Source keeps its Syncs' snapshots in the warehouse (spec.snapshot.location: warehouse), which a ${spec.type} Source cannot: set spec.snapshot.location: diffStore`,
     );
   }
-  await connector.checkWarehouseSnapshot(spec, placement.schema, context);
+  // A connector that cannot check its grants without creating anything has them checked by each run's open.
+  await connector.checkWarehouseSnapshot?.(spec, placement.schema, context);
 }
 
 /** `syncline check`: a connection check of one Source or Destination; writes {ok, reason, message}. */
