@@ -121,6 +121,11 @@ export interface NarrowRequest {
 export interface SourceHashFunction {
   name: string;
   probe: string;
+  /**
+   * The source can stage keys and hashes only (StagingChoice.keysOnly). Without it, a snapshot in the diff
+   * store keeps the engine's hashes: the source's would only add bytes to every row it sends.
+   */
+  keysOnly?: boolean;
 }
 
 /** The column of the staged table holding the i-th hash of StagingChoice.hashes. */

@@ -2,6 +2,7 @@
 // sync on, and a narrowed staging only where the snapshot can be compared in the source exactly.
 import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../core/diffstore/index.ts';
+import type { SourceHashFunction } from '../core/connectors.ts';
 import type { Mapping, SyncMode } from '../crds/index.ts';
 import { modelFingerprint, resolveShape } from './mappings.ts';
 import { comparedConstants, comparedSources, hashedItems } from './snapshot-match.ts';
@@ -56,10 +57,38 @@ function choose(
     mode: options.mode ?? 'upsert',
     destinationType: 'http',
     engineProbe: 'duck-probe',
-    sourceHash: postgres,
+    sourceHash: { ...postgres, keysOnly: true },
     warehouse: { destinationIdentity: options.identity ?? 'here' },
   });
 }
+
+describe('chooseStaging with the snapshot in the diff store', () => {
+  const inDiffStore = (sourceHash: SourceHashFunction) =>
+    chooseStaging({
+      columns,
+      shape: shapeOf(),
+      primaryKey: 'id',
+      previous: committed(),
+      fullResync: false,
+      mode: 'upsert',
+      destinationType: 'http',
+      engineProbe: 'duck-probe',
+      sourceHash,
+    });
+
+  it("keeps a source's hashes and stages keys only where the source can", () => {
+    const decision = inDiffStore({ ...postgres, keysOnly: true });
+    expect(decision.store).toEqual(postgres);
+    expect(decision.choice).toEqual({ hashes: [{ by: 'source', columns: ['id', 'email'] }], keysOnly: true });
+  });
+
+  it("keeps the engine's hashes for a source that cannot stage keys only (its hashes would only add bytes)", () => {
+    const decision = inDiffStore({ name: 'snowflake', probe: 'sf-probe' });
+    expect(decision.store).toEqual({ name: 'duckdb', probe: 'duck-probe' });
+    expect(decision.choice.keysOnly).toBe(false);
+    expect(decision.choice.hashes.map((h) => h.by)).toEqual(['engine']);
+  });
+});
 
 describe('chooseStaging with a warehouse snapshot', () => {
   it('keeps the source hash on a first sync, and stages every row', () => {

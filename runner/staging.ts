@@ -69,7 +69,8 @@ const CHANGE_MODES: readonly SyncMode[] = ['upsert', 'update', 'insert'];
 /**
  * The staging of one run:
  * - the hash the next snapshot keeps, over the compared columns: DuckDB's on a first sync (the source
- *   spends nothing on the run that moves the most rows), the source's own afterwards when it has one;
+ *   spends nothing on the run that moves the most rows), the source's own afterwards when it can stage
+ *   keys only (else its hashes would only add bytes to every row);
  * - the hash to compare with the previous snapshot, over the columns it compared, by the function that
  *   made it, when that differs (a changed mapping, a snapshot moving to the source's hashes);
  * - keys only, when the previous snapshot was made by the source's function over the same columns, with
@@ -99,7 +100,7 @@ export function chooseStaging(input: {
   const current = shape ? hashedItems(shape).map((item) => item.column ?? item.name) : [];
   // Nothing to hash (no compared column): the engine's "hash" of nothing is NULL, made anywhere.
   const store: HashFunction =
-    sourceHash && (m || input.warehouse) && current.length > 0
+    sourceHash && (input.warehouse || (m && sourceHash.keysOnly === true)) && current.length > 0
       ? { name: sourceHash.name, probe: sourceHash.probe }
       : engine;
   if (!shape || current.length === 0 || columns.some((c) => c.name === SNAPSHOT_HASH)) {

@@ -27,7 +27,7 @@ export async function postgresHashFunction(
     if (Number(version.rows[0]?.v ?? 0) < MIN_SERVER_VERSION) return undefined;
     const probe = await client.query<{ probe: string }>(PROBE_SQL);
     const value = probe.rows[0]?.probe;
-    return value === undefined ? undefined : { name: POSTGRES_HASH, probe: value };
+    return value === undefined ? undefined : { name: POSTGRES_HASH, probe: value, keysOnly: true };
   } catch (error) {
     log.info(
       { err: error instanceof Error ? error.message : String(error) },
