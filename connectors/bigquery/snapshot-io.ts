@@ -114,10 +114,9 @@ export class Jobs {
   async exec(query: string, needs: Needs, params?: Record<string, string>): Promise<number | undefined> {
     const job = await this.start({ query, ...(params ? { params } : {}) }, needs);
     try {
-      await job.getQueryResults({ maxResults: 0 });
-      const [metadata] = await job.getMetadata();
-      const affected = (metadata as { statistics?: { query?: { numDmlAffectedRows?: string } } }).statistics
-        ?.query?.numDmlAffectedRows;
+      // getQueryResults answers numDmlAffectedRows itself: no jobs.get needed.
+      const [, , response] = await job.getQueryResults({ maxResults: 0, autoPaginate: false });
+      const affected = (response as { numDmlAffectedRows?: string } | undefined)?.numDmlAffectedRows;
       return affected === undefined ? undefined : Number(affected);
     } catch (error) {
       throw snapshotError(error, this.ref, needs);

@@ -394,6 +394,11 @@ export class BqWarehouseSnapshot implements WarehouseSnapshot {
   }
 
   async recordRejections(rejections: SnapshotRejection[]): Promise<void> {
+    if (rejections.length === 0) {
+      await this.jobs.dropTable(this.names.rejections);
+      await this.jobs.createTable(this.names.rejections, REJECTION_FIELDS);
+      return;
+    }
     const json = this.scratch('rejections.json');
     writeFileSync(
       json,
