@@ -489,7 +489,7 @@ export const REASONS = {
   },
   WarehouseSnapshotUnsupported: {
     kind: needsPerson,
-    doc: 'The Sync keeps its snapshot in the warehouse (spec.snapshot.location: warehouse), which its Source cannot (postgres Sources on PostgreSQL 14+ can); use location diffStore.',
+    doc: 'The Sync keeps its snapshot in the warehouse (spec.snapshot.location: warehouse), which its Source cannot (postgres on PostgreSQL 14+, snowflake and bigquery Sources can); use location diffStore.',
   },
   SnapshotMoved: {
     kind: transient,

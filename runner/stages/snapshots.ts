@@ -68,7 +68,7 @@ async function openWarehouse(
     throw new SynclineError(
       'WarehouseSnapshotUnsupported',
       `Sync ${plan.namespace}/${plan.sync.name} keeps its snapshot in the warehouse (spec.snapshot.location: warehouse, of the Sync or its Source), ` +
-        `but its Source ${plan.source.name} is of type ${plan.source.spec.type}, which cannot keep one (postgres and snowflake Sources can); ` +
+        `but its Source ${plan.source.name} is of type ${plan.source.spec.type}, which cannot keep one (postgres, snowflake and bigquery Sources can); ` +
         'set spec.snapshot.location: diffStore',
     );
   }
