@@ -90,3 +90,19 @@ export const snapshotDropPlan = z.object({
   schema: z.string(),
 });
 export type SnapshotDropPlan = z.infer<typeof snapshotDropPlan>;
+
+/**
+ * What `syncline count-segment` does: count the rows of a segment Model's compiled SQL on its Source, for
+ * the size preview in the Model's status when its definition changes (the operator cannot query a Source).
+ */
+export const segmentCountPlan = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('SegmentCountPlan'),
+  namespace: z.string(),
+  model: z.string(),
+  source: named(sourceSpec),
+  sql: z.string().min(1),
+  /** Of the compiled SQL (Model.status.segment.definitionHash): the count is of exactly this definition. */
+  definitionHash: z.string(),
+});
+export type SegmentCountPlan = z.infer<typeof segmentCountPlan>;

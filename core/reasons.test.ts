@@ -30,6 +30,7 @@ const NOT_ERRORS = new Set([
   'RunStarted',
   'RunSucceeded',
   'Scheduled',
+  'SegmentCounted',
   'SnapshotsDeleted',
   'SourceReady',
   'Succeeded',

@@ -155,6 +155,10 @@ export const REASONS = {
     kind: needsPerson,
     doc: 'A segment of a segment of ... goes deeper than the operator allows (3), or inSegment nests too deep; point the segment at a Model nearer its root.',
   },
+  SegmentCountFailed: {
+    kind: transient,
+    doc: "Counting a segment Model's members for its size preview failed on its Source (the message says why); the preview is counted again when the definition changes, and by each run of a Sync of it.",
+  },
   InvalidSegment: {
     kind: needsPerson,
     doc: 'A segment cannot be compiled (a value of the wrong type for its column, a parent on another Source or of a kind segments cannot read); the message says which; fix spec.segment.',

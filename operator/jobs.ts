@@ -1,7 +1,7 @@
 import type { V1EnvVar, V1Job, V1OwnerReference, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
-import type { SecretKeySelector, Source, Destination, Sync } from '../crds/index.ts';
-import type { CheckPlan, RunPlan, SnapshotDropPlan } from '../core/plan.ts';
+import type { SecretKeySelector, Source, Destination, Model, Sync } from '../crds/index.ts';
+import type { CheckPlan, RunPlan, SegmentCountPlan, SnapshotDropPlan } from '../core/plan.ts';
 import { SynclineError } from '../core/errors.ts';
 import { secretEnvName } from '../core/secrets.ts';
 import type { OperatorConfig, ResourceRequirements } from './config.ts';
@@ -353,6 +353,43 @@ export function buildSnapshotDropJob(sync: Sync, plan: SnapshotDropPlan, config:
     args: ['drop-snapshot'],
     env: [
       ...plainEnv(config, { SYNCLINE_DROP_PLAN: JSON.stringify(plan) }),
+      ...secretEnv(collectSecretRefs(plan)),
+    ],
+    resources: CHECK_RESOURCES,
+    activeDeadlineSeconds: config.check.activeDeadlineSeconds,
+  });
+}
+
+export const MODEL_LABEL = 'syncline.io/model';
+
+/** The Job counting one definition of a segment: the same name for the same compiled SQL. */
+export function segmentCountJobName(model: Model, definitionHash: string): string {
+  return boundedName(model.metadata.name, `count-${definitionHash.slice(0, 10)}`);
+}
+
+/** `syncline count-segment` for a segment Model whose definition changed: owned by the Model. */
+export function buildSegmentCountJob(model: Model, plan: SegmentCountPlan, config: OperatorConfig): V1Job {
+  const labels = {
+    [MANAGED_BY_LABEL]: MANAGED_BY,
+    [COMPONENT_LABEL]: 'count-segment',
+    [MODEL_LABEL]: model.metadata.name,
+  };
+  return runnerJob(config, {
+    name: segmentCountJobName(model, plan.definitionHash),
+    namespace: plan.namespace,
+    labels,
+    annotations: {},
+    owner: {
+      apiVersion: model.apiVersion,
+      kind: model.kind,
+      name: model.metadata.name,
+      uid: model.metadata.uid ?? '',
+      controller: true,
+      blockOwnerDeletion: true,
+    },
+    args: ['count-segment'],
+    env: [
+      ...plainEnv(config, { SYNCLINE_COUNT_PLAN: JSON.stringify(plan) }),
       ...secretEnv(collectSecretRefs(plan)),
     ],
     resources: CHECK_RESOURCES,

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Model, ModelStatus } from '../crds/index.ts';
 import type { RunSummary } from '../core/summary.ts';
 import { isSynclineError } from '../core/errors.ts';
@@ -9,6 +8,7 @@ import {
   type CompiledSegment,
 } from '../core/segments/index.ts';
 import type { Store } from './context.ts';
+import { definitionHashOf } from './model-count.ts';
 
 export type SegmentVerdict =
   | { ok: true; compiled: CompiledSegment }
@@ -65,6 +65,6 @@ export function segmentMembers(
   return {
     members: summary.counts.queried,
     countedAt: summary.finishedAt,
-    ...(sql ? { definitionHash: createHash('sha256').update(sql).digest('hex').slice(0, 16) } : {}),
+    ...(sql ? { definitionHash: definitionHashOf(sql) } : {}),
   };
 }

@@ -2,6 +2,7 @@ import type { Model, ModelStatus } from '../crds/index.ts';
 import { biSourceRef, validateBiModel } from './bi-model.ts';
 import type { ConditionSet } from './conditions.ts';
 import type { ReconcileContext } from './context.ts';
+import { countSegment } from './model-count.ts';
 import { compileModelSegment, type SegmentVerdict } from './model-segment.ts';
 import type { ReconcileResult } from './runtime/controller.ts';
 import { writeStatus } from './status-writer.ts';
@@ -49,11 +50,16 @@ export function modelConditions(
 export async function reconcileModel(ctx: ReconcileContext, model: Model): Promise<ReconcileResult> {
   const status: ModelStatus = model.status ?? {};
   const segment = model.spec.segment ? compileModelSegment(model, ctx.store) : undefined;
+  const counted = segment?.ok ? await countSegment(ctx, model, segment.compiled) : {};
   // A segment's compiled SQL is shown as long as it compiles; a definition that no longer does clears it.
   const after: ModelStatus =
     segment === undefined
       ? status
-      : { ...status, compiledSql: segment.ok ? segment.compiled.sql : undefined };
+      : {
+          ...status,
+          compiledSql: segment.ok ? segment.compiled.sql : undefined,
+          ...(counted.segment ? { segment: counted.segment } : {}),
+        };
   // Only the keys this reconciler owns go into the patch, so columns written meanwhile are kept.
   await writeStatus(ctx, {
     plural: 'models',
@@ -61,6 +67,7 @@ export async function reconcileModel(ctx: ReconcileContext, model: Model): Promi
     before: status,
     after,
     set: modelConditions(model, ctx, segment),
-    keys: segment === undefined ? [] : ['compiledSql'],
+    keys: segment === undefined ? [] : counted.segment ? ['compiledSql', 'segment'] : ['compiledSql'],
   });
+  return counted.requeueAfterMs === undefined ? undefined : { requeueAfterMs: counted.requeueAfterMs };
 }

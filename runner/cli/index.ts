@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MEMORY_LIMIT_MESSAGE, MEMORY_LIMIT_RE, runsAfter } from '../../crds/index.ts';
 import { describeError, SynclineError } from '../../core/errors.ts';
+import { runSegmentCount } from '../count-segment.ts';
 import { runSnapshotDrop } from '../drop-snapshot.ts';
 import { runCheck, runJob } from '../job.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -254,6 +255,15 @@ export function buildProgram(): Command {
     .option('--plan <file>', 'the drop plan as JSON')
     .action(async (options: { plan?: string }) => {
       process.exitCode = await runSnapshotDrop(options.plan ? { planFile: options.plan } : {});
+    });
+  program
+    .command('count-segment')
+    .description(
+      "count a segment Model's members on its Source (env SYNCLINE_COUNT_PLAN or --plan FILE): the operator's size-preview Job",
+    )
+    .option('--plan <file>', 'the count plan as JSON')
+    .action(async (options: { plan?: string }) => {
+      process.exitCode = await runSegmentCount(options.plan ? { planFile: options.plan } : {});
     });
   return program;
 }
