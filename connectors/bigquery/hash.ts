@@ -71,7 +71,7 @@ export function rowHashExpr(fields: BigQueryField[], columns: string[], alias = 
  * is INT64 or STRING (the only keys narrowed), whose CAST text is the same on both sides of the join.
  */
 export function checksumTermSql(key: string, hash: string): string {
-  return `FARM_FINGERPRINT(CONCAT(CAST(${key} AS STRING), ':', IFNULL(CAST(${hash} AS STRING), 'n')))`;
+  return `IF(${key} IS NULL, NULL, FARM_FINGERPRINT(CONCAT(CAST(${key} AS STRING), ':', IFNULL(CAST(${hash} AS STRING), 'n'))))`;
 }
 
 /** Fixed sample values of the common types, hashed as a row of them is. */

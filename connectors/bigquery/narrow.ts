@@ -144,7 +144,9 @@ function diffSql(ctx: NarrowContext, narrow: NarrowRequest, table: string, datas
   const hashes = ctx.hashes.map((h) => `${rowHashExpr(ctx.fields, h.columns)} AS ${quoteBq(h.column)}`);
   const inner =
     `SELECT m.*, ${hashes.join(', ')}, (${freshSql(narrow)}) AS __syncline_fresh, TRUE AS ${quoteBq(PRESENT)}, ` +
-    `COUNT(*) OVER (PARTITION BY m.${pk}) AS __syncline_n FROM ${model(ctx)}`;
+    // Partitioned by a never-null text of the key: the emulator crashes on a NULL partition key.
+    `COUNT(*) OVER (PARTITION BY IF(m.${pk} IS NULL, 'n', CONCAT('v', CAST(m.${pk} AS STRING)))) AS __syncline_n ` +
+    `FROM ${model(ctx)}`;
   const select = [
     ...ctx.fields.map((f) => `m.${quoteBq(f.name)}`),
     ...ctx.hashes.map((h) => `CAST(m.${quoteBq(h.column)} AS STRING)`),

@@ -249,7 +249,7 @@ describe('a BigQuery warehouse snapshot', { timeout: 600_000 }, () => {
         query: `SELECT IF(id = 1, CAST(NULL AS INT64), id) AS id, name, amount, tags, meta, seen_at FROM $T`,
       },
     );
-    expect(withNull.reason).toBe('NullPrimaryKey');
+    expect(withNull.reason, withNull.message).toBe('NullPrimaryKey');
     expect(withNull.message).toContain('<null>');
   });
 
