@@ -221,25 +221,43 @@ export const sftpSourceSettings = withRules(
   sftpRules(),
 );
 
+/** The Source types whose connector keeps a warehouse snapshot (SourceConnector.warehouseSnapshot). */
+export const WAREHOUSE_SNAPSHOT_SOURCES = ['postgres', 'snowflake', 'bigquery'] as const;
+
+const warehouseSnapshotRule: Rule<{
+  type: string;
+  snapshot?: { location?: string | undefined } | undefined;
+}> = {
+  cel: `!has(self.snapshot) || !has(self.snapshot.location) || self.snapshot.location != 'warehouse' || self.type in [${WAREHOUSE_SNAPSHOT_SOURCES.map((t) => `'${t}'`).join(', ')}]`,
+  check: (v) =>
+    v.snapshot?.location !== 'warehouse' ||
+    (WAREHOUSE_SNAPSHOT_SOURCES as readonly string[]).includes(v.type),
+  message: `only ${WAREHOUSE_SNAPSHOT_SOURCES.join(', ')} Sources keep a warehouse snapshot: set snapshot.location: diffStore`,
+  fieldPath: '.snapshot.location',
+};
+
 export const sourceSpec = exactlyTheSettingsOf(
-  z
-    .object({
-      type: z.enum(SOURCE_TYPES).describe('Kind of system the data is stored in.'),
-      postgres: postgresSourceSettings.optional(),
-      mysql: mysqlSourceSettings.optional(),
-      snowflake: snowflakeSourceSettings.optional(),
-      bigquery: bigquerySourceSettings.optional(),
-      files: filesSourceSettings.optional(),
-      metabase: metabaseSourceSettings.optional(),
-      looker: lookerSourceSettings.optional(),
-      snapshot: snapshotSettings
-        .optional()
-        .describe(
-          "The default of this Source's Syncs for where their snapshot is kept (each Sync's spec.snapshot overrides it field by field).",
-        ),
-      sftp: sftpSourceSettings.optional(),
-    })
-    .describe('Where business data is stored. Set type and the settings block of the same name.'),
+  withRules(
+    z
+      .object({
+        type: z.enum(SOURCE_TYPES).describe('Kind of system the data is stored in.'),
+        postgres: postgresSourceSettings.optional(),
+        mysql: mysqlSourceSettings.optional(),
+        snowflake: snowflakeSourceSettings.optional(),
+        bigquery: bigquerySourceSettings.optional(),
+        files: filesSourceSettings.optional(),
+        metabase: metabaseSourceSettings.optional(),
+        looker: lookerSourceSettings.optional(),
+        snapshot: snapshotSettings
+          .optional()
+          .describe(
+            "The default of this Source's Syncs for where their snapshot is kept (each Sync's spec.snapshot overrides it field by field).",
+          ),
+        sftp: sftpSourceSettings.optional(),
+      })
+      .describe('Where business data is stored. Set type and the settings block of the same name.'),
+    [warehouseSnapshotRule],
+  ),
   SOURCE_TYPES,
 );
 export type SourceSpec = z.infer<typeof sourceSpec>;
